@@ -1,0 +1,57 @@
+/* The starter broker's service itself: a key-value store where each service instance is a
+ * namespace and each binding an API key. It also counts the usage the provider bills:
+ * API_CALLS per hour and the peak STORAGE_BYTES per hour. */
+#ifndef STARTER_KV_H
+#define STARTER_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kv kv;
+
+typedef struct {
+    char plan_id[64];
+    int64_t max_keys, max_value;
+    int64_t ready_at;    /* ms; creation finishes then */
+    int64_t deleting_at; /* ms; 0 = not being deleted */
+    bool enabled;
+    int64_t last_active;
+    int64_t bytes, keys;
+} kv_namespace;
+
+enum { KV_OK = 0, KV_NOTFOUND = 1, KV_FULL = 2, KV_EXISTS = 3, KV_ERR = -1 };
+
+int kv_open(const char *data_dir, kv **out);
+void kv_close(kv *k);
+
+int kv_ns_create(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
+                 int64_t max_value, int64_t ready_at);
+int kv_ns_get(kv *k, const char *instance, kv_namespace *out);
+int kv_ns_update(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
+                 int64_t max_value);
+int kv_ns_set_enabled(kv *k, const char *instance, bool enabled);
+int kv_ns_mark_deleting(kv *k, const char *instance, int64_t deleting_at);
+/* Removes the namespace, its keys and its API keys. */
+int kv_ns_purge(kv *k, const char *instance);
+
+/* API keys are stored as SHA-256 digests; the key itself is only ever shown once. */
+int kv_apikey_add(kv *k, const char *instance, const char *binding, const char *apikey,
+                  const char *role);
+int kv_apikey_remove(kv *k, const char *instance, const char *binding);
+/* Finds the instance and role of a presented key. */
+int kv_apikey_find(kv *k, const char *apikey, char instance[256], char role[16]);
+
+int kv_put(kv *k, const char *instance, const char *key, const void *val, size_t n);
+/* *val is malloc'd. */
+int kv_get(kv *k, const char *instance, const char *key, void **val, size_t *n);
+int kv_del(kv *k, const char *instance, const char *key);
+/* JSON array text of the namespace's keys (malloc'd). */
+int kv_list(kv *k, const char *instance, char **json);
+
+/* Counts one API call and records the storage peak for the current hour. */
+int kv_meter_call(kv *k, const char *instance, int64_t now_ms);
+/* JSON text (malloc'd) of the usage counted for an instance: [{measure, hour, quantity}]. */
+int kv_usage(kv *k, const char *instance, char **json);
+
+#endif

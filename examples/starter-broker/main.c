@@ -1,0 +1,514 @@
+/* starter-broker: a metered key-value store offered as a service, built on libosb.
+ * Each service instance is a namespace; each binding returns {url, apikey} for the data API
+ * PUT|GET|DELETE /kv/{instance}/{key}. Plans lite and standard provision at once; premium
+ * provisions and deprovisions asynchronously, as a dedicated backend would.
+ * It counts API_CALLS and STORAGE_BYTES per hour for the platform's metering. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <osb/osb.h>
+
+#include "kv.h"
+
+typedef struct {
+    kv *kv;
+    osb_broker *broker;
+    char public_url[1024];
+    int async_ms;
+    char platform[512];
+} starter;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Plan sizes come from the plan's name, so the catalog stays the single source of plans. */
+static const char *plan_name(const osb_call *c)
+{
+    const char *n = json_string_value(json_object_get(c->plan, "name"));
+    return n ? n : "";
+}
+
+static bool plan_is_async(const osb_call *c)
+{
+    return strcmp(plan_name(c), "premium") == 0;
+}
+
+static void plan_limits(const char *name, int64_t *max_keys, int64_t *max_value)
+{
+    if (strcmp(name, "lite") == 0) {
+        *max_keys = 100;
+        *max_value = 1024;
+    } else if (strcmp(name, "premium") == 0) {
+        *max_keys = 1000000;
+        *max_value = 1 << 20;
+    } else {
+        *max_keys = 100000;
+        *max_value = 64 << 10;
+    }
+}
+
+static int64_t requested_keys(const osb_call *c, int64_t dflt)
+{
+    const json_t *v = json_object_get(c->parameters, "max_keys");
+    return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+/* ---------------------------------------------------------------- OSB callbacks */
+
+static int on_provision(osb_call *c)
+{
+    starter *s = c->user;
+    bool async = plan_is_async(c);
+    if (async && !c->accepts_incomplete)
+        return osb_fail(c, 422, OSB_ASYNC_REQUIRED,
+                        "The %s plan provisions dedicated storage asynchronously; send "
+                        "accepts_incomplete=true.", plan_name(c));
+    int64_t max_keys, max_value;
+    plan_limits(plan_name(c), &max_keys, &max_value);
+    max_keys = requested_keys(c, max_keys);
+    int64_t ready_at = now_ms() + (async ? s->async_ms : 0);
+    if (kv_ns_create(s->kv, c->instance_id, c->plan_id, max_keys, max_value, ready_at) != KV_OK)
+        return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
+    if (async) {
+        char op[128];
+        snprintf(op, sizeof op, "provision:%lld", (long long)ready_at);
+        osb_set_async(c, op);
+    }
+    return 0;
+}
+
+static int on_update(osb_call *c)
+{
+    starter *s = c->user;
+    kv_namespace ns;
+    if (kv_ns_get(s->kv, c->instance_id, &ns) != KV_OK)
+        return osb_fail(c, 500, NULL, "The instance's namespace is missing.");
+    int64_t max_keys, max_value;
+    plan_limits(plan_name(c), &max_keys, &max_value);
+    max_keys = requested_keys(c, max_keys);
+    if (max_keys < ns.keys) {
+        osb_set_failure_flags(c, true, false);
+        return osb_fail(c, 422, NULL, "The instance holds %lld keys; max_keys cannot go below "
+                        "that.", (long long)ns.keys);
+    }
+    if (kv_ns_update(s->kv, c->instance_id, c->plan_id, max_keys, max_value) != KV_OK)
+        return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
+    return 0;
+}
+
+static int on_deprovision(osb_call *c)
+{
+    starter *s = c->user;
+    /* Halting a creation in progress, or a plan without dedicated storage: at once. */
+    if (c->op_kind == OSB_PROVISION || !plan_is_async(c)) {
+        if (kv_ns_purge(s->kv, c->instance_id) != KV_OK)
+            return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
+        return 0;
+    }
+    if (!c->accepts_incomplete)
+        return osb_fail(c, 422, OSB_ASYNC_REQUIRED,
+                        "Dedicated storage is removed asynchronously; send accepts_incomplete=true.");
+    int64_t at = now_ms() + s->async_ms;
+    if (kv_ns_mark_deleting(s->kv, c->instance_id, at) != KV_OK)
+        return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
+    char op[128];
+    snprintf(op, sizeof op, "deprovision:%lld", (long long)at);
+    osb_set_async(c, op);
+    return 0;
+}
+
+static int on_last_operation(osb_call *c)
+{
+    starter *s = c->user;
+    kv_namespace ns;
+    int rc = kv_ns_get(s->kv, c->instance_id, &ns);
+    int64_t now = now_ms();
+    if (c->op_kind == OSB_PROVISION) {
+        if (rc != KV_OK) {
+            osb_set_state(c, OSB_FAILED, "The namespace was lost during creation.", 0);
+        } else if (now >= ns.ready_at) {
+            osb_set_state(c, OSB_SUCCEEDED, "The dedicated namespace is ready.", 0);
+        } else {
+            int left = (int)((ns.ready_at - now + 999) / 1000);
+            osb_set_state(c, OSB_IN_PROGRESS, "Allocating dedicated storage.", left > 0 ? 1 : 0);
+        }
+        return 0;
+    }
+    if (c->op_kind == OSB_DEPROVISION) {
+        if (rc != KV_OK) {
+            osb_set_state(c, OSB_SUCCEEDED, "The namespace is gone.", 0);
+        } else if (now >= ns.deleting_at) {
+            if (kv_ns_purge(s->kv, c->instance_id) != KV_OK)
+                return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
+            osb_set_state(c, OSB_SUCCEEDED, "The dedicated namespace was removed.", 0);
+        } else {
+            osb_set_state(c, OSB_IN_PROGRESS, "Wiping dedicated storage.", 1);
+        }
+        return 0;
+    }
+    osb_set_state(c, OSB_SUCCEEDED, NULL, 0);
+    return 0;
+}
+
+static int random_key(char *out, size_t outsz)
+{
+    unsigned char raw[32];
+    static const char hex[] = "0123456789abcdef";
+    if (outsz < 2 * sizeof raw + 1 || RAND_bytes(raw, sizeof raw) != 1)
+        return -1;
+    for (size_t i = 0; i < sizeof raw; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * sizeof raw] = '\0';
+    return 0;
+}
+
+/* Percent-encodes everything but RFC 3986's unreserved characters (CRNs hold ':' and '/'). */
+static void url_encode(const char *in, char *out, size_t outsz)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *in && o + 4 < outsz; in++) {
+        unsigned char ch = (unsigned char)*in;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+static int on_bind(osb_call *c)
+{
+    starter *s = c->user;
+    const char *role = json_string_value(json_object_get(c->parameters, "role"));
+    const char *scope = json_string_value(json_object_get(c->parameters, "scope"));
+    if (!role)
+        role = "writer";
+    if (scope && strcmp(scope, "app") == 0 && !c->app_guid)
+        return osb_fail(c, 422, OSB_REQUIRES_APP,
+                        "An app-scoped key needs the application: send bind_resource.app_guid.");
+    char apikey[72];
+    if (random_key(apikey, sizeof apikey) != 0)
+        return osb_fail(c, 500, NULL, "No randomness available.");
+    if (kv_apikey_add(s->kv, c->instance_id, c->binding_id, apikey, role) != KV_OK)
+        return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
+    char enc[2048], url[4096];
+    url_encode(c->instance_id, enc, sizeof enc);
+    snprintf(url, sizeof url, "%s/kv/%s", s->public_url, enc);
+    json_t *creds = json_pack("{s:s, s:s, s:s}", "url", url, "apikey", apikey, "role", role);
+    if (c->app_guid)
+        json_object_set_new(creds, "app_guid", json_string(c->app_guid));
+    osb_set_credentials(c, creds);
+    memset(apikey, 0, sizeof apikey);
+    return 0;
+}
+
+static int on_unbind(osb_call *c)
+{
+    starter *s = c->user;
+    if (kv_apikey_remove(s->kv, c->instance_id, c->binding_id) != KV_OK)
+        return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
+    return 0;
+}
+
+static int on_set_enabled(osb_call *c)
+{
+    starter *s = c->user;
+    if (kv_ns_set_enabled(s->kv, c->instance_id, c->kind == OSB_ENABLE) != KV_OK)
+        return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
+    return 0;
+}
+
+static int on_get_state(osb_call *c)
+{
+    starter *s = c->user;
+    kv_namespace ns;
+    if (kv_ns_get(s->kv, c->instance_id, &ns) != KV_OK)
+        return osb_fail(c, 404, NULL, "No such instance.");
+    osb_set_activity(c, ns.enabled && now_ms() >= ns.ready_at, ns.last_active);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- data API */
+
+static const char *presented_key(osb_http *h)
+{
+    const char *k = osb_http_header(h, "X-Api-Key");
+    if (k)
+        return k;
+    const char *a = osb_http_header(h, "Authorization");
+    if (a && strncasecmp(a, "Bearer ", 7) == 0)
+        return a + 7;
+    return NULL;
+}
+
+/* Checks the API key against the instance in the path; replies and returns false if not. */
+static bool data_auth(starter *s, osb_http *h, const char *instance, bool write, kv_namespace *ns)
+{
+    const char *key = presented_key(h);
+    char owner[256], role[16];
+    if (!key || kv_apikey_find(s->kv, key, owner, role) != KV_OK || strcmp(owner, instance) != 0) {
+        osb_http_set_header(h, "WWW-Authenticate", "Bearer");
+        osb_http_reply_error(h, 401, "Unauthorized", "A valid API key for this instance is "
+                                                     "required (X-Api-Key or Bearer).");
+        return false;
+    }
+    if (kv_ns_get(s->kv, instance, ns) != KV_OK) {
+        osb_http_reply_error(h, 404, "NotFound", "No such instance.");
+        return false;
+    }
+    if (!ns->enabled) {
+        osb_http_reply_error(h, 403, "InstanceDisabled", "This instance is disabled.");
+        return false;
+    }
+    if (now_ms() < ns->ready_at || ns->deleting_at) {
+        osb_http_reply_error(h, 409, "InstanceNotReady", "This instance is not available now.");
+        return false;
+    }
+    if (write && strcmp(role, "writer") != 0) {
+        osb_http_reply_error(h, 403, "Forbidden", "This API key may only read.");
+        return false;
+    }
+    return true;
+}
+
+static void data_item(osb_http *h, void *ud)
+{
+    starter *s = ud;
+    const char *instance = osb_http_param(h, 0), *key = osb_http_param(h, 1);
+    const char *m = osb_http_method(h);
+    bool write = strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0;
+    kv_namespace ns;
+    if (strlen(key) > 512) {
+        osb_http_reply_error(h, 400, "BadKey", "Keys are at most 512 bytes.");
+        return;
+    }
+    if (!data_auth(s, h, instance, write, &ns))
+        return;
+    kv_meter_call(s->kv, instance, now_ms());
+    if (strcmp(m, "PUT") == 0) {
+        size_t n;
+        const void *body = osb_http_body(h, &n);
+        if ((int64_t)n > ns.max_value) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "Values on this plan are at most %lld bytes.",
+                     (long long)ns.max_value);
+            osb_http_reply_error(h, 413, "ValueTooLarge", msg);
+            return;
+        }
+        int rc = kv_put(s->kv, instance, key, body, n);
+        if (rc == KV_FULL)
+            osb_http_reply_error(h, 507, "QuotaExceeded", "This instance holds its maximum "
+                                                          "number of keys.");
+        else if (rc != KV_OK)
+            osb_http_reply_error(h, 500, NULL, "The storage backend is unavailable.");
+        else
+            osb_http_reply(h, 204, NULL, NULL, 0);
+    } else if (strcmp(m, "DELETE") == 0) {
+        int rc = kv_del(s->kv, instance, key);
+        if (rc == KV_NOTFOUND)
+            osb_http_reply_error(h, 404, "NotFound", "No such key.");
+        else if (rc != KV_OK)
+            osb_http_reply_error(h, 500, NULL, "The storage backend is unavailable.");
+        else
+            osb_http_reply(h, 204, NULL, NULL, 0);
+    } else {
+        void *val = NULL;
+        size_t n = 0;
+        int rc = kv_get(s->kv, instance, key, &val, &n);
+        if (rc == KV_NOTFOUND)
+            osb_http_reply_error(h, 404, "NotFound", "No such key.");
+        else if (rc != KV_OK)
+            osb_http_reply_error(h, 500, NULL, "The storage backend is unavailable.");
+        else
+            osb_http_reply(h, 200, "application/octet-stream", val, n);
+        free(val);
+    }
+}
+
+static void data_list(osb_http *h, void *ud)
+{
+    starter *s = ud;
+    const char *instance = osb_http_param(h, 0);
+    kv_namespace ns;
+    if (!data_auth(s, h, instance, false, &ns))
+        return;
+    kv_meter_call(s->kv, instance, now_ms());
+    char *json = NULL;
+    if (kv_list(s->kv, instance, &json) != KV_OK) {
+        osb_http_reply_error(h, 500, NULL, "The storage backend is unavailable.");
+        return;
+    }
+    osb_http_reply(h, 200, "application/json", json, strlen(json));
+    free(json);
+}
+
+/* The usage counted for an instance, for the provider (broker credentials required). */
+static void usage_get(osb_http *h, void *ud)
+{
+    starter *s = ud;
+    if (!osb_http_authorized(s->broker, h)) {
+        osb_http_set_header(h, "WWW-Authenticate", "Basic realm=\"osb\"");
+        osb_http_reply_error(h, 401, NULL, "The broker's credentials are required.");
+        return;
+    }
+    char *json = NULL;
+    if (kv_usage(s->kv, osb_http_param(h, 0), &json) != KV_OK) {
+        osb_http_reply_error(h, 500, NULL, "The storage backend is unavailable.");
+        return;
+    }
+    osb_http_reply(h, 200, "application/json", json, strlen(json));
+    free(json);
+}
+
+static void healthz(osb_http *h, void *ud)
+{
+    osb_http_reply(h, 200, "application/json", "{\"status\":\"ok\"}", 15);
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: starter-broker --listen HOST:PORT --data DIR [options]\n"
+            "  --listen HOST:PORT     address to serve on (default 127.0.0.1:8090; port 0 = any)\n"
+            "  --data DIR             state directory (created if missing)\n"
+            "  --user U --password P  Basic credentials (or OSB_BROKER_USER, OSB_BROKER_PASSWORD)\n"
+            "  --catalog FILE         catalog.json (default: the one shipped with the broker)\n"
+            "  --public-url URL       base URL for credentials (default http://LISTEN)\n"
+            "  --platform URL         the platform's endpoint (IAM and metering)\n"
+            "  --async-seconds N      how long premium creation and deletion take (default 3)\n"
+            "  --access-log           log one line per request\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'},   {"data", required_argument, 0, 'd'},
+        {"user", required_argument, 0, 'u'},     {"password", required_argument, 0, 'p'},
+        {"catalog", required_argument, 0, 'c'},  {"public-url", required_argument, 0, 'U'},
+        {"platform", required_argument, 0, 'P'}, {"async-seconds", required_argument, 0, 'a'},
+        {"access-log", no_argument, 0, 'A'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *listen = "127.0.0.1:8090", *data = NULL, *catalog = STARTER_CATALOG;
+    const char *user = getenv("OSB_BROKER_USER"), *password = getenv("OSB_BROKER_PASSWORD");
+    const char *public_url = NULL, *platform = NULL;
+    double async_s = 3;
+    bool access_log = false;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'l': listen = optarg; break;
+        case 'd': data = optarg; break;
+        case 'u': user = optarg; break;
+        case 'p': password = optarg; break;
+        case 'c': catalog = optarg; break;
+        case 'U': public_url = optarg; break;
+        case 'P': platform = optarg; break;
+        case 'a': {
+            char *end;
+            async_s = strtod(optarg, &end);
+            if (*end || async_s < 0 || async_s > 3600) {
+                fprintf(stderr, "starter-broker: --async-seconds wants 0 to 3600\n");
+                return 2;
+            }
+            break;
+        }
+        case 'A': access_log = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!data || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (!user || !*user || !password || !*password) {
+        fprintf(stderr, "starter-broker: Basic credentials are required: --user/--password or "
+                        "OSB_BROKER_USER/OSB_BROKER_PASSWORD\n");
+        return 2;
+    }
+    if (mkdir(data, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "starter-broker: cannot create %s: %s\n", data, strerror(errno));
+        return 1;
+    }
+
+    starter s = {.async_ms = (int)(async_s * 1000)};
+    if (kv_open(data, &s.kv) != KV_OK)
+        return 1;
+    snprintf(s.platform, sizeof s.platform, "%s", platform ? platform : "");
+
+    /* Blocked before any thread starts, so every thread inherits the mask and the
+     * signals wait for sigwait() below instead of landing on a server thread. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    osb_callbacks cb = {
+        .provision = on_provision, .update = on_update, .deprovision = on_deprovision,
+        .bind = on_bind, .unbind = on_unbind, .last_operation = on_last_operation,
+        .set_enabled = on_set_enabled, .get_state = on_get_state,
+    };
+    osb_config cfg = {
+        .listen = listen, .data_dir = data, .catalog_path = catalog, .user = user,
+        .password = password, .access_log = access_log, .name = "starter-broker",
+        .user_data = &s,
+    };
+    s.broker = osb_broker_new();
+    int rc = !s.broker;
+    rc = rc || osb_http_route(s.broker, OSB_GET | OSB_PUT | OSB_DELETE, "/kv/:instance/:key",
+                              data_item, &s);
+    rc = rc || osb_http_route(s.broker, OSB_GET, "/kv/:instance", data_list, &s);
+    rc = rc || osb_http_route(s.broker, OSB_GET, "/usage/:instance", usage_get, &s);
+    rc = rc || osb_http_route(s.broker, OSB_GET, "/healthz", healthz, &s);
+    char err[512] = "";
+    if (rc || osb_broker_run(s.broker, &cfg, &cb, err, sizeof err) != 0) {
+        fprintf(stderr, "starter-broker: %s\n", err[0] ? err : "cannot start");
+        osb_broker_stop(s.broker);
+        kv_close(s.kv);
+        return 1;
+    }
+    /* The port is known only now when 0 was asked for. */
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon ? colon - listen : 0), listen);
+    if (!host[0] || strcmp(host, "0.0.0.0") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    char url[600];
+    snprintf(url, sizeof url, "http://%s:%u", host, osb_broker_port(s.broker));
+    snprintf(s.public_url, sizeof s.public_url, "%s", public_url ? public_url : url);
+    printf("starter-broker listening on %s (catalog: %s, data: %s)\n", url, catalog, data);
+    fflush(stdout);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    printf("starter-broker: stopping\n");
+    fflush(stdout);
+    osb_broker_stop(s.broker);
+    kv_close(s.kv);
+    return 0;
+}

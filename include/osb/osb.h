@@ -1,0 +1,191 @@
+/* libosb: write an Open Service Broker (OSB API 2.12 to 2.17, with IBM Cloud's extensions)
+ * in C. The library serves the catalog, checks every request (version, authentication,
+ * identities, ids, bodies, parameters against the plan's schemas), keeps the broker's state
+ * (instances, bindings, operations) durable in its own SQLite file, and calls the provider
+ * only for the work that is the provider's: creating, changing and deleting its resources.
+ *
+ * Callbacks run on the server's worker threads, several at a time, never two at a time for
+ * the same instance. They must not block for long: slow work is started, reported as an
+ * asynchronous operation, and finished later (polled through last_operation, or pushed
+ * with osb_operation_done). */
+#ifndef OSB_OSB_H
+#define OSB_OSB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OSB_VERSION "0.1.0"
+
+typedef struct osb_broker osb_broker;
+typedef struct osb_call osb_call;
+
+typedef enum {
+    OSB_PROVISION = 1,
+    OSB_UPDATE,
+    OSB_DEPROVISION,
+    OSB_BIND,
+    OSB_UNBIND,
+    OSB_LAST_OPERATION, /* polling an operation of one of the kinds above: see op_kind */
+    OSB_FETCH_INSTANCE,
+    OSB_FETCH_BINDING,
+    OSB_ENABLE,  /* IBM Cloud: PUT /bluemix_v1/service_instances/:id {"enabled": true} */
+    OSB_DISABLE, /* ... {"enabled": false} */
+    OSB_STATE,   /* IBM Cloud: GET /bluemix_v1/service_instances/:id */
+} osb_call_kind;
+
+typedef enum {
+    OSB_IN_PROGRESS = 0,
+    OSB_SUCCEEDED,
+    OSB_FAILED,
+} osb_op_state;
+
+/* What a callback is asked to do. Every pointer is owned by libosb and valid during the
+ * callback only; absent values are NULL. */
+struct osb_call {
+    osb_call_kind kind;
+    osb_call_kind op_kind;       /* for OSB_LAST_OPERATION: the kind of operation polled */
+    const char *instance_id;     /* decoded (an IBM CRN arrives URL-encoded) */
+    const char *binding_id;      /* bind, unbind, fetch binding */
+    const char *service_id;
+    const char *plan_id;         /* the requested plan (update: the new plan, or the current one) */
+    const char *previous_plan_id; /* update: the plan before the change */
+    const json_t *parameters;    /* validated against the plan's schema */
+    const json_t *context;       /* e.g. {"platform","account_id","crn",...} */
+    const json_t *previous_values;
+    const json_t *maintenance_info;
+    const json_t *bind_resource;
+    const char *app_guid;        /* bind_resource.app_guid or the deprecated app_guid */
+    const char *predecessor_binding_id; /* bind: rotating credentials of that binding */
+    const char *organization_guid;
+    const char *space_guid;
+    const char *operation;       /* last_operation: the provider's operation id */
+    bool accepts_incomplete;
+    bool enabled;                /* the instance's IBM enablement */
+    const char *initiator_id;    /* enable/disable */
+    const char *reason_code;     /* enable/disable */
+    const char *api_version;     /* "2.17" */
+    const char *originating_platform; /* from X-Broker-API-Originating-Identity */
+    const json_t *originating_identity;
+    const char *request_identity; /* X-Broker-API-Request-Identity */
+    const json_t *service;       /* the catalog's service offering */
+    const json_t *plan;          /* the catalog's plan */
+    void *user;                  /* osb_config.user */
+    struct osb_call_result *result; /* private: written by the setters below */
+};
+
+/* Results. A callback returns 0 on success, or calls osb_fail() and returns its value.
+ * A non-zero return without osb_fail() becomes a 500. */
+/* Marks the work as started, not finished; answers 202 with this operation id (copied;
+ * NULL lets libosb make one). Only allowed when call->accepts_incomplete is true: check it
+ * and fail with OSB_ASYNC_REQUIRED otherwise. */
+void osb_set_async(osb_call *c, const char *operation);
+void osb_set_dashboard_url(osb_call *c, const char *url);
+/* Takes ownership of j. Metadata: instance {labels, attributes}, binding {expires_at, renew_before}. */
+void osb_set_metadata(osb_call *c, json_t *j);
+/* bind: takes ownership of the credentials object; stored encrypted, returned on identical
+ * PUTs and GETs, never logged. */
+void osb_set_credentials(osb_call *c, json_t *credentials);
+void osb_set_binding_extra(osb_call *c, const char *field, json_t *value); /* syslog_drain_url, route_service_url, volume_mounts, endpoints */
+/* last_operation: where the operation stands; retry_after_s 0 = no Retry-After header. */
+void osb_set_state(osb_call *c, osb_op_state state, const char *description, int retry_after_s);
+/* OSB_STATE: whether the instance is active and when it last was (ms since the epoch). */
+void osb_set_activity(osb_call *c, bool active, int64_t last_active_ms);
+
+/* Fails the call with an HTTP status, an optional OSB error code (NULL or one of the codes
+ * below, or the provider's own CamelCase code) and a human description. Returns -1. */
+int osb_fail(osb_call *c, int status, const char *error, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* update/deprovision failures: whether the instance is still usable, and whether the same
+ * update may be repeated. */
+void osb_set_failure_flags(osb_call *c, bool instance_usable, bool update_repeatable);
+
+#define OSB_ASYNC_REQUIRED "AsyncRequired"
+#define OSB_CONCURRENCY_ERROR "ConcurrencyError"
+#define OSB_REQUIRES_APP "RequiresApp"
+#define OSB_MAINTENANCE_INFO_CONFLICT "MaintenanceInfoConflict"
+
+typedef struct {
+    int (*provision)(osb_call *c);
+    int (*update)(osb_call *c);      /* NULL: plan changes and parameter updates are refused */
+    int (*deprovision)(osb_call *c);
+    int (*bind)(osb_call *c);        /* NULL: nothing is bindable */
+    int (*unbind)(osb_call *c);
+    /* Polls an operation that a callback above reported as async; call->operation and
+     * call->op_kind say which. Sets osb_set_state(). NULL: operations finish only through
+     * osb_operation_done(). */
+    int (*last_operation)(osb_call *c);
+    int (*fetch_instance)(osb_call *c); /* optional: refresh dashboard_url/metadata on GET */
+    int (*fetch_binding)(osb_call *c);  /* optional */
+    int (*set_enabled)(osb_call *c);    /* OSB_ENABLE / OSB_DISABLE; NULL: only recorded */
+    int (*get_state)(osb_call *c);      /* OSB_STATE; NULL: active = enabled */
+} osb_callbacks;
+
+/* Verifies a bearer token (the platform's IAM JWT). Returns 0 to accept. NULL: Basic only. */
+typedef int (*osb_token_verifier)(void *ud, const char *token);
+
+typedef struct {
+    const char *listen;       /* "127.0.0.1:8090"; port 0 picks a free one */
+    const char *data_dir;     /* holds broker.db (state) and broker.key (credential encryption) */
+    const char *catalog_path; /* catalog.json in the OSB catalog shape */
+    const char *user;         /* Basic credentials; kept only as a salted hash */
+    const char *password;
+    osb_token_verifier verify_token;
+    void *verify_token_ud;
+    unsigned threads;         /* 0 = one per core */
+    size_t max_body;          /* 0 = 1 MiB */
+    bool access_log;
+    const char *name;         /* for logs */
+    void *user_data;          /* handed to callbacks as call->user */
+} osb_config;
+
+/* Loads and validates the catalog (the error names the offending JSON path), opens the
+ * state, and starts serving. err (may be NULL) receives a message on failure. */
+int osb_broker_start(const osb_config *cfg, const osb_callbacks *cb, osb_broker **out,
+                     char *err, size_t errlen);
+unsigned osb_broker_port(const osb_broker *b);
+/* The loaded catalog ({"services": [...]}); owned by the broker. */
+const json_t *osb_broker_catalog(const osb_broker *b);
+/* Stops serving (requests in flight finish) and frees everything. */
+void osb_broker_stop(osb_broker *b);
+
+/* Finishes an async operation from outside a request (e.g. a provider's worker thread).
+ * binding_id NULL for instance operations. Returns 0, or -1 if no such operation runs. */
+int osb_operation_done(osb_broker *b, const char *instance_id, const char *binding_id,
+                       osb_op_state state, const char *description);
+
+/* ---- the provider's own HTTP endpoints, served beside the OSB API (dashboards, data APIs,
+ * health). These requests are not OSB requests: no OSB authentication or version check. */
+typedef struct osb_http osb_http;
+typedef void (*osb_http_handler)(osb_http *h, void *ud);
+enum { OSB_GET = 1, OSB_HEAD = 2, OSB_POST = 4, OSB_PUT = 8, OSB_PATCH = 16, OSB_DELETE = 32 };
+/* Must be called before osb_broker_start; patterns as "/kv/:instance/:key". */
+int osb_http_route(osb_broker *b, unsigned methods, const char *pattern, osb_http_handler h,
+                   void *ud);
+/* For routes: osb_broker_new + osb_http_route + osb_broker_run instead of osb_broker_start. */
+osb_broker *osb_broker_new(void);
+int osb_broker_run(osb_broker *b, const osb_config *cfg, const osb_callbacks *cb, char *err,
+                   size_t errlen);
+
+const char *osb_http_method(osb_http *h);
+const char *osb_http_param(osb_http *h, int i);       /* decoded path parameter */
+const char *osb_http_header(osb_http *h, const char *name);
+const char *osb_http_query(osb_http *h, const char *name);
+const void *osb_http_body(osb_http *h, size_t *len);
+void osb_http_set_header(osb_http *h, const char *name, const char *value);
+void osb_http_reply(osb_http *h, int status, const char *content_type, const void *body,
+                    size_t len);
+void osb_http_reply_json(osb_http *h, int status, const json_t *j);
+void osb_http_reply_error(osb_http *h, int status, const char *error, const char *description);
+/* True when the request carries the broker's own credentials (as the OSB API requires):
+ * for the provider's administrative routes. */
+bool osb_http_authorized(osb_broker *b, osb_http *h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,207 @@
+/* sdk: libosb's insides. catalog.c loads and checks catalog.json, state.c keeps instances,
+ * bindings and operations in SQLite, broker.c serves the OSB API over them. */
+#ifndef OSBILL_SDK_H
+#define OSBILL_SDK_H
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "base/base.h"
+#include "base/jsonschema.h"
+#include "http/http.h"
+#include "osb/osb.h"
+#include "store/store.h"
+
+/* ---- catalog ---- */
+typedef struct sdk_service sdk_service;
+typedef struct {
+    const char *id, *name;
+    const json_t *json;
+    sdk_service *service;
+    jschema *instance_create, *instance_update, *binding_create;
+    bool bindable, plan_updateable, binding_rotatable;
+    const char *maintenance_version; /* NULL when the plan has no maintenance_info */
+    int64_t max_polling_s;           /* 0 = the platform's default */
+} sdk_plan;
+
+struct sdk_service {
+    const char *id, *name;
+    const json_t *json;
+    bool bindable, instances_retrievable, bindings_retrievable, plan_updateable;
+    bool allow_context_updates;
+    sdk_plan *plans;
+    size_t nplans;
+};
+
+typedef struct {
+    json_t *root;
+    sdk_service *services;
+    size_t nservices;
+    char *body; /* the serialised catalog, answered as is to GET /v2/catalog */
+    size_t body_len;
+} sdk_catalog;
+
+/* Loads path, checks it against the OSB catalog rules and compiles the plans' schemas.
+ * On failure err names the JSON location, e.g. "services[0].plans[2].id: ...". */
+int sdk_catalog_load(const char *path, sdk_catalog *out, char *err, size_t errlen) WARN_UNUSED;
+/* The same from an already-parsed document (not stolen). */
+int sdk_catalog_from_json(const json_t *doc, sdk_catalog *out, char *err, size_t errlen) WARN_UNUSED;
+void sdk_catalog_free(sdk_catalog *c);
+const sdk_service *sdk_find_service(const sdk_catalog *c, const char *id);
+const sdk_plan *sdk_find_plan(const sdk_service *s, const char *id);
+/* Semantic version check for maintenance_info.version (semver 2.0.0). */
+bool sdk_semver_valid(const char *v);
+
+/* ---- state ---- */
+typedef enum {
+    ST_NONE = 0,
+    ST_CREATING,  /* async create in progress */
+    ST_READY,
+    ST_UPDATING,  /* async update in progress (instances only) */
+    ST_DELETING,  /* async delete in progress */
+    ST_FAILED,    /* create failed; kept so last_operation can say so */
+    ST_GONE,      /* deleted asynchronously: last_operation answers 410 */
+} sdk_state;
+
+typedef struct {
+    char *id, *service_id, *plan_id;
+    char *parameters, *context, *organization_guid, *space_guid; /* JSON text / strings */
+    char *maintenance_version;
+    char *dashboard_url, *metadata;
+    sdk_state state;
+    bool enabled;
+    int64_t last_active_ms;
+    char *op_id;          /* the operation in flight or last finished */
+    osb_call_kind op_kind;
+    osb_op_state op_state;
+    char *op_description;
+    int64_t op_started_ms;
+    char *pending_plan_id, *pending_parameters, *pending_maintenance_version; /* async update */
+    char *prev_plan_id;
+} sdk_instance;
+
+typedef struct {
+    char *instance_id, *id, *service_id, *plan_id;
+    char *parameters, *bind_resource, *app_guid; /* JSON text / string */
+    char *credentials; /* decrypted JSON text; wiped on free */
+    char *metadata, *extra;
+    sdk_state state;
+    char *op_id;
+    osb_op_state op_state;
+    char *op_description;
+    int64_t op_started_ms;
+} sdk_binding;
+
+typedef struct {
+    store *db;
+    unsigned char key[32]; /* credential encryption key, from data_dir/broker.key */
+} sdk_state_db;
+
+int sdk_state_open(const char *data_dir, sdk_state_db *out) WARN_UNUSED;
+void sdk_state_close(sdk_state_db *s);
+/* OSB_E_NOTFOUND when absent. GONE rows are returned; callers decide. */
+int sdk_instance_get(sdk_state_db *s, const char *id, sdk_instance *out) WARN_UNUSED;
+int sdk_instance_put(sdk_state_db *s, const sdk_instance *in) WARN_UNUSED;  /* insert or replace */
+int sdk_instance_delete(sdk_state_db *s, const char *id) WARN_UNUSED;       /* and its bindings */
+void sdk_instance_free(sdk_instance *in);
+int sdk_binding_get(sdk_state_db *s, const char *instance_id, const char *id,
+                    sdk_binding *out) WARN_UNUSED;
+int sdk_binding_put(sdk_state_db *s, const sdk_binding *b) WARN_UNUSED;
+int sdk_binding_delete(sdk_state_db *s, const char *instance_id, const char *id) WARN_UNUSED;
+/* Counts bindings of an instance that are not GONE. */
+int sdk_binding_count(sdk_state_db *s, const char *instance_id, int *out) WARN_UNUSED;
+void sdk_binding_free(sdk_binding *b);
+
+
+/* ---- broker ---- */
+struct osb_call_result {
+    bool failed;
+    int status;
+    char *error, *description;
+    bool async;
+    char *operation;
+    char *dashboard_url;
+    json_t *metadata, *credentials, *extra;
+    bool state_set;
+    osb_op_state state;
+    char *state_description;
+    int retry_after;
+    bool flags_set, instance_usable, update_repeatable;
+    bool activity_set, active;
+    int64_t last_active_ms;
+};
+
+typedef struct extra_route {
+    unsigned methods;
+    char *pattern;
+    osb_http_handler handler;
+    void *ud;
+    struct extra_route *next;
+} extra_route;
+
+struct osb_broker {
+    osb_config cfg;
+    osb_callbacks cb;
+    sdk_catalog catalog;
+    sdk_state_db state;
+    http_router *router;
+    http_server *server;
+    unsigned char auth_salt[16], auth_hash[32];
+    bool has_basic;
+    extra_route *routes;
+    /* Instances with a request or a pushed completion in progress: one at a time each. */
+    pthread_mutex_t busy_mu;
+    pthread_cond_t busy_cv;
+    char **busy;
+    size_t nbusy, capbusy;
+};
+
+/* What the OSB pipeline learned from a request's headers, for the handlers. */
+typedef struct {
+    osb_broker *b;
+    http_req *req;
+    const char *api_version;
+    const char *orig_platform;
+    json_t *orig_identity; /* owned */
+    const char *request_identity;
+} osb_ctx;
+
+/* Per-instance mutual exclusion. try: false when busy. wait: blocks until free. */
+bool sdk_busy_try(osb_broker *b, const char *instance_id);
+void sdk_busy_wait(osb_broker *b, const char *instance_id);
+void sdk_busy_release(osb_broker *b, const char *instance_id);
+
+/* A call prepared from the request context; free with sdk_call_clear. */
+void sdk_call_init(osb_ctx *x, osb_call *c, struct osb_call_result *res, osb_call_kind kind);
+void sdk_call_clear(osb_call *c);
+/* Replies with the provider's failure (status, error, description, failure flags). */
+void sdk_reply_failure(osb_ctx *x, osb_call *c);
+/* Parses accepts_incomplete; replies 400 and returns false on a bad value. */
+bool sdk_accepts_incomplete(osb_ctx *x, bool *out);
+/* A required / optional non-empty query parameter; replies 400 and returns false if bad. */
+bool sdk_query_required(osb_ctx *x, const char *name, const char **out);
+bool sdk_query_optional(osb_ctx *x, const char *name, const char **out);
+/* JSON text of j, or NULL for NULL (the caller frees). */
+char *sdk_dump(const json_t *j);
+/* True when the stored JSON text and j are the same JSON (NULL, absent and {} are equal). */
+bool sdk_json_same(const char *stored, const json_t *j);
+/* Validates parameters against a compiled schema; replies 400 and returns false if not. */
+bool sdk_check_params(osb_ctx *x, const jschema *schema, const json_t *params, const char *what);
+/* maintenance_info in a body against the plan: 422 MaintenanceInfoConflict on mismatch. */
+bool sdk_check_maintenance(osb_ctx *x, const json_t *mi, const sdk_plan *plan);
+/* Adds the state answer of last_operation to j and the Retry-After header. */
+const char *sdk_state_name(osb_op_state s);
+
+/* osb_operation_done for a binding. */
+int sdk_binding_op_done(osb_broker *b, const char *instance_id, const char *binding_id,
+                        osb_op_state state, const char *description);
+
+void sdk_instances_routes(osb_broker *b);
+void sdk_bindings_routes(osb_broker *b);
+void sdk_ibm_routes(osb_broker *b);
+/* Wraps an OSB handler: authentication, version, identities, then h. */
+typedef void (*sdk_osb_handler)(osb_ctx *x);
+int sdk_osb_route(osb_broker *b, unsigned methods, const char *pattern, sdk_osb_handler h,
+                  bool version_required) WARN_UNUSED;
+
+#endif

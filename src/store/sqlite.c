@@ -1,0 +1,400 @@
+/* store, SQLite backend: one writer connection and a few reader connections on one WAL
+ * file. A transaction holds one connection exclusively; statements are prepared once per
+ * connection and cached by the address of their SQL text. */
+#include "store/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STMT_CACHE 128 /* open-addressing slots per connection */
+#define NREADERS 4
+
+struct store_stmt {
+    const char *sql; /* cache key */
+    sqlite3_stmt *s;
+};
+
+struct store_tx {
+    struct conn *c;
+    bool write;
+    int64_t changes;
+};
+
+typedef struct conn {
+    pthread_mutex_t mu;
+    sqlite3 *db;
+    store_stmt cache[STMT_CACHE];
+    store_tx tx;
+} conn;
+
+struct store {
+    conn writer;
+    conn readers[NREADERS];
+    unsigned next_reader;
+    char *path;
+};
+
+static int open_conn(conn *c, const char *path, const store_options *opt, bool write)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    int flags = SQLITE_OPEN_NOMUTEX | (write ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                                             : SQLITE_OPEN_READONLY);
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        log_error("store: cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "no memory");
+        return OSB_E_STORE;
+    }
+    sqlite3_busy_timeout(c->db, opt->busy_timeout_ms ? opt->busy_timeout_ms : 5000);
+    sqlite3_extended_result_codes(c->db, 1);
+    const char *pragmas = write ? (opt->sync == STORE_SYNC_NORMAL
+                                       ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                         "PRAGMA foreign_keys=ON;"
+                                       : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                         "PRAGMA foreign_keys=ON;")
+                                : "PRAGMA foreign_keys=ON;";
+    char *err = NULL;
+    if (sqlite3_exec(c->db, pragmas, NULL, NULL, &err) != SQLITE_OK) {
+        log_error("store: %s: %s", path, err ? err : "pragma failed");
+        sqlite3_free(err);
+        return OSB_E_STORE;
+    }
+    return 0;
+}
+
+static void close_conn(conn *c)
+{
+    for (int i = 0; i < STMT_CACHE; i++)
+        if (c->cache[i].s)
+            sqlite3_finalize(c->cache[i].s);
+    if (c->db)
+        sqlite3_close(c->db);
+    pthread_mutex_destroy(&c->mu);
+}
+
+int store_open(const char *path, const store_options *opt, store **out)
+{
+    store_options defaults = {0};
+    if (!opt)
+        opt = &defaults;
+    store *st = calloc(1, sizeof *st);
+    if (!st)
+        return OSB_E_NOMEM;
+    st->path = strdup(path);
+    int rc = st->path ? open_conn(&st->writer, path, opt, true) : OSB_E_NOMEM;
+    /* Readers open after the writer has created the file and switched it to WAL. */
+    for (int i = 0; !rc && i < NREADERS; i++)
+        rc = open_conn(&st->readers[i], path, opt, false);
+    if (rc) {
+        store_close(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void store_close(store *st)
+{
+    if (!st)
+        return;
+    close_conn(&st->writer);
+    for (int i = 0; i < NREADERS; i++)
+        close_conn(&st->readers[i]);
+    free(st->path);
+    free(st);
+}
+
+static int raw_exec(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        log_error("store: %s: %s", sql, err ? err : sqlite3_errmsg(db));
+        sqlite3_free(err);
+        return OSB_E_STORE;
+    }
+    return 0;
+}
+
+int store_begin(store *st, bool write, store_tx **out)
+{
+    conn *c;
+    if (write) {
+        c = &st->writer;
+        pthread_mutex_lock(&c->mu);
+    } else {
+        /* Take any idle reader; wait on one only when all are busy. */
+        unsigned start = __atomic_fetch_add(&st->next_reader, 1, __ATOMIC_RELAXED);
+        c = NULL;
+        for (unsigned i = 0; i < NREADERS; i++) {
+            conn *r = &st->readers[(start + i) % NREADERS];
+            if (pthread_mutex_trylock(&r->mu) == 0) {
+                c = r;
+                break;
+            }
+        }
+        if (!c) {
+            c = &st->readers[start % NREADERS];
+            pthread_mutex_lock(&c->mu);
+        }
+    }
+    if (raw_exec(c->db, write ? "BEGIN IMMEDIATE" : "BEGIN")) {
+        pthread_mutex_unlock(&c->mu);
+        return OSB_E_STORE;
+    }
+    c->tx.c = c;
+    c->tx.write = write;
+    c->tx.changes = 0;
+    *out = &c->tx;
+    return 0;
+}
+
+int store_commit(store_tx *tx)
+{
+    conn *c = tx->c;
+    int rc = raw_exec(c->db, "COMMIT");
+    if (rc)
+        raw_exec(c->db, "ROLLBACK");
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+void store_rollback(store_tx *tx)
+{
+    conn *c = tx->c;
+    if (!sqlite3_get_autocommit(c->db))
+        raw_exec(c->db, "ROLLBACK");
+    pthread_mutex_unlock(&c->mu);
+}
+
+const char *store_errmsg(store_tx *tx)
+{
+    return sqlite3_errmsg(tx->c->db);
+}
+
+static store_stmt *cached(conn *c, const char *sql)
+{
+    uintptr_t h = ((uintptr_t)sql >> 3) * 2654435761u;
+    for (unsigned i = 0; i < STMT_CACHE; i++) {
+        store_stmt *e = &c->cache[(h + i) % STMT_CACHE];
+        if (e->sql == sql)
+            return e;
+        if (!e->sql) {
+            if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &e->s, NULL) !=
+                SQLITE_OK) {
+                log_error("store: prepare failed: %s: %s", sqlite3_errmsg(c->db), sql);
+                e->s = NULL;
+                return NULL;
+            }
+            e->sql = sql;
+            return e;
+        }
+    }
+    log_error("store: statement cache full");
+    return NULL;
+}
+
+static int bind_args(conn *c, sqlite3_stmt *s, const char *types, va_list ap)
+{
+    int n = (int)strlen(types);
+    if (n != sqlite3_bind_parameter_count(s)) {
+        log_error("store: %d values bound to %d placeholders: %s", n,
+                  sqlite3_bind_parameter_count(s), sqlite3_sql(s));
+        return OSB_E_INVAL;
+    }
+    for (int i = 0; i < n; i++) {
+        int r;
+        switch (types[i]) {
+        case 's': {
+            const char *v = va_arg(ap, const char *);
+            r = v ? sqlite3_bind_text(s, i + 1, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i + 1);
+            break;
+        }
+        case 'i': r = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t)); break;
+        case 'd': r = sqlite3_bind_int64(s, i + 1, va_arg(ap, int)); break;
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            size_t len = va_arg(ap, size_t);
+            r = sqlite3_bind_blob64(s, i + 1, p ? p : "", len, SQLITE_TRANSIENT);
+            break;
+        }
+        case 'n': r = sqlite3_bind_null(s, i + 1); break;
+        default: return OSB_E_INVAL;
+        }
+        if (r != SQLITE_OK) {
+            log_error("store: bind %d: %s", i + 1, sqlite3_errmsg(c->db));
+            return OSB_E_STORE;
+        }
+    }
+    return 0;
+}
+
+static int map_step_error(conn *c, int r)
+{
+    if ((r & 0xff) == SQLITE_CONSTRAINT)
+        return OSB_E_CONFLICT;
+    if ((r & 0xff) == SQLITE_BUSY || (r & 0xff) == SQLITE_LOCKED)
+        return OSB_E_BUSY;
+    log_error("store: %s", sqlite3_errmsg(c->db));
+    return OSB_E_STORE;
+}
+
+int store_exec(store_tx *tx, const char *sql, const char *types, ...)
+{
+    conn *c = tx->c;
+    store_stmt *e = cached(c, sql);
+    if (!e)
+        return OSB_E_STORE;
+    va_list ap;
+    va_start(ap, types);
+    int rc = bind_args(c, e->s, types, ap);
+    va_end(ap);
+    if (!rc) {
+        int r = sqlite3_step(e->s);
+        while (r == SQLITE_ROW)
+            r = sqlite3_step(e->s);
+        rc = r == SQLITE_DONE ? 0 : map_step_error(c, r);
+        tx->changes = sqlite3_changes64(c->db);
+    }
+    sqlite3_reset(e->s);
+    sqlite3_clear_bindings(e->s);
+    return rc;
+}
+
+int64_t store_changes(store_tx *tx)
+{
+    return tx->changes;
+}
+
+int store_query(store_tx *tx, const char *sql, store_stmt **out, const char *types, ...)
+{
+    conn *c = tx->c;
+    store_stmt *e = cached(c, sql);
+    if (!e)
+        return OSB_E_STORE;
+    va_list ap;
+    va_start(ap, types);
+    int rc = bind_args(c, e->s, types, ap);
+    va_end(ap);
+    if (rc) {
+        sqlite3_reset(e->s);
+        sqlite3_clear_bindings(e->s);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+int store_step(store_stmt *q)
+{
+    int r = sqlite3_step(q->s);
+    if (r == SQLITE_ROW)
+        return STORE_ROW;
+    if (r == SQLITE_DONE)
+        return STORE_DONE;
+    sqlite3 *db = sqlite3_db_handle(q->s);
+    log_error("store: step: %s", sqlite3_errmsg(db));
+    return (r & 0xff) == SQLITE_CONSTRAINT ? OSB_E_CONFLICT : OSB_E_STORE;
+}
+
+bool store_col_null(store_stmt *q, int col)
+{
+    return sqlite3_column_type(q->s, col) == SQLITE_NULL;
+}
+
+const char *store_col_text(store_stmt *q, int col)
+{
+    return (const char *)sqlite3_column_text(q->s, col);
+}
+
+int64_t store_col_int(store_stmt *q, int col)
+{
+    return sqlite3_column_int64(q->s, col);
+}
+
+const void *store_col_blob(store_stmt *q, int col, size_t *len)
+{
+    const void *p = sqlite3_column_blob(q->s, col);
+    *len = (size_t)sqlite3_column_bytes(q->s, col);
+    return p;
+}
+
+void store_done(store_stmt *q)
+{
+    sqlite3_reset(q->s);
+    sqlite3_clear_bindings(q->s);
+}
+
+/* ---------------------------------------------------------------- migrations */
+
+int store_schema_version(store *st, int *out)
+{
+    conn *c = &st->writer;
+    pthread_mutex_lock(&c->mu);
+    int rc = raw_exec(c->db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                             " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                             " applied_at INTEGER NOT NULL)");
+    sqlite3_stmt *s = NULL;
+    if (!rc && sqlite3_prepare_v2(c->db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                                  -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        *out = sqlite3_column_int(s, 0);
+    else
+        rc = OSB_E_STORE;
+    sqlite3_finalize(s);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int store_migrate(store *st, const store_migration *m, size_t n)
+{
+    int current;
+    int rc = store_schema_version(st, &current);
+    if (rc)
+        return rc;
+    int known = n ? m[n - 1].version : 0;
+    if (current > known) {
+        log_error("store: database schema version %d is newer than this program's %d", current,
+                  known);
+        return OSB_E_STORE;
+    }
+    conn *c = &st->writer;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && m[i].version <= m[i - 1].version)
+            return OSB_E_INVAL;
+        if (m[i].version <= current)
+            continue;
+        pthread_mutex_lock(&c->mu);
+        rc = raw_exec(c->db, "BEGIN IMMEDIATE");
+        if (!rc)
+            rc = raw_exec(c->db, m[i].sql);
+        sqlite3_stmt *s = NULL;
+        if (!rc) {
+            if (sqlite3_prepare_v2(c->db,
+                                   "INSERT INTO schema_migrations(version, name, applied_at)"
+                                   " VALUES (?, ?, ?)",
+                                   -1, &s, NULL) != SQLITE_OK)
+                rc = OSB_E_STORE;
+            else {
+                sqlite3_bind_int(s, 1, m[i].version);
+                sqlite3_bind_text(s, 2, m[i].name, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(s, 3, time_now_ms());
+                if (sqlite3_step(s) != SQLITE_DONE)
+                    rc = OSB_E_STORE;
+            }
+            sqlite3_finalize(s);
+        }
+        rc = rc ? rc : raw_exec(c->db, "COMMIT");
+        if (rc) {
+            raw_exec(c->db, "ROLLBACK");
+            pthread_mutex_unlock(&c->mu);
+            log_error("store: migration %d (%s) failed", m[i].version, m[i].name);
+            return rc;
+        }
+        pthread_mutex_unlock(&c->mu);
+        log_info("store: applied migration %d: %s", m[i].version, m[i].name);
+    }
+    return 0;
+}

@@ -1,0 +1,75 @@
+/* store: the one storage interface of osbill. Callers write SQL with '?' placeholders and
+ * bind values by a type string; the backend (SQLite now, PostgreSQL later) hides the rest:
+ * connections, prepared-statement caching, transactions and versioned migrations.
+ * Whatever a caller acknowledges to a client is committed first. */
+#ifndef OSBILL_STORE_H
+#define OSBILL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+typedef struct store store;
+typedef struct store_tx store_tx;
+typedef struct store_stmt store_stmt;
+
+typedef struct {
+    int version;      /* strictly increasing, never reused */
+    const char *name; /* short description, recorded with the version */
+    const char *sql;  /* one or more statements */
+} store_migration;
+
+typedef enum {
+    STORE_SYNC_FULL = 0, /* every commit reaches the disk before it returns (default) */
+    STORE_SYNC_NORMAL,   /* survives a process crash; the last commits may be lost on power loss */
+} store_sync;
+
+typedef struct {
+    store_sync sync;
+    int busy_timeout_ms; /* 0 = 5000 */
+} store_options;
+
+/* Opens (creating if missing) the database at path: a SQLite file, in WAL mode.
+ * opt may be NULL for defaults. */
+int store_open(const char *path, const store_options *opt, store **out) WARN_UNUSED;
+void store_close(store *st);
+
+/* Applies, in order, every migration whose version is above the recorded one, each in its
+ * own transaction, and records it in schema_migrations. Fails on a database newer than
+ * the code (a recorded version unknown to it). */
+int store_migrate(store *st, const store_migration *m, size_t n) WARN_UNUSED;
+int store_schema_version(store *st, int *out) WARN_UNUSED;
+
+/* Transactions. A write transaction takes the writer lock at once (BEGIN IMMEDIATE), so two
+ * writers never deadlock on upgrade. Every statement runs inside a transaction. */
+int store_begin(store *st, bool write, store_tx **out) WARN_UNUSED;
+int store_commit(store_tx *tx) WARN_UNUSED; /* on failure the transaction is rolled back */
+void store_rollback(store_tx *tx);
+
+/* Binding types, one letter per '?' in the SQL:
+ *   s  const char *      text (NULL binds SQL NULL)
+ *   i  int64_t           integer
+ *   d  int               integer (convenience for int and bool)
+ *   b  const void *, size_t   blob
+ *   n  (no argument)     NULL */
+int store_exec(store_tx *tx, const char *sql, const char *types, ...) WARN_UNUSED;
+/* Rows changed by the last store_exec on this transaction. */
+int64_t store_changes(store_tx *tx);
+
+/* Queries: prepare with bound values, then step until it returns STORE_DONE.
+ * The statement is cached per connection by the address of sql: pass string literals. */
+enum { STORE_ROW = 1, STORE_DONE = 0 };
+int store_query(store_tx *tx, const char *sql, store_stmt **out, const char *types, ...) WARN_UNUSED;
+int store_step(store_stmt *q) WARN_UNUSED; /* STORE_ROW, STORE_DONE or an error */
+bool store_col_null(store_stmt *q, int col);
+const char *store_col_text(store_stmt *q, int col); /* NULL for SQL NULL; valid until next step */
+int64_t store_col_int(store_stmt *q, int col);
+const void *store_col_blob(store_stmt *q, int col, size_t *len);
+void store_done(store_stmt *q); /* resets the statement for reuse; always call it */
+
+/* The message of the backend's last error on this transaction, for logs. */
+const char *store_errmsg(store_tx *tx);
+
+#endif
