@@ -294,11 +294,8 @@ static pathseg seg_kw(const pathseg *up, const char *kw) { return seg_key(up, kw
 
 static pathseg seg_idx(const pathseg *up, size_t i) { return (pathseg){.up = up, .index = i}; }
 
-static void ob_segs(outbuf *o, const pathseg *p)
+static void ob_seg(outbuf *o, const pathseg *p)
 {
-    if (!p)
-        return;
-    ob_segs(o, p->up);
     if (p->raw) {
         ob_text(o, p->key, p->len);
         return;
@@ -316,6 +313,33 @@ static void ob_segs(outbuf *o, const pathseg *p)
         else
             ob_text(o, p->key + i, 1);
     }
+}
+
+/* Very deep locations keep their first and last levels only, so that the message after
+ * the location still fits in the caller's buffer. */
+#define PATH_KEEP 8
+
+static void ob_segs_from(outbuf *o, const pathseg *p, size_t idx, size_t total)
+{
+    if (!p)
+        return;
+    if (idx > 0)
+        ob_segs_from(o, p->up, idx - 1, total);
+    if (total > 4 * PATH_KEEP && idx >= PATH_KEEP && idx < total - PATH_KEEP) {
+        if (idx == PATH_KEEP)
+            ob_printf(o, "/...(%zu levels)...", total - 2 * PATH_KEEP);
+        return;
+    }
+    ob_seg(o, p);
+}
+
+static void ob_segs(outbuf *o, const pathseg *p)
+{
+    size_t total = 0;
+    for (const pathseg *q = p; q; q = q->up)
+        total++;
+    if (total)
+        ob_segs_from(o, p, total - 1, total);
 }
 
 static void ob_inst_path(outbuf *o, const pathseg *p)
@@ -595,40 +619,59 @@ static int json_hash(const json_t *v, int depth, uint64_t *out)
 
 /* PCRE2 accepts a superset of ECMA-262 with different meanings for some of it (\Z, \A,
  * possessive quantifiers, inline options, verbs such as (*LIMIT_MATCH=...)). Schemas are
- * written for ECMA-262, so whatever PCRE2 would read differently is refused up front. */
-static int ecma_check(const char *re, size_t n, char *why, size_t whylen)
+ * written for ECMA-262, so whatever PCRE2 would read differently is refused up front.
+ * The pattern is copied to out (malloc'ed, NUL-terminated, length in *outlen) with one
+ * rewrite: PCRE2 10.42 lets a quantified empty class ("[]?") match nothing at all, while
+ * "(?:[])?" behaves as ECMA-262 says "[]?" should. */
+static int ecma_translate(const char *re, size_t n, char **out, size_t *outlen, char *why,
+                          size_t whylen)
 {
+    char *o = malloc(n * 3 + 1);
+    size_t k = 0;
     bool in_class = false;
+    *out = NULL;
+    if (!o) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
     for (size_t i = 0; i < n; i++) {
         char ch = re[i];
+        char next = i + 1 < n ? re[i + 1] : '\0';
         if (ch == '\\') {
+            o[k++] = ch;
             if (i + 1 >= n)
-                return 0; /* PCRE2 reports the trailing backslash */
-            char e = re[++i];
-            if (is_alpha(e) && !strchr("bBcdDfknpPrsStuvwWx", e)) {
-                snprintf(why, whylen, "\\%c is not an ECMA-262 escape", e);
-                return -1;
+                continue; /* PCRE2 reports the trailing backslash */
+            if (is_alpha(next) && !strchr("bBcdDfknpPrsStuvwWx", next)) {
+                snprintf(why, whylen, "\\%c is not an ECMA-262 escape", next);
+                goto bad;
             }
+            o[k++] = re[++i];
             continue;
         }
         if (in_class) {
             if (ch == ']') {
                 in_class = false;
-            } else if (ch == '[' && i + 1 < n && re[i + 1] && strchr(":.=", re[i + 1])) {
+            } else if (ch == '[' && next && strchr(":.=", next)) {
                 snprintf(why, whylen, "POSIX bracket expressions are not ECMA-262");
-                return -1;
+                goto bad;
             }
+            o[k++] = ch;
             continue;
         }
-        char next = i + 1 < n ? re[i + 1] : '\0';
         switch (ch) {
         case '[':
+            if (next == ']') {
+                memcpy(o + k, "(?:[])", 6);
+                k += 6;
+                i++;
+                continue;
+            }
             in_class = true;
             break;
         case '(':
             if (next == '*') {
                 snprintf(why, whylen, "(* verbs are not ECMA-262");
-                return -1;
+                goto bad;
             }
             if (next == '?') {
                 char a = i + 2 < n ? re[i + 2] : '\0';
@@ -638,7 +681,7 @@ static int ecma_check(const char *re, size_t n, char *why, size_t whylen)
                 if (a == '<' && (b == '=' || b == '!' || is_alpha(b) || b == '_' || b == '$'))
                     break;
                 snprintf(why, whylen, "(?%c is not ECMA-262 group syntax", a ? a : ' ');
-                return -1;
+                goto bad;
             }
             break;
         case '*':
@@ -646,7 +689,7 @@ static int ecma_check(const char *re, size_t n, char *why, size_t whylen)
         case '?':
             if (next == '+') {
                 snprintf(why, whylen, "possessive quantifiers are not ECMA-262");
-                return -1;
+                goto bad;
             }
             break;
         case '{': {
@@ -658,46 +701,56 @@ static int ecma_check(const char *re, size_t n, char *why, size_t whylen)
             if (j < n && re[j] == ',')
                 for (j++; j < n && is_digit(re[j]); j++)
                     ;
-            if (j < n && re[j] == '}') {
-                if (j + 1 < n && re[j + 1] == '+') {
-                    snprintf(why, whylen, "possessive quantifiers are not ECMA-262");
-                    return -1;
-                }
-                i = j;
+            if (j < n && re[j] == '}' && j + 1 < n && re[j + 1] == '+') {
+                snprintf(why, whylen, "possessive quantifiers are not ECMA-262");
+                goto bad;
             }
             break;
         }
         default:
             break;
         }
+        o[k++] = ch;
     }
+    o[k] = '\0';
+    *out = o;
+    *outlen = k;
     return 0;
+bad:
+    free(o);
+    return -1;
 }
 
 /* ccx may be NULL (default newline convention), which is fine for syntax checks. */
 static int re_compile(const char *src, size_t len, pcre2_compile_context *ccx, pcre2_code **out,
                       char *why, size_t whylen)
 {
+    char *pat;
+    size_t plen;
     *out = NULL;
-    if (ecma_check(src, len, why, whylen))
+    if (ecma_translate(src, len, &pat, &plen, why, whylen))
         return -1;
     int code;
     PCRE2_SIZE off;
     /* ALT_BSUX: \uHHHH and \xHH as in ECMA-262; ALLOW_EMPTY_CLASS: [] and [^] as in
      * ECMA-262; DOLLAR_ENDONLY: $ does not match before a final newline. */
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, len,
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, plen,
                                    PCRE2_UTF | PCRE2_ALT_BSUX | PCRE2_ALLOW_EMPTY_CLASS |
                                        PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C,
                                    &code, &off, ccx);
+    free(pat);
     if (!re) {
         PCRE2_UCHAR msg[160];
         if (pcre2_get_error_message(code, msg, sizeof msg) < 0)
             snprintf((char *)msg, sizeof msg, "error %d", code);
-        snprintf(why, whylen, "%s at offset %zu", (const char *)msg, (size_t)off);
+        snprintf(why, whylen, "%s", (const char *)msg);
         return -1;
     }
-    /* JIT is an optimisation only: when it is unavailable the interpreter is used. */
+    /* JIT is an optimisation only: when it is unavailable the interpreter is used.
+     * JSCHEMA_NO_JIT is for memory checkers, which cannot see into JIT-generated code. */
+#ifndef JSCHEMA_NO_JIT
     (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+#endif
     *out = re;
     return 0;
 }
@@ -1968,8 +2021,8 @@ static int resolve_pending(cctx *cc, size_t i)
     jnode *n = cc->pend[i].node;
     const char *uri = cc->pend[i].uri;
     pathseg where = {.key = cc->pend[i].where, .len = strlen(cc->pend[i].where), .raw = true};
-    json_t *target;
-    char *tbase;
+    json_t *target = NULL;
+    char *tbase = NULL;
     if (resolve_ref(cc, &where, uri, &target, &tbase))
         return -1;
     if (!json_is_object(target)) {
@@ -2139,7 +2192,7 @@ static int fail_type(vctx *c, const jnode *n, const pathseg *p)
     unsigned left = n->types;
     /* "integer" is implied by "number"; listing both would read oddly. */
     if (left & T_NUMBER)
-        left &= ~T_INTEGER;
+        left &= ~(unsigned)T_INTEGER;
     for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++) {
         if (!(left & type_names[i].bit))
             continue;

@@ -448,10 +448,12 @@ static void update(osb_ctx *x)
         free(in.op_id);
         in.op_id = strdup(res.operation);
     } else {
+        char *new_plan = strdup(plan_id); /* plan_id may point into in.plan_id */
         free(in.prev_plan_id);
-        in.prev_plan_id = plan_change ? strdup(in.plan_id) : NULL;
-        free(in.plan_id);
-        in.plan_id = strdup(plan_id);
+        in.prev_plan_id = plan_change ? in.plan_id : NULL;
+        if (!plan_change)
+            free(in.plan_id);
+        in.plan_id = new_plan;
         if (params_text) {
             free(in.parameters);
             in.parameters = strdup(params_text);

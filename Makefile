@@ -1,0 +1,26 @@
+# The two commands of the README, and a few helpers. Everything real lives in scripts/.
+.PHONY: run check build install bench format clean demo
+
+run:
+	@scripts/run
+
+check:
+	@scripts/check
+
+build:
+	@scripts/install-deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build build -j$$(nproc)
+
+install: build
+	@cmake --install build
+
+bench:
+	@scripts/install-deps
+	@bench/run-broker-bench
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	@rm -rf build build-asan build-bench

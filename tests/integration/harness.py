@@ -1,0 +1,330 @@
+"""Integration test harness: starts real processes (the starter broker now, osbill serve
+later) on ephemeral loopback ports with their own data directories, and talks to them over
+HTTP. A process is stopped with SIGTERM and must exit 0 with no sanitizer report: under the
+ASan/UBSan build that turns every leak or undefined behaviour into a failed test."""
+
+import base64
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+SERVICE_ID = "b98be605-e947-4476-8e9c-a62c55ffcb87"
+LITE = "4b794e00-7040-4b83-b421-f699fb59eda5"
+STANDARD = "7ae16b40-822a-486e-af2e-55cdc138c742"
+PREMIUM = "538e30dd-9b3f-4196-9d3e-51f21c858cbe"
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "UndefinedBehaviorSanitizer")
+
+
+def binary(env_name, default_rel):
+    path = os.environ.get(env_name)
+    if path:
+        return path
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(here, "..", "..", "build", default_rel)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.raw = body
+        self.json = None
+        if body:
+            try:
+                self.json = json.loads(body)
+            except ValueError:
+                self.json = None
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def __repr__(self):
+        return "<%d %r>" % (self.status, self.raw[:300])
+
+
+class Client:
+    """A keep-alive HTTP/1.1 client for one server."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=30):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None, raw=None):
+        hdrs = dict(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, path, body=data, headers=hdrs)
+                r = self.conn.getresponse()
+                payload = r.read()
+                resp = Response(r.status, r.getheaders(), payload)
+                if r.getheader("Connection", "").lower() == "close":
+                    self.close()
+                return resp
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class Process:
+    """A server process started with a command line, whose listening port it prints."""
+
+    port_re = re.compile(r"listening on http://[^:]+:(\d+)")
+
+    def __init__(self, argv, env=None, name="server"):
+        self.argv, self.env, self.name = argv, env, name
+        self.proc = None
+        self.port = None
+        self.log_path = None
+        self._log = None
+        self.lines = []
+
+    def start(self, timeout=15):
+        fd, self.log_path = tempfile.mkstemp(prefix=self.name + "-", suffix=".log")
+        os.close(fd)
+        self._log = open(self.log_path, "w")
+        env = dict(os.environ)
+        env.update(self.env or {})
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=self._log,
+                                     env=env, text=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            m = self.port_re.search(line)
+            if m:
+                self.port = int(m.group(1))
+                threading.Thread(target=self._drain, daemon=True).start()
+                return self
+        self.proc.kill()
+        raise AssertionError("%s did not start: %s %s" % (self.name, "".join(self.lines), self.log()))
+
+    def _drain(self):
+        try:
+            for line in self.proc.stdout:
+                self.lines.append(line)
+        except (OSError, ValueError):
+            pass  # closed by stop() or kill()
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except (OSError, TypeError):
+            return ""
+
+    def stop(self, timeout=20):
+        """SIGTERM; the process must exit 0 and its log must hold no sanitizer report."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("%s did not stop on SIGTERM within %ss" % (self.name, timeout))
+        self._close_files()
+        text = self.log()
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                raise AssertionError("%s: sanitizer report:\n%s" % (self.name, text[-8000:]))
+        if rc != 0:
+            raise AssertionError("%s exited %d:\n%s" % (self.name, rc, text[-4000:]))
+        return rc
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close_files()
+
+    def _close_files(self):
+        if self._log:
+            self._log.close()
+        if self.proc and self.proc.stdout:
+            try:
+                self.proc.stdout.close()
+            except (OSError, ValueError):
+                pass
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Broker(Process):
+    """The starter broker, on its own data directory."""
+
+    def __init__(self, data=None, user="broker-user", password="broker-secret-pw",
+                 async_seconds=1.0, extra=None):
+        self.data = data or tempfile.mkdtemp(prefix="broker-")
+        self.user, self.password = user, password
+        argv = [binary("STARTER_BROKER", "examples/starter-broker/starter-broker"),
+                "--listen", "127.0.0.1:0", "--data", self.data, "--user", user,
+                "--password", password, "--async-seconds", str(async_seconds)]
+        argv += extra or []
+        super().__init__(argv, name="starter-broker")
+        self.async_seconds = async_seconds
+
+    def client(self):
+        return OSB(self.port, self.user, self.password)
+
+    def restart(self, kill=False):
+        if kill:
+            self.kill()
+        else:
+            self.stop()
+        self.lines = []
+        return self.start()
+
+    def cleanup(self):
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+def basic(user, password):
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+class OSB(Client):
+    """An OSB platform talking to a broker: the headers every request needs."""
+
+    def __init__(self, port, user, password, version="2.17"):
+        super().__init__(port)
+        self.auth = basic(user, password)
+        self.version = version
+
+    def call(self, method, path, body=None, query=None, headers=None, version=True, auth=True,
+             raw=None):
+        hdrs = {}
+        if auth:
+            hdrs["Authorization"] = self.auth
+        if version:
+            hdrs["X-Broker-API-Version"] = self.version
+        hdrs.update(headers or {})
+        if query:
+            path = path + "?" + urllib.parse.urlencode(query)
+        return self.request(method, path, body=body, headers=hdrs, raw=raw)
+
+    # Shorthands for the OSB routes; ids are URL-encoded as platforms do for CRNs.
+    @staticmethod
+    def q(s):
+        return urllib.parse.quote(s, safe="")
+
+    def provision(self, iid, plan=STANDARD, params=None, incomplete=None, body_extra=None,
+                  **kw):
+        body = {"service_id": SERVICE_ID, "plan_id": plan,
+                "organization_guid": "org-1", "space_guid": "space-1",
+                "context": {"platform": "osbill", "account_id": "acct-1"}}
+        if params is not None:
+            body["parameters"] = params
+        body.update(body_extra or {})
+        query = {"accepts_incomplete": "true"} if incomplete else None
+        return self.call("PUT", "/v2/service_instances/" + self.q(iid), body=body, query=query,
+                         **kw)
+
+    def deprovision(self, iid, plan=STANDARD, incomplete=None, **kw):
+        query = {"service_id": SERVICE_ID, "plan_id": plan}
+        if incomplete:
+            query["accepts_incomplete"] = "true"
+        return self.call("DELETE", "/v2/service_instances/" + self.q(iid), query=query, **kw)
+
+    def last_op(self, iid, operation=None):
+        query = {"service_id": SERVICE_ID}
+        if operation:
+            query["operation"] = operation
+        return self.call("GET", "/v2/service_instances/%s/last_operation" % self.q(iid),
+                         query=query)
+
+    def bind(self, iid, bid, plan=STANDARD, params=None, body_extra=None, **kw):
+        body = {"service_id": SERVICE_ID, "plan_id": plan}
+        if params is not None:
+            body["parameters"] = params
+        body.update(body_extra or {})
+        return self.call("PUT", "/v2/service_instances/%s/service_bindings/%s"
+                         % (self.q(iid), self.q(bid)), body=body, **kw)
+
+    def unbind(self, iid, bid, plan=STANDARD, **kw):
+        return self.call("DELETE", "/v2/service_instances/%s/service_bindings/%s"
+                         % (self.q(iid), self.q(bid)),
+                         query={"service_id": SERVICE_ID, "plan_id": plan}, **kw)
+
+    def wait_op(self, iid, timeout=30, operation=None):
+        """Polls last_operation until the state is final, honouring Retry-After."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            r = self.last_op(iid, operation)
+            if r.status != 200 or r.json.get("state") != "in progress":
+                return r
+            ra = r.header("Retry-After")
+            time.sleep(min(float(ra) if ra else 0.2, 0.5))
+        raise AssertionError("operation on %s still in progress after %ss" % (iid, timeout))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class BrokerTest(unittest.TestCase):
+    """One broker per test class; each test gets a fresh client."""
+
+    broker_kwargs = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.broker = Broker(**cls.broker_kwargs).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.broker.stop()
+        finally:
+            cls.broker.cleanup()
+
+    def setUp(self):
+        self.osb = self.broker.client()
+
+    def tearDown(self):
+        self.osb.close()
+
+    def uid(self, prefix="id"):
+        return "%s-%s" % (prefix, os.urandom(6).hex())
+
+    def assertError(self, r, status, error=None):
+        self.assertEqual(r.status, status, r)
+        self.assertIsInstance(r.json, dict, r)
+        self.assertIsInstance(r.json.get("description"), str, r)
+        if error is not None:
+            self.assertEqual(r.json.get("error"), error, r)
