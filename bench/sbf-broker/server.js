@@ -2,14 +2,17 @@
 
 // The starter broker (examples/starter-broker) written on SAP's Service Broker Framework,
 // so that bench/run-broker-bench can compare the two on the same catalog and the same
-// provider behaviour. State lives in memory, as in any sbf hook code without a backend.
+// provider behaviour on the benchmarked paths. State lives in memory (Maps); the C broker
+// keeps its instances in SQLite under --data, so per provision it does more work than this.
 //
 // Environment:
 //   PORT                 port to listen on (127.0.0.1 only); 0 picks a free one
 //   OSB_BROKER_USER      Basic auth user     (default: bench)
 //   OSB_BROKER_PASSWORD  Basic auth password (default: bench-secret-pw)
 //   STARTER_CATALOG      catalog file (default: ../../examples/starter-broker/catalog.json)
-//   KV_BASE_URL          base of the `url` handed out in binding credentials
+//   PUBLIC_URL           base of the data API `url` in binding credentials
+//                        (default: http://127.0.0.1:PORT, as the C broker's --public-url)
+//   ASYNC_SECONDS        how long a premium provision takes (default 3, as the C broker)
 
 const crypto = require('crypto');
 const fs = require('fs');
@@ -23,7 +26,8 @@ const catalog = JSON.parse(fs.readFileSync(catalogFile, 'utf8'));
 
 const user = process.env.OSB_BROKER_USER || 'bench';
 const password = process.env.OSB_BROKER_PASSWORD || 'bench-secret-pw';
-const kvBaseUrl = process.env.KV_BASE_URL || 'https://kv.starter.example.com';
+let publicUrl = process.env.PUBLIC_URL || '';
+const asyncMs = Number(process.env.ASYNC_SECONDS || 3) * 1000;
 
 // plan id -> plan name, for the sync/async decision
 const planNames = new Map();
@@ -82,8 +86,9 @@ const hooks = {
         }
         const operation = `provision-${crypto.randomUUID()}`;
         instances.set(id, record);
-        operations.set(operation, { state: 'in progress', description: 'allocating dedicated storage' });
-        setImmediate(() => operations.set(operation, { state: 'succeeded', description: 'ready' }));
+        operations.set(operation, { state: 'in progress', description: 'Allocating dedicated storage.' });
+        setTimeout(() => operations.set(operation, { state: 'succeeded', description: 'The dedicated namespace is ready.' }),
+            asyncMs).unref();
         return callback(null, { async: true, operation });
     },
 
@@ -143,15 +148,17 @@ const hooks = {
             }
             return callback(httpError(409, `service binding ${params.binding_id} exists with different attributes`));
         }
+        const parameters = params.parameters || {};
         const credentials = {
-            url: `${kvBaseUrl}/namespaces/${encodeURIComponent(params.instance_id)}`,
-            apikey: crypto.randomBytes(24).toString('base64url')
+            url: `${publicUrl}/kv/${encodeURIComponent(params.instance_id)}`,
+            apikey: crypto.randomBytes(32).toString('hex'),
+            role: parameters.role || 'writer'
         };
         bindings.set(params.binding_id, {
             instance_id: params.instance_id,
             service_id: params.service_id,
             plan_id: params.plan_id,
-            parameters: params.parameters || {},
+            parameters,
             credentials
         });
         return callback(null, { credentials });
@@ -189,6 +196,7 @@ const broker = new Broker({
 const server = http.createServer(broker.app);
 server.listen(Number(process.env.PORT || 8080), '127.0.0.1', () => {
     const { address, port } = server.address();
+    publicUrl = publicUrl || `http://${address}:${port}`;
     console.log(`sbf broker listening on http://${address}:${port}`);
 });
 

@@ -171,6 +171,7 @@ struct jnode {
     size_t ndeps;
     node_list all_of, any_of, one_of;
     jnode *not_schema;
+    int mark; /* compile-time only: DFS colour for the cycle check */
 };
 
 struct jschema {
@@ -1131,8 +1132,12 @@ static size_t remove_dots(char *buf, size_t n, char *out)
             buf[i] = '/';
         } else if ((rem >= 4 && memcmp(s, "/../", 4) == 0) ||
                    (rem == 3 && memcmp(s, "/..", 3) == 0)) {
-            i += 2;
-            buf[i] = '/';
+            if (rem == 3) {
+                i += 2;
+                buf[i] = '/';
+            } else {
+                i += 3;
+            }
             while (o > 0 && out[o - 1] != '/')
                 o--;
             if (o > 0)
@@ -1429,20 +1434,26 @@ static int index_ids(cctx *cc, json_t *js, const char *base, int depth, bool is_
     char *doc = NULL;
     json_t *id = json_object_get(js, "id");
     char *nb = json_is_string(id) ? uri_resolve(base, json_string_value(id)) : strdup(base);
-    if (!nb)
-        goto nomem;
+    if (!nb) {
+        cnomem(cc);
+        goto done;
+    }
     if (json_is_string(id) || is_root) {
-        if (!(doc = strdup(nb)))
-            goto nomem;
-        uri_drop_empty_fragment(doc);
-        if (add_id(cc, doc, js))
-            goto nomem;
+        doc = strdup(nb);
+        if (doc)
+            uri_drop_empty_fragment(doc);
+        if (!doc || add_id(cc, doc, js)) {
+            cnomem(cc);
+            goto done;
+        }
         /* A document is also reachable by its URI without any fragment. */
         char *h = strchr(doc, '#');
         if (is_root && h) {
             *h = '\0';
-            if (add_id(cc, doc, js))
-                goto nomem;
+            if (add_id(cc, doc, js)) {
+                cnomem(cc);
+                goto done;
+            }
         }
     }
     for (size_t i = 0; i < sizeof kids / sizeof kids[0]; i++) {
@@ -1451,9 +1462,6 @@ static int index_ids(cctx *cc, json_t *js, const char *base, int depth, bool is_
             goto done;
     }
     rc = 0;
-    goto done;
-nomem:
-    cnomem(cc);
 done:
     free(doc);
     free(nb);
@@ -2039,6 +2047,46 @@ static int resolve_pending(cctx *cc, size_t i)
     return 0;
 }
 
+/* A cycle of edges that stay at the same instance location ($ref, allOf, anyOf, oneOf,
+ * not, schema dependencies) would recurse forever on some instance, so such schemas are
+ * refused when compiled instead of failing at validation time. Returns 0, -1 when the
+ * cycle was reported, -2 while the report still needs a $ref location. */
+static int find_cycle(cctx *cc, jnode *n)
+{
+    if (n->mark == 2)
+        return 0;
+    if (n->mark == 1)
+        return -2;
+    n->mark = 1;
+    int rc = 0;
+    if (n->ref && (rc = find_cycle(cc, n->ref)) == -2) {
+        /* Every cycle passes through a $ref (the document itself is a tree). */
+        for (size_t i = 0; i < cc->npend; i++) {
+            if (cc->pend[i].node == n) {
+                pathseg where = {.key = cc->pend[i].where,
+                                 .len = strlen(cc->pend[i].where),
+                                 .raw = true};
+                return cerr(cc, &where,
+                            "$ref \"%s\" recurses without consuming any of the instance",
+                            cc->pend[i].uri);
+            }
+        }
+    }
+    const node_list *lists[] = {&n->all_of, &n->any_of, &n->one_of};
+    for (size_t l = 0; l < 3 && rc == 0; l++)
+        for (size_t i = 0; i < lists[l]->n && rc == 0; i++)
+            rc = find_cycle(cc, lists[l]->v[i]);
+    if (rc == 0 && n->not_schema)
+        rc = find_cycle(cc, n->not_schema);
+    for (size_t i = 0; i < n->ndeps && rc == 0; i++)
+        if (n->deps[i].schema)
+            rc = find_cycle(cc, n->deps[i].schema);
+    if (rc)
+        return rc;
+    n->mark = 2;
+    return 0;
+}
+
 void jschema_free(jschema *s)
 {
     if (!s)
@@ -2081,6 +2129,9 @@ int jschema_compile(const json_t *schema, jschema **out, char *err, size_t errle
         goto done;
     for (size_t i = 0; i < cc.npend; i++)
         if (resolve_pending(&cc, i))
+            goto done;
+    for (size_t i = 0; i < cc.s->nnodes; i++)
+        if (find_cycle(&cc, cc.s->nodes[i]))
             goto done;
     rc = 0;
 done:

@@ -534,8 +534,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             http_reply_error(req, 405, "method_not_allowed", "Unsupported HTTP method.", NULL);
         else
             dispatch(s, req);
-        if (req->deferred && !req->replied)
-            return MHD_YES; /* suspended; called again after http_resume() */
+        /* Suspended: the reply belongs to another thread until it calls http_resume(), and
+         * libmicrohttpd calls again afterwards. */
+        if (req->deferred)
+            return MHD_YES;
     }
     if (req->phase == 2)
         return MHD_YES;

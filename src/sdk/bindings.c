@@ -247,14 +247,13 @@ static void bind(osb_ctx *x)
         .op_id = res.async ? res.operation : NULL,
         .op_state = res.async ? OSB_IN_PROGRESS : OSB_SUCCEEDED, .op_started_ms = time_now_ms(),
     };
-    if (sdk_binding_put(&x->b->state, &bd)) {
-        http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
-        goto out;
-    }
+    json_t *reply = json_object();
     if (res.async)
-        reply_operation(x, res.operation);
+        json_object_set_new(reply, "operation", json_string(res.operation));
     else
-        reply_binding(x, 201, &bd);
+        binding_body(reply, &bd);
+    sdk_commit_reply(x, SDK_PUT_BINDING, NULL, &bd, res.async ? 202 : 201, reply, iid);
+    locked = false;
 out:
     if (locked)
         sdk_busy_release(x->b, iid);
@@ -391,11 +390,8 @@ static void unbind(osb_ctx *x)
     if (!async_allowed(x, &c))
         goto out;
     if (!res.async) {
-        if (sdk_binding_delete(&x->b->state, iid, bid)) {
-            http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
-            goto out;
-        }
-        http_reply(x->req, 200, "application/json", "{}", 2);
+        sdk_commit_reply(x, SDK_DELETE_BINDING, NULL, &bd, 200, NULL, iid);
+        locked = false;
         goto out;
     }
     bd.state = ST_DELETING;
@@ -403,11 +399,9 @@ static void unbind(osb_ctx *x)
     bd.op_id = strdup(res.operation);
     bd.op_state = OSB_IN_PROGRESS;
     bd.op_started_ms = time_now_ms();
-    if (sdk_binding_put(&x->b->state, &bd)) {
-        http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
-        goto out;
-    }
-    reply_operation(x, res.operation);
+    json_t *reply = json_pack("{s:s}", "operation", res.operation);
+    sdk_commit_reply(x, SDK_PUT_BINDING, NULL, &bd, 202, reply, iid);
+    locked = false;
 out:
     if (locked)
         sdk_busy_release(x->b, iid);

@@ -52,8 +52,7 @@ static void set_opt_string(json_t *j, const char *k, const char *v)
         json_object_set_new(j, k, json_string(v));
 }
 
-static void reply_created(osb_ctx *x, int status, const char *dashboard_url, const char *op,
-                          const char *metadata)
+static json_t *created_body(const char *dashboard_url, const char *op, const char *metadata)
 {
     json_t *j = json_object();
     set_opt_string(j, "dashboard_url", dashboard_url);
@@ -61,6 +60,13 @@ static void reply_created(osb_ctx *x, int status, const char *dashboard_url, con
     json_t *md = parse_stored(metadata);
     if (md)
         json_object_set_new(j, "metadata", md);
+    return j;
+}
+
+static void reply_created(osb_ctx *x, int status, const char *dashboard_url, const char *op,
+                          const char *metadata)
+{
+    json_t *j = created_body(dashboard_url, op, metadata);
     http_reply_json(x->req, status, j);
     json_decref(j);
 }
@@ -89,15 +95,6 @@ static bool load_instance(osb_ctx *x, const char *id, sdk_instance *in, bool *fo
     *found = rc == 0;
     if (rc && rc != OSB_E_NOTFOUND) {
         http_reply_error(x->req, 500, NULL, "The broker's state cannot be read.", NULL);
-        return false;
-    }
-    return true;
-}
-
-static bool save_instance(osb_ctx *x, const sdk_instance *in)
-{
-    if (sdk_instance_put(&x->b->state, in)) {
-        http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
         return false;
     }
     return true;
@@ -243,9 +240,10 @@ static void provision(osb_ctx *x)
         .op_state = res.async ? OSB_IN_PROGRESS : OSB_SUCCEEDED,
         .op_started_ms = time_now_ms(),
     };
-    if (save_instance(x, &in))
-        reply_created(x, res.async ? 202 : 201, res.dashboard_url,
-                      res.async ? res.operation : NULL, md_text);
+    sdk_commit_reply(x, SDK_PUT_INSTANCE, &in, NULL, res.async ? 202 : 201,
+                     created_body(res.dashboard_url, res.async ? res.operation : NULL, md_text),
+                     id);
+    locked = false;
     free(params_text);
     free(context_text);
     free(md_text);
@@ -476,13 +474,9 @@ static void update(osb_ctx *x)
     in.op_started_ms = time_now_ms();
     free(in.op_description);
     in.op_description = NULL;
-    if (!save_instance(x, &in))
-        goto out;
-    json_t *j = json_object();
-    set_opt_string(j, "dashboard_url", res.dashboard_url);
-    set_opt_string(j, "operation", res.async ? res.operation : NULL);
-    http_reply_json(x->req, res.async ? 202 : 200, j);
-    json_decref(j);
+    sdk_commit_reply(x, SDK_PUT_INSTANCE, &in, NULL, res.async ? 202 : 200,
+                     created_body(res.dashboard_url, res.async ? res.operation : NULL, NULL), id);
+    locked = false;
 out:
     if (locked)
         sdk_busy_release(x->b, id);
@@ -557,11 +551,8 @@ static void deprovision(osb_ctx *x)
     if (!async_allowed(x, &c))
         goto out;
     if (!res.async) {
-        if (sdk_instance_delete(&x->b->state, id)) {
-            http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
-            goto out;
-        }
-        http_reply(x->req, 200, "application/json", "{}", 2);
+        sdk_commit_reply(x, SDK_DELETE_INSTANCE, &in, NULL, 200, NULL, id);
+        locked = false;
         goto out;
     }
     in.state = ST_DELETING;
@@ -572,8 +563,9 @@ static void deprovision(osb_ctx *x)
     in.op_started_ms = time_now_ms();
     free(in.op_description);
     in.op_description = NULL;
-    if (save_instance(x, &in))
-        reply_created(x, 202, NULL, res.operation, NULL);
+    sdk_commit_reply(x, SDK_PUT_INSTANCE, &in, NULL, 202, created_body(NULL, res.operation, NULL),
+                     id);
+    locked = false;
 out:
     if (locked)
         sdk_busy_release(x->b, id);

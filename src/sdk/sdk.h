@@ -94,6 +94,7 @@ typedef struct {
 
 typedef struct {
     store *db;
+    store_group *group;    /* group commit of the request path's writes */
     unsigned char key[32]; /* credential encryption key, from data_dir/broker.key */
 } sdk_state_db;
 
@@ -111,6 +112,11 @@ int sdk_binding_delete(sdk_state_db *s, const char *instance_id, const char *id)
 /* Counts bindings of an instance that are not GONE. */
 int sdk_binding_count(sdk_state_db *s, const char *instance_id, int *out) WARN_UNUSED;
 void sdk_binding_free(sdk_binding *b);
+/* The same writes inside a caller's transaction (group commit). */
+int sdk_instance_write(store_tx *tx, const sdk_instance *in) WARN_UNUSED;
+int sdk_instance_remove(store_tx *tx, const char *id) WARN_UNUSED;
+int sdk_binding_write(sdk_state_db *s, store_tx *tx, const sdk_binding *b) WARN_UNUSED;
+int sdk_binding_remove(store_tx *tx, const char *instance_id, const char *id) WARN_UNUSED;
 
 
 /* ---- broker ---- */
@@ -199,6 +205,14 @@ int sdk_binding_op_done(osb_broker *b, const char *instance_id, const char *bind
 void sdk_instances_routes(osb_broker *b);
 void sdk_bindings_routes(osb_broker *b);
 void sdk_ibm_routes(osb_broker *b);
+/* Durable reply: stores the write through the group commit, then answers status with
+ * reply (stolen; NULL = "{}") and releases the busy lock of busy_id (a path parameter of
+ * the request), which it takes over.
+ * The handler returns right after; the request is answered from the committer thread. */
+typedef enum { SDK_PUT_INSTANCE, SDK_DELETE_INSTANCE, SDK_PUT_BINDING, SDK_DELETE_BINDING } sdk_write_kind;
+void sdk_commit_reply(osb_ctx *x, sdk_write_kind kind, const sdk_instance *in,
+                      const sdk_binding *bd, int status, json_t *reply, const char *busy_id);
+
 /* Wraps an OSB handler: authentication, version, identities, then h. */
 typedef void (*sdk_osb_handler)(osb_ctx *x);
 int sdk_osb_route(osb_broker *b, unsigned methods, const char *pattern, sdk_osb_handler h,

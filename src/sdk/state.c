@@ -77,7 +77,8 @@ int sdk_state_open(const char *data_dir, sdk_state_db *out)
     snprintf(path, sizeof path, "%s/broker.db", data_dir);
     if ((rc = store_open(path, NULL, &out->db)))
         return rc;
-    if ((rc = store_migrate(out->db, migrations, ARRAY_LEN(migrations)))) {
+    if ((rc = store_migrate(out->db, migrations, ARRAY_LEN(migrations))) ||
+        (rc = store_group_start(out->db, &out->group))) {
         store_close(out->db);
         out->db = NULL;
     }
@@ -86,6 +87,8 @@ int sdk_state_open(const char *data_dir, sdk_state_db *out)
 
 void sdk_state_close(sdk_state_db *s)
 {
+    store_group_stop(s->group);
+    s->group = NULL;
     store_close(s->db);
     secure_wipe(s->key, sizeof s->key);
     s->db = NULL;
@@ -149,45 +152,63 @@ int sdk_instance_get(sdk_state_db *s, const char *id, sdk_instance *in)
     return rc;
 }
 
-int sdk_instance_put(sdk_state_db *s, const sdk_instance *in)
+int sdk_instance_write(store_tx *tx, const sdk_instance *in)
 {
     static const char sql[] =
         "INSERT OR REPLACE INTO instances (" INSTANCE_COLS ", created_ms, updated_ms)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
         " coalesce((SELECT created_ms FROM instances WHERE id = ?), ?), ?)";
-    store_tx *tx;
     int64_t now = time_now_ms();
+    return store_exec(tx, sql, "ssssssssssddisddsisssssii", in->id, in->service_id, in->plan_id,
+                      in->parameters, in->context, in->organization_guid, in->space_guid,
+                      in->maintenance_version, in->dashboard_url, in->metadata, (int)in->state,
+                      (int)in->enabled, in->last_active_ms, in->op_id, (int)in->op_kind,
+                      (int)in->op_state, in->op_description, in->op_started_ms,
+                      in->pending_plan_id, in->pending_parameters,
+                      in->pending_maintenance_version, in->prev_plan_id, in->id, now, now);
+}
+
+int sdk_instance_remove(store_tx *tx, const char *id)
+{
+    int rc = store_exec(tx, "DELETE FROM bindings WHERE instance_id = ?", "s", id);
+    return rc ? rc : store_exec(tx, "DELETE FROM instances WHERE id = ?", "s", id);
+}
+
+/* Runs one write in its own transaction (for the paths that do not go through the group). */
+static int in_tx(sdk_state_db *s, int (*fn)(store_tx *, const void *, const void *),
+                 const void *a, const void *b)
+{
+    store_tx *tx;
     int rc = store_begin(s->db, true, &tx);
     if (rc)
         return rc;
-    rc = store_exec(tx, sql, "ssssssssssddisddsisssssii", in->id, in->service_id, in->plan_id,
-                    in->parameters, in->context, in->organization_guid, in->space_guid,
-                    in->maintenance_version, in->dashboard_url, in->metadata, (int)in->state,
-                    (int)in->enabled, in->last_active_ms, in->op_id, (int)in->op_kind,
-                    (int)in->op_state, in->op_description, in->op_started_ms,
-                    in->pending_plan_id, in->pending_parameters, in->pending_maintenance_version,
-                    in->prev_plan_id, in->id, now, now);
-    if (rc) {
+    if ((rc = fn(tx, a, b))) {
         store_rollback(tx);
         return rc;
     }
     return store_commit(tx);
 }
 
+static int put_fn(store_tx *tx, const void *a, const void *b)
+{
+    (void)b;
+    return sdk_instance_write(tx, a);
+}
+
+static int delete_fn(store_tx *tx, const void *a, const void *b)
+{
+    (void)b;
+    return sdk_instance_remove(tx, a);
+}
+
+int sdk_instance_put(sdk_state_db *s, const sdk_instance *in)
+{
+    return in_tx(s, put_fn, in, NULL);
+}
+
 int sdk_instance_delete(sdk_state_db *s, const char *id)
 {
-    store_tx *tx;
-    int rc = store_begin(s->db, true, &tx);
-    if (rc)
-        return rc;
-    rc = store_exec(tx, "DELETE FROM bindings WHERE instance_id = ?", "s", id);
-    if (!rc)
-        rc = store_exec(tx, "DELETE FROM instances WHERE id = ?", "s", id);
-    if (rc) {
-        store_rollback(tx);
-        return rc;
-    }
-    return store_commit(tx);
+    return in_tx(s, delete_fn, id, NULL);
 }
 
 void sdk_instance_free(sdk_instance *in)
@@ -314,7 +335,7 @@ int sdk_binding_get(sdk_state_db *s, const char *instance_id, const char *id, sd
     return rc;
 }
 
-int sdk_binding_put(sdk_state_db *s, const sdk_binding *b)
+int sdk_binding_write(sdk_state_db *s, store_tx *tx, const sdk_binding *b)
 {
     static const char sql[] =
         "INSERT OR REPLACE INTO bindings (instance_id, id, service_id, plan_id, parameters,"
@@ -327,12 +348,7 @@ int sdk_binding_put(sdk_state_db *s, const sdk_binding *b)
     int rc = seal(s, b, &sealed, &sealed_len);
     if (rc)
         return rc;
-    store_tx *tx;
     int64_t now = time_now_ms();
-    if ((rc = store_begin(s->db, true, &tx))) {
-        free(sealed);
-        return rc;
-    }
     if (sealed)
         rc = store_exec(tx, sql, "sssssssbssdsdsissii", b->instance_id, b->id, b->service_id,
                         b->plan_id, b->parameters, b->bind_resource, b->app_guid,
@@ -345,26 +361,37 @@ int sdk_binding_put(sdk_state_db *s, const sdk_binding *b)
                         b->extra, (int)b->state, b->op_id, (int)b->op_state, b->op_description,
                         b->op_started_ms, b->instance_id, b->id, now, now);
     free(sealed);
-    if (rc) {
-        store_rollback(tx);
-        return rc;
-    }
-    return store_commit(tx);
+    return rc;
+}
+
+int sdk_binding_remove(store_tx *tx, const char *instance_id, const char *id)
+{
+    return store_exec(tx, "DELETE FROM bindings WHERE instance_id = ? AND id = ?", "ss",
+                      instance_id, id);
+}
+
+static int binding_put_fn(store_tx *tx, const void *a, const void *b)
+{
+    const sdk_binding *bd = b;
+    return sdk_binding_write((sdk_state_db *)a, tx, bd);
+}
+
+static int binding_delete_fn(store_tx *tx, const void *a, const void *b)
+{
+    const char *const *ids = b;
+    (void)a;
+    return sdk_binding_remove(tx, ids[0], ids[1]);
+}
+
+int sdk_binding_put(sdk_state_db *s, const sdk_binding *b)
+{
+    return in_tx(s, binding_put_fn, s, b);
 }
 
 int sdk_binding_delete(sdk_state_db *s, const char *instance_id, const char *id)
 {
-    store_tx *tx;
-    int rc = store_begin(s->db, true, &tx);
-    if (rc)
-        return rc;
-    rc = store_exec(tx, "DELETE FROM bindings WHERE instance_id = ? AND id = ?", "ss",
-                    instance_id, id);
-    if (rc) {
-        store_rollback(tx);
-        return rc;
-    }
-    return store_commit(tx);
+    const char *ids[2] = {instance_id, id};
+    return in_tx(s, binding_delete_fn, s, ids);
 }
 
 int sdk_binding_count(sdk_state_db *s, const char *instance_id, int *out)

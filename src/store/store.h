@@ -69,6 +69,24 @@ int64_t store_col_int(store_stmt *q, int col);
 const void *store_col_blob(store_stmt *q, int col, size_t *len);
 void store_done(store_stmt *q); /* resets the statement for reuse; always call it */
 
+/* ---- group commit ----
+ * Many requests' writes share one transaction and one disk flush: a committer thread takes
+ * every queued unit of work, runs each inside its own savepoint of one write transaction,
+ * commits once, then reports each unit's outcome. A unit's failure rolls back that unit
+ * only. Nothing is reported as done before the commit has reached the disk. */
+typedef struct store_group store_group;
+/* Runs on the committer thread inside the batch's transaction; 0 or an error code. */
+typedef int (*store_work_fn)(store_tx *tx, void *ud);
+/* Runs on the committer thread after the commit: rc is the unit's result, or the commit's
+ * failure. It owns ud from then on. */
+typedef void (*store_done_fn)(void *ud, int rc);
+
+int store_group_start(store *st, store_group **out) WARN_UNUSED;
+/* Queues one unit; done is always called exactly once (with an error if the group stops). */
+int store_group_submit(store_group *g, store_work_fn work, store_done_fn done, void *ud) WARN_UNUSED;
+/* Finishes the queued work, then stops the thread. */
+void store_group_stop(store_group *g);
+
 /* The message of the backend's last error on this transaction, for logs. */
 const char *store_errmsg(store_tx *tx);
 
