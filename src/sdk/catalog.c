@@ -106,8 +106,9 @@ static int compile_schema(const json_t *schemas, const char *a, const char *b, j
         return fail(err, errlen, path, "the schema is %zu bytes; at most %d are allowed", n,
                     SCHEMA_MAX_BYTES);
     const char *dialect = json_string_value(json_object_get(params, "$schema"));
-    if (dialect && !strstr(dialect, "draft-04") && !strstr(dialect, "draft-06") &&
-        !strstr(dialect, "draft-07"))
+    /* Validating a later draft's keywords as draft-04 would silently skip some of them. */
+    if (dialect && strcmp(dialect, "http://json-schema.org/draft-04/schema#") != 0 &&
+        strcmp(dialect, "http://json-schema.org/draft-04/schema") != 0)
         return fail(err, errlen, path, "unsupported $schema '%s' (JSON Schema draft-04 is required)",
                     dialect);
     char msg[256];
