@@ -9,7 +9,7 @@ check:
 
 build:
 	@scripts/install-deps
-	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DOSBILL_TESTS=OFF >/dev/null
 	@cmake --build build -j$$(nproc)
 
 install: build
@@ -23,4 +23,4 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	@rm -rf build build-asan build-bench
+	@rm -rf build build-check build-asan build-bench
