@@ -360,8 +360,20 @@ static int b64_dec(const char *in, size_t n, unsigned char *out, size_t outsz, i
 {
     size_t len = 0;
     const char *end = NULL;
-    if (sodium_base642bin(out, outsz, in, n, NULL, &len, &end, variant) != 0)
-        return n / 4 * 3 > outsz ? OSB_E_TOOBIG : OSB_E_INVAL;
+    if (sodium_base642bin(out, outsz, in, n, NULL, &len, &end, variant) != 0) {
+        /* Tell a short output buffer from bad input by decoding into one that is big enough. */
+        size_t big = n / 4 * 3 + 3;
+        unsigned char *tmp = big > outsz ? malloc(big) : NULL;
+        int rc = OSB_E_INVAL;
+        if (tmp && sodium_base642bin(tmp, big, in, n, NULL, &len, &end, variant) == 0 &&
+            end == in + n)
+            rc = OSB_E_TOOBIG;
+        if (tmp) {
+            sodium_memzero(tmp, big);
+            free(tmp);
+        }
+        return rc;
+    }
     if (end != in + n)
         return OSB_E_INVAL;
     if (len > INT_MAX)

@@ -130,6 +130,14 @@ static int check_schemas_shape(const json_t *schemas, char *err, size_t errlen, 
             continue; /* unknown fields are ignored */
         if (!json_is_object(v))
             return fail(err, errlen, where, "'schemas.%s' must be an object", k);
+        const char *action;
+        const json_t *a;
+        json_object_foreach((json_t *)v, action, a) {
+            bool known = strcmp(action, "create") == 0 ||
+                         (strcmp(k, "service_instance") == 0 && strcmp(action, "update") == 0);
+            if (known && !json_is_object(a))
+                return fail(err, errlen, where, "'schemas.%s.%s' must be an object", k, action);
+        }
     }
     return 0;
 }

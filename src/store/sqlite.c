@@ -252,11 +252,14 @@ int store_exec(store_tx *tx, const char *sql, const char *types, ...)
     int rc = bind_args(c, e->s, types, ap);
     va_end(ap);
     if (!rc) {
+        /* sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE even across a
+         * SELECT; the difference of the running total is this statement's own. */
+        int64_t before = sqlite3_total_changes64(c->db);
         int r = sqlite3_step(e->s);
         while (r == SQLITE_ROW)
             r = sqlite3_step(e->s);
         rc = r == SQLITE_DONE ? 0 : map_step_error(c, r);
-        tx->changes = sqlite3_changes64(c->db);
+        tx->changes = sqlite3_total_changes64(c->db) - before;
     }
     sqlite3_reset(e->s);
     sqlite3_clear_bindings(e->s);
@@ -354,7 +357,14 @@ int store_migrate(store *st, const store_migration *m, size_t n)
     int rc = store_schema_version(st, &current);
     if (rc)
         return rc;
-    int known = n ? m[n - 1].version : 0;
+    int known = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].version <= known) {
+            log_error("store: migration versions must increase (%d after %d)", m[i].version, known);
+            return OSB_E_INVAL;
+        }
+        known = m[i].version;
+    }
     if (current > known) {
         log_error("store: database schema version %d is newer than this program's %d", current,
                   known);
@@ -362,8 +372,6 @@ int store_migrate(store *st, const store_migration *m, size_t n)
     }
     conn *c = &st->writer;
     for (size_t i = 0; i < n; i++) {
-        if (i > 0 && m[i].version <= m[i - 1].version)
-            return OSB_E_INVAL;
         if (m[i].version <= current)
             continue;
         pthread_mutex_lock(&c->mu);

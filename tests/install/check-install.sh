@@ -11,8 +11,11 @@ export PKG_CONFIG_PATH=$libdir
 test -f "$tmp/prefix/include/osb/osb.h"
 ls "$(dirname "$libdir")"/libosb.so* "$(dirname "$libdir")"/libosb.a >/dev/null
 cc -std=c17 -Wall -Werror "$src/minimal_broker.c" $(pkg-config --cflags --libs libosb) -o "$tmp/shared"
+# libosb itself static, the system libraries it needs shared (their own static archives, such as
+# libcurl's dependencies, are not what a broker wants to carry).
 cc -std=c17 -Wall -Werror "$src/minimal_broker.c" -o "$tmp/static" \
-   $(pkg-config --cflags libosb) "$(dirname "$libdir")/libosb.a" $(pkg-config --libs --static libosb | sed 's/-losb//')
+   $(pkg-config --cflags libosb) "$(dirname "$libdir")/libosb.a" \
+   $(pkg-config --libs jansson libmicrohttpd libcurl libcrypto libsodium sqlite3 libpcre2-8) -lpthread -lm
 catalog="$src/../../examples/starter-broker/catalog.json"
 out=$(LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/shared" "$catalog" "$tmp/d1")
 echo "shared: $out"
