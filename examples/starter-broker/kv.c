@@ -93,13 +93,13 @@ static int run(kv *k, const char *sql, const char *types, ...)
 }
 
 int kv_ns_create(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
-                 int64_t max_value, int64_t ready_at)
+                 int64_t max_value, int64_t now, int64_t ready_at)
 {
     pthread_mutex_lock(&k->mu);
     /* A retried creation after a failure or an orphan clean-up starts afresh. */
     int rc = run(k, "INSERT OR REPLACE INTO namespaces (instance_id, plan_id, max_keys, max_value,"
                     " ready_at, last_active) VALUES (?, ?, ?, ?, ?, ?)",
-                 "siiiii", instance, plan_id, max_keys, max_value, ready_at, ready_at);
+                 "ssiiii", instance, plan_id, max_keys, max_value, ready_at, now);
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
@@ -205,7 +205,7 @@ int kv_apikey_remove(kv *k, const char *instance, const char *binding)
     return rc;
 }
 
-int kv_apikey_find(kv *k, const char *apikey, char instance[256], char role[16])
+int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[16])
 {
     unsigned char h[32];
     sqlite3_stmt *st;
@@ -213,15 +213,15 @@ int kv_apikey_find(kv *k, const char *apikey, char instance[256], char role[16])
     /* The lookup is by digest of a 256-bit random key: timing reveals nothing usable. */
     key_hash(apikey, h);
     pthread_mutex_lock(&k->mu);
-    if (sqlite3_prepare_v2(k->db, "SELECT instance_id, role FROM apikeys WHERE key_hash = ?", -1,
-                           &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(k->db, "SELECT role FROM apikeys WHERE key_hash = ? AND instance_id = ?",
+                           -1, &st, NULL) != SQLITE_OK) {
         pthread_mutex_unlock(&k->mu);
         return KV_ERR;
     }
     sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, instance, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(instance, 256, "%s", sqlite3_column_text(st, 0));
-        snprintf(role, 16, "%s", sqlite3_column_text(st, 1));
+        snprintf(role, 16, "%s", sqlite3_column_text(st, 0));
         rc = KV_OK;
     }
     sqlite3_finalize(st);

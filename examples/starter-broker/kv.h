@@ -26,7 +26,7 @@ int kv_open(const char *data_dir, kv **out);
 void kv_close(kv *k);
 
 int kv_ns_create(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
-                 int64_t max_value, int64_t ready_at);
+                 int64_t max_value, int64_t now, int64_t ready_at);
 int kv_ns_get(kv *k, const char *instance, kv_namespace *out);
 int kv_ns_update(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
                  int64_t max_value);
@@ -39,8 +39,8 @@ int kv_ns_purge(kv *k, const char *instance);
 int kv_apikey_add(kv *k, const char *instance, const char *binding, const char *apikey,
                   const char *role);
 int kv_apikey_remove(kv *k, const char *instance, const char *binding);
-/* Finds the instance and role of a presented key. */
-int kv_apikey_find(kv *k, const char *apikey, char instance[256], char role[16]);
+/* KV_OK with the key's role when the presented key belongs to the instance. */
+int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[16]);
 
 int kv_put(kv *k, const char *instance, const char *key, const void *val, size_t n);
 /* *val is malloc'd. */
@@ -49,7 +49,8 @@ int kv_del(kv *k, const char *instance, const char *key);
 /* JSON array text of the namespace's keys (malloc'd). */
 int kv_list(kv *k, const char *instance, char **json);
 
-/* Counts one API call and records the storage peak for the current hour. */
+/* Counts one API call and records the storage peak for the current hour; called after the
+ * call's own change, so the peak includes it. */
 int kv_meter_call(kv *k, const char *instance, int64_t now_ms);
 /* JSON text (malloc'd) of the usage counted for an instance: [{measure, hour, quantity}]. */
 int kv_usage(kv *k, const char *instance, char **json);

@@ -80,8 +80,9 @@ static int on_provision(osb_call *c)
     int64_t max_keys, max_value;
     plan_limits(plan_name(c), &max_keys, &max_value);
     max_keys = requested_keys(c, max_keys);
-    int64_t ready_at = now_ms() + (async ? s->async_ms : 0);
-    if (kv_ns_create(s->kv, c->instance_id, c->plan_id, max_keys, max_value, ready_at) != KV_OK)
+    int64_t now = now_ms(), ready_at = now + (async ? s->async_ms : 0);
+    if (kv_ns_create(s->kv, c->instance_id, c->plan_id, max_keys, max_value, now, ready_at) !=
+        KV_OK)
         return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
     if (async) {
         char op[128];
@@ -266,8 +267,8 @@ static const char *presented_key(osb_http *h)
 static bool data_auth(starter *s, osb_http *h, const char *instance, bool write, kv_namespace *ns)
 {
     const char *key = presented_key(h);
-    char owner[256], role[16];
-    if (!key || kv_apikey_find(s->kv, key, owner, role) != KV_OK || strcmp(owner, instance) != 0) {
+    char role[16];
+    if (!key || kv_apikey_check(s->kv, key, instance, role) != KV_OK) {
         osb_http_set_header(h, "WWW-Authenticate", "Bearer");
         osb_http_reply_error(h, 401, "Unauthorized", "A valid API key for this instance is "
                                                      "required (X-Api-Key or Bearer).");
@@ -292,6 +293,9 @@ static bool data_auth(starter *s, osb_http *h, const char *instance, bool write,
     return true;
 }
 
+static void data_call(starter *s, osb_http *h, const char *instance, const char *key,
+                      const char *m, const kv_namespace *ns);
+
 static void data_item(osb_http *h, void *ud)
 {
     starter *s = ud;
@@ -305,7 +309,14 @@ static void data_item(osb_http *h, void *ud)
     }
     if (!data_auth(s, h, instance, write, &ns))
         return;
+    data_call(s, h, instance, key, m, &ns);
     kv_meter_call(s->kv, instance, now_ms());
+}
+
+static void data_call(starter *s, osb_http *h, const char *instance, const char *key,
+                      const char *m, const kv_namespace *nsp)
+{
+    kv_namespace ns = *nsp;
     if (strcmp(m, "PUT") == 0) {
         size_t n;
         const void *body = osb_http_body(h, &n);

@@ -65,7 +65,7 @@ typedef struct {
     const char *listen;          /* "127.0.0.1:8090", "[::1]:0", ":8080"; port 0 = ephemeral */
     unsigned threads;            /* 0 = one per core */
     size_t max_body;             /* bytes; 0 = 1 MiB */
-    size_t max_header;           /* per-connection memory for the request line and headers; 0 = 32 KiB */
+    size_t max_header;           /* request line and headers, bytes (431 past it); 0 = 32 KiB */
     unsigned max_connections;    /* 0 = 4096 */
     unsigned per_ip_connections; /* 0 = no per-address limit */
     unsigned timeout_s;          /* idle connections are closed after this; 0 = 30 s */
@@ -116,8 +116,9 @@ void http_reply_errorf(http_req *req, int status, const char *code, const char *
 /* ---- deferred replies ----
  * A handler that waits for something (a group commit, a backend) calls http_defer() and
  * returns; the connection is suspended without holding a worker thread. Whoever finishes
- * the work calls http_reply*() and then http_resume() from any thread, exactly once. */
-void http_defer(http_req *req);
+ * the work calls http_reply*() and then http_resume() from any thread, exactly once.
+ * http_defer() returns false while the server is stopping: then answer synchronously. */
+bool http_defer(http_req *req) WARN_UNUSED;
 void http_resume(http_req *req);
 
 const char *http_status_text(int status);

@@ -37,6 +37,8 @@ struct http_server {
     http_config cfg;
     char name[64];
     unsigned port;
+    int stopping;      /* atomic: no new deferrals once set */
+    int deferred_now;  /* atomic: requests suspended and not yet answered */
 };
 
 /* ---------------------------------------------------------------- router */
@@ -371,10 +373,19 @@ void http_reply_errorf(http_req *req, int status, const char *code, const char *
     http_reply_error(req, status, code, msg, NULL);
 }
 
-void http_defer(http_req *req)
+bool http_defer(http_req *req)
 {
+    http_server *s = req->server;
+    __atomic_add_fetch(&s->deferred_now, 1, __ATOMIC_SEQ_CST);
+    /* libmicrohttpd aborts when stopped with suspended connections: once stopping, the
+     * caller answers synchronously instead. */
+    if (__atomic_load_n(&s->stopping, __ATOMIC_SEQ_CST)) {
+        __atomic_sub_fetch(&s->deferred_now, 1, __ATOMIC_SEQ_CST);
+        return false;
+    }
     req->deferred = true;
     MHD_suspend_connection(req->conn);
+    return true;
 }
 
 void http_resume(http_req *req)
@@ -401,6 +412,7 @@ const char *http_status_text(int status)
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
@@ -503,25 +515,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!req)
             return MHD_NO;
         *con_cls = req;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+        if (ci && ci->header_size > s->cfg.max_header) {
+            http_reply_errorf(req, 431, "HeadersTooLarge",
+                              "The request line and headers exceed %zu bytes.", s->cfg.max_header);
+            req->phase = 2;
+            return queue(req);
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         int64_t len;
-        if (cl && (str_to_i64(cl, false, &len) != 0 || (uint64_t)len > s->cfg.max_body))
-            req->body_too_big = true;
-        return MHD_YES;
-    }
-
-    if (*upload_data_size) {
-        if (!req->body_too_big && buf_append(&req->body, upload_data, *upload_data_size))
-            req->body_too_big = true;
-        *upload_data_size = 0;
-        if (req->body_too_big && !req->replied) {
-            /* Answer now and let libmicrohttpd close the connection instead of reading
-             * the rest of an oversized body. */
+        if (cl && (str_to_i64(cl, false, &len) != 0 || (uint64_t)len > s->cfg.max_body)) {
+            /* Refuse before reading the body; libmicrohttpd then closes the connection.
+             * (A response cannot be queued while a body is being read.) */
             http_reply_errorf(req, 413, "PayloadTooLarge", "The request body exceeds %zu bytes.",
                               s->cfg.max_body);
             req->phase = 2;
             return queue(req);
         }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        /* A chunked body over the cap is read and dropped, then refused at its end. */
+        if (!req->body_too_big && buf_append(&req->body, upload_data, *upload_data_size)) {
+            req->body_too_big = true;
+            buf_free(&req->body);
+        }
+        *upload_data_size = 0;
         return MHD_YES;
     }
 
@@ -541,6 +562,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->phase == 2)
         return MHD_YES;
+    if (req->deferred)
+        __atomic_sub_fetch(&s->deferred_now, 1, __ATOMIC_SEQ_CST);
     req->phase = 2;
     if (!req->replied)
         http_reply_error(req, 500, "internal_error", "No response was produced.", NULL);
@@ -680,7 +703,10 @@ int http_server_start(const http_config *cfg, http_router *router, http_server *
         MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->cfg.max_header,
+        /* libmicrohttpd keeps the request line, headers and every query argument record in
+         * this pool, and hangs instead of answering when the records do not fit: give it
+         * room beyond the header cap, which on_request enforces itself. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->cfg.max_header * 4,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL,
@@ -708,6 +734,12 @@ void http_server_stop(http_server *s)
 {
     if (!s)
         return;
+    __atomic_store_n(&s->stopping, 1, __ATOMIC_SEQ_CST);
+    /* Let the suspended requests be answered first (their work is already queued). */
+    for (int i = 0; i < 30000 && __atomic_load_n(&s->deferred_now, __ATOMIC_SEQ_CST) > 0; i++)
+        usleep(1000);
+    if (__atomic_load_n(&s->deferred_now, __ATOMIC_SEQ_CST) > 0)
+        log_warn("%s: stopping with requests still waiting", s->name);
     MHD_stop_daemon(s->daemon);
     free(s);
 }

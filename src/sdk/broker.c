@@ -9,6 +9,7 @@
 
 #define MIN_MINOR 12
 #define MAX_ORIG_IDENTITY 8192
+#define MAX_REQUEST_IDENTITY 1024
 
 typedef struct osb_route_ud {
     osb_broker *b;
@@ -129,16 +130,22 @@ static bool check_auth(osb_broker *b, http_req *req)
 static bool parse_version(const char *v, int *major, int *minor)
 {
     int64_t ma, mi;
-    const char *dot = v ? strchr(v, '.') : NULL;
-    if (!dot || dot == v || dot[1] == '\0')
+    char text[32];
+    /* Whitespace around a header value is not part of it (RFC 9110, 5.5). */
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t len = strlen(v);
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (len == 0 || len >= sizeof text)
         return false;
-    char left[16];
-    size_t n = (size_t)(dot - v);
-    if (n >= sizeof left)
+    memcpy(text, v, len);
+    text[len] = '\0';
+    char *dot = strchr(text, '.');
+    if (!dot || dot == text || dot[1] == '\0')
         return false;
-    memcpy(left, v, n);
-    left[n] = '\0';
-    if (str_to_i64(left, false, &ma) || str_to_i64(dot + 1, false, &mi) || ma > 1000 || mi > 1000)
+    *dot = '\0';
+    if (str_to_i64(text, false, &ma) || str_to_i64(dot + 1, false, &mi) || ma > 1000 || mi > 1000)
         return false;
     *major = (int)ma;
     *minor = (int)mi;
@@ -184,6 +191,11 @@ static void osb_entry(http_req *req, void *ud)
     osb_ctx x = {.b = b, .req = req};
 
     const char *rid = http_header(req, "X-Broker-API-Request-Identity");
+    if (rid && strlen(rid) > MAX_REQUEST_IDENTITY) {
+        http_reply_errorf(req, 400, NULL, "X-Broker-API-Request-Identity is longer than %d "
+                          "characters.", MAX_REQUEST_IDENTITY);
+        return;
+    }
     if (rid && *rid) {
         x.request_identity = rid;
         http_add_header(req, "X-Broker-API-Request-Identity", rid);

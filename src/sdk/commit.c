@@ -56,6 +56,20 @@ static int work(store_tx *tx, void *ud)
     return OSB_E_INVAL;
 }
 
+/* The same write in a transaction of its own, for a server that is stopping. */
+static int run_now(pending *p)
+{
+    store_tx *tx;
+    int rc = store_begin(p->b->state.db, true, &tx);
+    if (rc)
+        return rc;
+    if ((rc = work(tx, p))) {
+        store_rollback(tx);
+        return rc;
+    }
+    return store_commit(tx);
+}
+
 static void finish(pending *p, int rc)
 {
     if (rc) {
@@ -102,7 +116,11 @@ void sdk_commit_reply(osb_ctx *x, sdk_write_kind kind, const sdk_instance *in,
     if (bd)
         copy_binding(&p->bd, bd);
     /* Suspend first: the committer may answer before this thread returns. */
-    http_defer(x->req);
+    if (!http_defer(x->req)) {
+        finish(p, run_now(p));
+        free(p);
+        return;
+    }
     if (store_group_submit(x->b->state.group, work, done, p) != 0) {
         finish(p, OSB_E_BUSY);
         free(p);
