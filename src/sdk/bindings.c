@@ -6,15 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *parse_stored(const char *text)
-{
-    return text ? json_loads(text, 0, NULL) : NULL;
-}
-
 static void binding_body(json_t *j, const sdk_binding *bd)
 {
-    json_t *creds = parse_stored(bd->credentials), *md = parse_stored(bd->metadata),
-           *extra = parse_stored(bd->extra);
+    json_t *creds = sdk_parse_json(bd->credentials), *md = sdk_parse_json(bd->metadata),
+           *extra = sdk_parse_json(bd->extra);
     if (creds)
         json_object_set_new(j, "credentials", creds);
     if (md)
@@ -41,16 +36,6 @@ static void reply_operation(osb_ctx *x, const char *op)
     json_decref(j);
 }
 
-static bool busy(osb_ctx *x, const char *id)
-{
-    if (sdk_busy_try(x->b, id))
-        return false;
-    http_reply_error(x->req, 422, OSB_CONCURRENCY_ERROR,
-                     "Another request for this service instance is in progress.", NULL);
-    return true;
-}
-
-/* The instance a binding request is about: it must exist and be usable. */
 static bool load_parent(osb_ctx *x, const char *id, sdk_instance *in)
 {
     int rc = sdk_instance_get(&x->b->state, id, in);
@@ -76,20 +61,6 @@ static bool load_binding(osb_ctx *x, const char *iid, const char *bid, sdk_bindi
     }
     return true;
 }
-
-static bool async_allowed(osb_ctx *x, osb_call *c)
-{
-    if (!c->result->async || c->accepts_incomplete)
-        return true;
-    log_warn("libosb: the provider answered asynchronously to a request without "
-             "accepts_incomplete=true; answering 422 AsyncRequired");
-    http_reply_error(x->req, 422, OSB_ASYNC_REQUIRED,
-                     "This request can only be completed asynchronously; repeat it with "
-                     "accepts_incomplete=true.", NULL);
-    return false;
-}
-
-/* ---------------------------------------------------------------- PUT (bind) */
 
 static void bind(osb_ctx *x)
 {
@@ -155,7 +126,7 @@ static void bind(osb_ctx *x)
     }
     if (!sdk_check_params(x, plan->binding_create, params, "parameters"))
         goto out;
-    if (busy(x, iid))
+    if (sdk_busy_or_reply(x, iid))
         goto out;
     locked = true;
     if (!load_parent(x, iid, &in))
@@ -232,7 +203,7 @@ static void bind(osb_ctx *x)
         sdk_reply_failure(x, &c);
         goto out;
     }
-    if (!async_allowed(x, &c))
+    if (!sdk_async_allowed(x, &c))
         goto out;
     params_text = sdk_dump(params);
     br_text = sdk_dump(br);
@@ -314,7 +285,7 @@ static void fetch(osb_ctx *x)
     }
     json_t *j = json_object();
     binding_body(j, &bd);
-    json_t *params = parse_stored(bd.parameters);
+    json_t *params = sdk_parse_json(bd.parameters);
     json_object_set_new(j, "parameters", params ? params : json_object());
     if (res.metadata)
         json_object_set(j, "metadata", res.metadata);
@@ -349,7 +320,7 @@ static void unbind(osb_ctx *x)
                          "catalog.", NULL);
         goto out;
     }
-    if (busy(x, iid))
+    if (sdk_busy_or_reply(x, iid))
         goto out;
     locked = true;
     int rc = sdk_instance_get(&x->b->state, iid, &in);
@@ -387,7 +358,7 @@ static void unbind(osb_ctx *x)
         sdk_reply_failure(x, &c);
         goto out;
     }
-    if (!async_allowed(x, &c))
+    if (!sdk_async_allowed(x, &c))
         goto out;
     if (!res.async) {
         sdk_commit_reply(x, SDK_DELETE_BINDING, NULL, &bd, 200, NULL, iid);
@@ -455,7 +426,7 @@ static void last_operation(osb_ctx *x)
     if (!sdk_query_optional(x, "service_id", &qs) || !sdk_query_optional(x, "plan_id", &qp) ||
         !sdk_query_optional(x, "operation", &qop))
         goto out;
-    if (busy(x, iid))
+    if (sdk_busy_or_reply(x, iid))
         goto out;
     locked = true;
     if (!load_binding(x, iid, bid, &bd, &found))

@@ -11,15 +11,13 @@
 #define MAX_ORIG_IDENTITY 8192
 #define MAX_REQUEST_IDENTITY 1024
 
-typedef struct osb_route_ud {
+struct osb_route_ud {
     osb_broker *b;
     sdk_osb_handler h;
     bool version_required;
     struct osb_route_ud *next;
-} osb_route_ud;
+};
 
-static osb_route_ud *g_route_uds; /* freed when the last broker stops; few and small */
-static pthread_mutex_t g_route_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---------------------------------------------------------------- busy set */
 
@@ -74,6 +72,15 @@ void sdk_busy_release(osb_broker *b, const char *id)
     }
     pthread_cond_broadcast(&b->busy_cv);
     pthread_mutex_unlock(&b->busy_mu);
+}
+
+bool sdk_busy_or_reply(osb_ctx *x, const char *id)
+{
+    if (sdk_busy_try(x->b, id))
+        return false;
+    http_reply_error(x->req, 422, OSB_CONCURRENCY_ERROR,
+                     "Another request for this service instance is in progress.", NULL);
+    return true;
 }
 
 /* ---------------------------------------------------------------- authentication */
@@ -245,27 +252,18 @@ int sdk_osb_route(osb_broker *b, unsigned methods, const char *pattern, sdk_osb_
     r->b = b;
     r->h = h;
     r->version_required = version_required;
-    pthread_mutex_lock(&g_route_mu);
-    r->next = g_route_uds;
-    g_route_uds = r;
-    pthread_mutex_unlock(&g_route_mu);
+    r->next = b->osb_routes;
+    b->osb_routes = r;
     return http_route(b->router, methods, pattern, HTTP_STYLE_OSB, osb_entry, r);
 }
 
 static void free_route_uds(osb_broker *b)
 {
-    pthread_mutex_lock(&g_route_mu);
-    osb_route_ud **pp = &g_route_uds;
-    while (*pp) {
-        if ((*pp)->b == b) {
-            osb_route_ud *d = *pp;
-            *pp = d->next;
-            free(d);
-        } else {
-            pp = &(*pp)->next;
-        }
+    while (b->osb_routes) {
+        osb_route_ud *next = b->osb_routes->next;
+        free(b->osb_routes);
+        b->osb_routes = next;
     }
-    pthread_mutex_unlock(&g_route_mu);
 }
 
 /* ---------------------------------------------------------------- shared helpers */
@@ -367,10 +365,29 @@ static bool empty_json(const json_t *j)
 
 bool sdk_json_same(const char *stored, const json_t *j)
 {
-    json_t *s = stored ? json_loads(stored, 0, NULL) : NULL;
+    json_t *s = sdk_parse_json(stored);
     bool same = (empty_json(s) && empty_json(j)) || (s && j && json_equal(s, j));
     json_decref(s);
     return same;
+}
+
+json_t *sdk_parse_json(const char *stored)
+{
+    return stored ? json_loads(stored, 0, NULL) : NULL;
+}
+
+/* Async answers need accepts_incomplete; a provider that went async anyway is refused here
+ * so that the platform retries with it. */
+bool sdk_async_allowed(osb_ctx *x, osb_call *c)
+{
+    if (!c->result->async || c->accepts_incomplete)
+        return true;
+    log_warn("libosb: the provider answered asynchronously to a request without "
+             "accepts_incomplete=true; answering 422 AsyncRequired");
+    http_reply_error(x->req, 422, OSB_ASYNC_REQUIRED,
+                     "This request can only be completed asynchronously; repeat it with "
+                     "accepts_incomplete=true.", NULL);
+    return false;
 }
 
 bool sdk_check_params(osb_ctx *x, const jschema *schema, const json_t *params, const char *what)

@@ -56,20 +56,6 @@ static int work(store_tx *tx, void *ud)
     return OSB_E_INVAL;
 }
 
-/* The same write in a transaction of its own, for a server that is stopping. */
-static int run_now(pending *p)
-{
-    store_tx *tx;
-    int rc = store_begin(p->b->state.db, true, &tx);
-    if (rc)
-        return rc;
-    if ((rc = work(tx, p))) {
-        store_rollback(tx);
-        return rc;
-    }
-    return store_commit(tx);
-}
-
 static void finish(pending *p, int rc)
 {
     if (rc) {
@@ -117,7 +103,7 @@ void sdk_commit_reply(osb_ctx *x, sdk_write_kind kind, const sdk_instance *in,
         copy_binding(&p->bd, bd);
     /* Suspend first: the committer may answer before this thread returns. */
     if (!http_defer(x->req)) {
-        finish(p, run_now(p));
+        finish(p, store_write(p->b->state.db, work, p)); /* stopping: no group */
         free(p);
         return;
     }

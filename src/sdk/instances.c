@@ -41,11 +41,6 @@ static bool opt_object_field(osb_ctx *x, const json_t *body, const char *k, cons
     return true;
 }
 
-static json_t *parse_stored(const char *text)
-{
-    return text ? json_loads(text, 0, NULL) : NULL;
-}
-
 static void set_opt_string(json_t *j, const char *k, const char *v)
 {
     if (v)
@@ -57,7 +52,7 @@ static json_t *created_body(const char *dashboard_url, const char *op, const cha
     json_t *j = json_object();
     set_opt_string(j, "dashboard_url", dashboard_url);
     set_opt_string(j, "operation", op);
-    json_t *md = parse_stored(metadata);
+    json_t *md = sdk_parse_json(metadata);
     if (md)
         json_object_set_new(j, "metadata", md);
     return j;
@@ -108,31 +103,6 @@ static void fill_call_from_plan(osb_call *c, const sdk_plan *p)
     c->plan_id = p->id;
 }
 
-static bool busy(osb_ctx *x, const char *id)
-{
-    if (sdk_busy_try(x->b, id))
-        return false;
-    http_reply_error(x->req, 422, OSB_CONCURRENCY_ERROR,
-                     "Another request for this service instance is in progress.", NULL);
-    return true;
-}
-
-/* Async answers need accepts_incomplete; a provider that went async anyway is refused
- * here so the platform retries with it. */
-static bool async_allowed(osb_ctx *x, osb_call *c)
-{
-    if (!c->result->async || c->accepts_incomplete)
-        return true;
-    log_warn("libosb: the provider answered asynchronously to a request without "
-             "accepts_incomplete=true; answering 422 AsyncRequired");
-    http_reply_error(x->req, 422, OSB_ASYNC_REQUIRED,
-                     "This request can only be completed asynchronously; repeat it with "
-                     "accepts_incomplete=true.", NULL);
-    return false;
-}
-
-/* ---------------------------------------------------------------- PUT (provision) */
-
 static void provision(osb_ctx *x)
 {
     const char *id = x->req->params[0];
@@ -177,7 +147,7 @@ static void provision(osb_ctx *x)
     mi = json_object_get(body, "maintenance_info");
     if (!sdk_check_maintenance(x, mi, plan))
         goto out;
-    if (busy(x, id))
+    if (sdk_busy_or_reply(x, id))
         goto out;
     locked = true;
     if (!load_instance(x, id, &old, &found))
@@ -223,7 +193,7 @@ static void provision(osb_ctx *x)
         sdk_reply_failure(x, &c);
         goto out;
     }
-    if (!async_allowed(x, &c))
+    if (!sdk_async_allowed(x, &c))
         goto out;
 
     char *params_text = sdk_dump(params), *context_text = sdk_dump(context),
@@ -295,7 +265,7 @@ static void fetch(osb_ctx *x)
     if (x->b->cb.fetch_instance) {
         fill_call_from_plan(&c, plan);
         c.instance_id = id;
-        json_t *params = parse_stored(in.parameters), *ctx = parse_stored(in.context);
+        json_t *params = sdk_parse_json(in.parameters), *ctx = sdk_parse_json(in.context);
         c.parameters = params;
         c.context = ctx;
         c.enabled = in.enabled;
@@ -310,7 +280,7 @@ static void fetch(osb_ctx *x)
     json_t *j = json_pack("{s:s, s:s}", "service_id", in.service_id, "plan_id", in.plan_id);
     const char *dash = res.dashboard_url ? res.dashboard_url : in.dashboard_url;
     set_opt_string(j, "dashboard_url", dash);
-    json_t *params = parse_stored(in.parameters);
+    json_t *params = sdk_parse_json(in.parameters);
     json_object_set_new(j, "parameters", params ? params : json_object());
     if (in.maintenance_version)
         json_object_set_new(j, "maintenance_info", json_pack("{s:s}", "version",
@@ -318,7 +288,7 @@ static void fetch(osb_ctx *x)
     if (res.metadata)
         json_object_set(j, "metadata", res.metadata);
     else if (in.metadata)
-        json_object_set_new(j, "metadata", parse_stored(in.metadata));
+        json_object_set_new(j, "metadata", sdk_parse_json(in.metadata));
     http_reply_json(x->req, 200, j);
     json_decref(j);
 out:
@@ -366,7 +336,7 @@ static void update(osb_ctx *x)
         http_reply_error(x->req, 400, NULL, "parameters must be a JSON object.", NULL);
         goto out;
     }
-    if (busy(x, id))
+    if (sdk_busy_or_reply(x, id))
         goto out;
     locked = true;
     if (!load_instance(x, id, &in, &found))
@@ -415,7 +385,7 @@ static void update(osb_ctx *x)
         http_reply_error(x->req, 422, NULL, "This service does not support updates.", NULL);
         goto out;
     }
-    json_t *old_params = parse_stored(in.parameters);
+    json_t *old_params = sdk_parse_json(in.parameters);
     fill_call_from_plan(&c, plan);
     c.instance_id = id;
     c.previous_plan_id = in.plan_id;
@@ -430,7 +400,7 @@ static void update(osb_ctx *x)
         sdk_reply_failure(x, &c);
         goto out;
     }
-    if (!async_allowed(x, &c))
+    if (!sdk_async_allowed(x, &c))
         goto out;
     params_text = params ? sdk_dump(params) : NULL;
     context_text = ctx_change ? sdk_dump(context) : NULL;
@@ -505,7 +475,7 @@ static void deprovision(osb_ctx *x)
     const sdk_plan *plan = lookup_plan(x, service_id, plan_id);
     if (!plan)
         goto out;
-    if (busy(x, id))
+    if (sdk_busy_or_reply(x, id))
         goto out;
     locked = true;
     if (!load_instance(x, id, &in, &found))
@@ -538,7 +508,7 @@ static void deprovision(osb_ctx *x)
     /* A DELETE during an async create halts it: the provider sees op_kind PROVISION. */
     c.op_kind = in.state == ST_CREATING ? OSB_PROVISION : 0;
     c.operation = in.state == ST_CREATING ? in.op_id : NULL;
-    json_t *params = parse_stored(in.parameters), *ctx = parse_stored(in.context);
+    json_t *params = sdk_parse_json(in.parameters), *ctx = sdk_parse_json(in.context);
     c.parameters = params;
     c.context = ctx;
     int rc = x->b->cb.deprovision(&c);
@@ -548,7 +518,7 @@ static void deprovision(osb_ctx *x)
         sdk_reply_failure(x, &c);
         goto out;
     }
-    if (!async_allowed(x, &c))
+    if (!sdk_async_allowed(x, &c))
         goto out;
     if (!res.async) {
         sdk_commit_reply(x, SDK_DELETE_INSTANCE, &in, NULL, 200, NULL, id);
@@ -643,7 +613,7 @@ static void last_operation(osb_ctx *x)
     if (!sdk_query_optional(x, "service_id", &qs) || !sdk_query_optional(x, "plan_id", &qp) ||
         !sdk_query_optional(x, "operation", &qop))
         goto out;
-    if (busy(x, id))
+    if (sdk_busy_or_reply(x, id))
         goto out;
     locked = true;
     if (!load_instance(x, id, &in, &found))

@@ -145,6 +145,8 @@ typedef struct extra_route {
     struct extra_route *next;
 } extra_route;
 
+typedef struct osb_route_ud osb_route_ud;
+
 struct osb_broker {
     osb_config cfg;
     osb_callbacks cb;
@@ -154,7 +156,8 @@ struct osb_broker {
     http_server *server;
     unsigned char auth_salt[16], auth_hash[32];
     bool has_basic;
-    extra_route *routes;
+    extra_route *routes;       /* the provider's own routes */
+    osb_route_ud *osb_routes;  /* the OSB routes' handler data */
     /* Instances with a request or a pushed completion in progress: one at a time each. */
     pthread_mutex_t busy_mu;
     pthread_cond_t busy_cv;
@@ -172,8 +175,10 @@ typedef struct {
     const char *request_identity;
 } osb_ctx;
 
-/* Per-instance mutual exclusion. try: false when busy. wait: blocks until free. */
+/* Per-instance mutual exclusion. try: false when busy. wait: blocks until free.
+ * or_reply: true (after answering 422 ConcurrencyError) when busy. */
 bool sdk_busy_try(osb_broker *b, const char *instance_id);
+bool sdk_busy_or_reply(osb_ctx *x, const char *instance_id);
 void sdk_busy_wait(osb_broker *b, const char *instance_id);
 void sdk_busy_release(osb_broker *b, const char *instance_id);
 
@@ -187,6 +192,11 @@ bool sdk_accepts_incomplete(osb_ctx *x, bool *out);
 /* A required / optional non-empty query parameter; replies 400 and returns false if bad. */
 bool sdk_query_required(osb_ctx *x, const char *name, const char **out);
 bool sdk_query_optional(osb_ctx *x, const char *name, const char **out);
+/* Stored JSON text back to JSON (NULL for NULL); the caller owns the result. */
+json_t *sdk_parse_json(const char *stored);
+/* False, after answering 422 AsyncRequired, when the provider went async without
+ * accepts_incomplete. */
+bool sdk_async_allowed(osb_ctx *x, osb_call *c);
 /* JSON text of j, or NULL for NULL (the caller frees). */
 char *sdk_dump(const json_t *j);
 /* True when the stored JSON text and j are the same JSON (NULL, absent and {} are equal). */

@@ -174,41 +174,24 @@ int sdk_instance_remove(store_tx *tx, const char *id)
     return rc ? rc : store_exec(tx, "DELETE FROM instances WHERE id = ?", "s", id);
 }
 
-/* Runs one write in its own transaction (for the paths that do not go through the group). */
-static int in_tx(sdk_state_db *s, int (*fn)(store_tx *, const void *, const void *),
-                 const void *a, const void *b)
+static int put_fn(store_tx *tx, void *ud)
 {
-    store_tx *tx;
-    int rc = store_begin(s->db, true, &tx);
-    if (rc)
-        return rc;
-    if ((rc = fn(tx, a, b))) {
-        store_rollback(tx);
-        return rc;
-    }
-    return store_commit(tx);
+    return sdk_instance_write(tx, ud);
 }
 
-static int put_fn(store_tx *tx, const void *a, const void *b)
+static int delete_fn(store_tx *tx, void *ud)
 {
-    (void)b;
-    return sdk_instance_write(tx, a);
-}
-
-static int delete_fn(store_tx *tx, const void *a, const void *b)
-{
-    (void)b;
-    return sdk_instance_remove(tx, a);
+    return sdk_instance_remove(tx, ud);
 }
 
 int sdk_instance_put(sdk_state_db *s, const sdk_instance *in)
 {
-    return in_tx(s, put_fn, in, NULL);
+    return store_write(s->db, put_fn, (void *)in);
 }
 
 int sdk_instance_delete(sdk_state_db *s, const char *id)
 {
-    return in_tx(s, delete_fn, id, NULL);
+    return store_write(s->db, delete_fn, (void *)id);
 }
 
 void sdk_instance_free(sdk_instance *in)
@@ -370,28 +353,34 @@ int sdk_binding_remove(store_tx *tx, const char *instance_id, const char *id)
                       instance_id, id);
 }
 
-static int binding_put_fn(store_tx *tx, const void *a, const void *b)
+typedef struct {
+    sdk_state_db *s;
+    const sdk_binding *b;
+    const char *instance_id, *id;
+} binding_write;
+
+static int binding_put_fn(store_tx *tx, void *ud)
 {
-    const sdk_binding *bd = b;
-    return sdk_binding_write((sdk_state_db *)a, tx, bd);
+    binding_write *w = ud;
+    return sdk_binding_write(w->s, tx, w->b);
 }
 
-static int binding_delete_fn(store_tx *tx, const void *a, const void *b)
+static int binding_delete_fn(store_tx *tx, void *ud)
 {
-    const char *const *ids = b;
-    (void)a;
-    return sdk_binding_remove(tx, ids[0], ids[1]);
+    binding_write *w = ud;
+    return sdk_binding_remove(tx, w->instance_id, w->id);
 }
 
 int sdk_binding_put(sdk_state_db *s, const sdk_binding *b)
 {
-    return in_tx(s, binding_put_fn, s, b);
+    binding_write w = {.s = s, .b = b};
+    return store_write(s->db, binding_put_fn, &w);
 }
 
 int sdk_binding_delete(sdk_state_db *s, const char *instance_id, const char *id)
 {
-    const char *ids[2] = {instance_id, id};
-    return in_tx(s, binding_delete_fn, s, ids);
+    binding_write w = {.s = s, .instance_id = instance_id, .id = id};
+    return store_write(s->db, binding_delete_fn, &w);
 }
 
 int sdk_binding_count(sdk_state_db *s, const char *instance_id, int *out)

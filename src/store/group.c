@@ -77,6 +77,19 @@ static void *committer(void *arg)
     return NULL;
 }
 
+int store_write(store *st, store_work_fn work, void *ud)
+{
+    store_tx *tx;
+    int rc = store_begin(st, true, &tx);
+    if (rc)
+        return rc;
+    if ((rc = work(tx, ud))) {
+        store_rollback(tx);
+        return rc;
+    }
+    return store_commit(tx);
+}
+
 int store_group_start(store *st, store_group **out)
 {
     store_group *g = calloc(1, sizeof *g);

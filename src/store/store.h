@@ -81,6 +81,10 @@ typedef int (*store_work_fn)(store_tx *tx, void *ud);
  * failure. It owns ud from then on. */
 typedef void (*store_done_fn)(void *ud, int rc);
 
+/* Runs one unit in a write transaction of its own: committed if it returns 0, rolled
+ * back otherwise. */
+int store_write(store *st, store_work_fn work, void *ud) WARN_UNUSED;
+
 int store_group_start(store *st, store_group **out) WARN_UNUSED;
 /* Queues one unit; done is always called exactly once (with an error if the group stops). */
 int store_group_submit(store_group *g, store_work_fn work, store_done_fn done, void *ud) WARN_UNUSED;
