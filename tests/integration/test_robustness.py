@@ -913,7 +913,7 @@ class ConnectionsTest(RobustnessBase):
         if resource is not None:
             soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
             if soft != resource.RLIM_INFINITY and soft < self.IDLE + 128:
-                self.skipTest("RLIMIT_NOFILE %d is too low for %d connections" % (soft, self.IDLE))
+                self.fail("RLIMIT_NOFILE %d is too low to hold %d connections" % (soft, self.IDLE))
         idle = []
         try:
             for i in range(self.IDLE):
