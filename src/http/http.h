@@ -72,7 +72,12 @@ typedef struct {
     bool access_log;             /* one line per request at info level */
     http_error_style style;      /* shape of errors for unrouted requests */
     const char *name;            /* for log lines and the Server header */
+    int listen_fd;               /* > 0: serve this bound socket (http_listen) instead */
 } http_config;
+
+/* Binds a listening socket before the server starts, so the port is known (port 0 picks
+ * one) while the routes are still being set up. */
+int http_listen(const char *listen, int *fd, unsigned *port) WARN_UNUSED;
 
 /* ---- router ---- */
 http_router *http_router_new(void);
@@ -93,6 +98,7 @@ void http_server_stop(http_server *s);
 
 /* ---- request ---- */
 const char *http_header(http_req *req, const char *name);  /* NULL when absent */
+const char *http_cookie(http_req *req, const char *name);  /* NULL when absent */
 /* A query parameter, percent- and '+'-decoded into the request arena; NULL when absent. */
 const char *http_query(http_req *req, const char *name);
 
@@ -100,6 +106,16 @@ const char *http_query(http_req *req, const char *name);
  * with duplicate keys rejected and nesting at most 64 deep. On failure it replies 400 in
  * the route's style and returns NULL. The caller owns the result (json_decref). */
 json_t *http_json_body(http_req *req);
+
+/* A field of an application/x-www-form-urlencoded body, decoded into the request arena:
+ * 0 when it occurs exactly once, OSB_E_NOTFOUND when absent, OSB_E_CONFLICT when repeated
+ * (OAuth forbids repeated parameters), OSB_E_INVAL when the body is malformed. */
+int http_form_value(http_req *req, const char *name, const char **out) WARN_UNUSED;
+/* True when the Content-Type is application/x-www-form-urlencoded. */
+bool http_is_form(http_req *req);
+/* The credentials of an HTTP Basic Authorization header, decoded into the arena
+ * (user and password are URL-decoded too, as RFC 6749 2.3.1 asks of clients). */
+bool http_basic_credentials(http_req *req, const char **user, const char **password);
 
 /* ---- response: the first reply wins; later calls are ignored ---- */
 void http_add_header(http_req *req, const char *name, const char *value); /* copies both */
@@ -122,5 +138,9 @@ bool http_defer(http_req *req) WARN_UNUSED;
 void http_resume(http_req *req);
 
 const char *http_status_text(int status);
+
+/* Prometheus text of the server's counters: requests by method and status class, and a
+ * latency histogram. Appends to out. */
+int http_server_metrics(http_server *s, buf *out) WARN_UNUSED;
 
 #endif

@@ -39,7 +39,14 @@ struct http_server {
     unsigned port;
     int stopping;      /* atomic: no new deferrals once set */
     int deferred_now;  /* atomic: requests suspended and not yet answered */
+    /* Metrics, updated atomically: by status class (1xx..5xx) and latency bucket. */
+    uint64_t by_class[6];
+    uint64_t by_bucket[12];
+    uint64_t latency_us_sum;
 };
+
+static const int64_t bucket_us[11] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
+                                      50000, 100000, 1000000};
 
 /* ---------------------------------------------------------------- router */
 
@@ -204,6 +211,11 @@ static void dispatch(http_server *s, http_req *req)
 const char *http_header(http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_cookie(http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
 }
 
 const char *http_query(http_req *req, const char *name)
@@ -577,8 +589,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_req *req = *con_cls;
     if (!req)
         return;
+    int64_t us = time_mono_us() - req->start_us;
+    int cls_i = req->status >= 100 && req->status < 600 ? req->status / 100 : 0;
+    int b = 0;
+    while (b < 11 && us > bucket_us[b])
+        b++;
+    __atomic_add_fetch(&s->by_class[cls_i], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->by_bucket[b], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->latency_us_sum, (uint64_t)us, __ATOMIC_RELAXED);
     if (s->cfg.access_log) {
-        int64_t us = time_mono_us() - req->start_us;
         log_info("%s %s %s %d %lldus rid=%s%s", s->name, req->method_name, req->path,
                  req->status, (long long)us, req->request_id,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
@@ -648,6 +667,11 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v
     return 0;
 }
 
+static int listen_backlog(int fd)
+{
+    return listen(fd, 1024);
+}
+
 /* Many idle keep-alive clients must not exhaust descriptors before the connection limit. */
 static void raise_fd_limit(unsigned want)
 {
@@ -698,7 +722,8 @@ int http_server_start(const http_config *cfg, http_router *router, http_server *
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        cfg->listen_fd > 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+        cfg->listen_fd > 0 ? (void *)(intptr_t)cfg->listen_fd : (void *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, s->cfg.threads,
         MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_connections,
@@ -722,6 +747,61 @@ int http_server_start(const http_config *cfg, http_router *router, http_server *
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : 0;
     *out = s;
+    return 0;
+}
+
+int http_server_metrics(http_server *s, buf *out)
+{
+    int rc = buf_puts(out, "# HELP osbill_http_requests_total Requests answered, by status class.\n"
+                           "# TYPE osbill_http_requests_total counter\n");
+    for (int c = 1; !rc && c < 6; c++)
+        rc = buf_printf(out, "osbill_http_requests_total{server=\"%s\",code=\"%dxx\"} %llu\n",
+                        s->name, c,
+                        (unsigned long long)__atomic_load_n(&s->by_class[c], __ATOMIC_RELAXED));
+    if (!rc)
+        rc = buf_puts(out, "# HELP osbill_http_request_duration_seconds Time to answer.\n"
+                           "# TYPE osbill_http_request_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int b = 0; !rc && b < 12; b++) {
+        cum += __atomic_load_n(&s->by_bucket[b], __ATOMIC_RELAXED);
+        if (b < 11)
+            rc = buf_printf(out, "osbill_http_request_duration_seconds_bucket{server=\"%s\","
+                                 "le=\"%g\"} %llu\n", s->name, (double)bucket_us[b] / 1e6,
+                            (unsigned long long)cum);
+        else
+            rc = buf_printf(out, "osbill_http_request_duration_seconds_bucket{server=\"%s\","
+                                 "le=\"+Inf\"} %llu\n", s->name, (unsigned long long)cum);
+    }
+    if (!rc)
+        rc = buf_printf(out, "osbill_http_request_duration_seconds_sum{server=\"%s\"} %.6f\n"
+                             "osbill_http_request_duration_seconds_count{server=\"%s\"} %llu\n",
+                        s->name,
+                        (double)__atomic_load_n(&s->latency_us_sum, __ATOMIC_RELAXED) / 1e6,
+                        s->name, (unsigned long long)cum);
+    return rc;
+}
+
+int http_listen(const char *listen, int *fd, unsigned *port)
+{
+    struct sockaddr_storage ss;
+    bool v6 = false;
+    if (parse_listen(listen, &ss, &v6)) {
+        log_error("bad listen address '%s' (want HOST:PORT)", listen);
+        return OSB_E_INVAL;
+    }
+    int s = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(s, (struct sockaddr *)&ss, len) != 0 || listen_backlog(s) != 0 ||
+        getsockname(s, (struct sockaddr *)&ss, &len) != 0) {
+        log_error("cannot listen on %s: %s", listen, strerror(errno));
+        if (s >= 0)
+            close(s);
+        return OSB_E_IO;
+    }
+    *fd = s;
+    *port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
     return 0;
 }
 

@@ -1,0 +1,21 @@
+# Turns migrations/<backend>/NNNN_name.sql files into a C array of store_migration, so the
+# binary carries its schema and the SQL stays readable in its own files.
+# Usage: cmake -DDIR=... -DOUT=... -DSYMBOL=... -P embed_sql.cmake
+file(GLOB files "${DIR}/*.sql")
+list(SORT files)
+set(body "/* Generated from ${DIR}; do not edit. */\n#include \"store/store.h\"\n\nconst store_migration ${SYMBOL}[] = {\n")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  string(REGEX MATCH "^([0-9]+)_(.*)$" _ ${name})
+  set(version ${CMAKE_MATCH_1})
+  string(REPLACE "_" " " title ${CMAKE_MATCH_2})
+  math(EXPR version "${version}")
+  file(READ ${f} sql)
+  string(REPLACE "\\" "\\\\" sql "${sql}")
+  string(REPLACE "\"" "\\\"" sql "${sql}")
+  string(REPLACE "\n" "\\n\"\n     \"" sql "${sql}")
+  string(APPEND body "    {${version}, \"${title}\",\n     \"${sql}\"},\n")
+endforeach()
+string(APPEND body "};\nconst size_t ${SYMBOL}_count = sizeof ${SYMBOL} / sizeof ${SYMBOL}[0];\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

@@ -1,0 +1,54 @@
+/* iam internals shared by its files: the service state and the helpers between them. */
+#ifndef OSBILL_IAM_INT_H
+#define OSBILL_IAM_INT_H
+
+#include <pthread.h>
+
+#include "iam/iam.h"
+#include "iam/jose.h"
+
+#define IAM_MAX_KEYS 16
+
+struct iam {
+    store *db;
+    char *issuer;
+    int ttl_s;
+    unsigned char hash_key[32]; /* keyed hashes of secrets */
+    unsigned char enc_key[32];  /* encryption of private signing keys */
+    char operator_account[64];
+
+    pthread_rwlock_t keys_lock;
+    jose_key *active;                /* signs */
+    jose_key *published[IAM_MAX_KEYS]; /* verify: active, next, retired until expiry */
+    int npublished;
+    char *jwks;                      /* serialised {"keys":[...]} */
+};
+
+/* Reloads the signing keys from the store into memory (after init or rotation). */
+int iam_keys_load(iam *m) WARN_UNUSED;
+/* Creates an active and a next key when the store has none. */
+int iam_keys_ensure(iam *m) WARN_UNUSED;
+/* A referenced public key by kid, or NULL. */
+jose_key *iam_key_lookup(void *m, const char *kid);
+
+/* Issues an access token for a principal; *token malloc'd. */
+int iam_issue_access_token(iam *m, const char *iam_id, const char *account_id,
+                           const char *client_id, const char *grant_type, const char *scope,
+                           char **token, int64_t *exp) WARN_UNUSED;
+
+/* New random secrets in base64url (43 characters for 32 bytes), with a readable prefix. */
+void iam_new_secret(const char *prefix, char *out, size_t outsz);
+
+/* Records for the API layer. */
+int iam_create_apikey(iam *m, store_tx *tx, const char *iam_id, const char *account_id,
+                      const char *name, const char *description, char id[64], char *key,
+                      size_t keysz) WARN_UNUSED;
+int iam_add_policy(iam *m, store_tx *tx, const char *account_id, const char *subject,
+                   const char *roles, const char *service_name, const char *resource_type,
+                   const char *resource, char id[64]) WARN_UNUSED;
+
+void iam_token_routes(iam *m, http_router *r);
+void iam_authorize_routes(iam *m, http_router *r);
+void iam_api_routes(iam *m, http_router *r);
+
+#endif
