@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -129,7 +130,32 @@ int cli_init(int argc, char **argv)
 typedef struct {
     store *db;
     http_server *server;
+    iam *iam;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
 } ops_ctx;
+
+/* Periodic upkeep, every five minutes until the server stops. */
+static void *housekeeper(void *arg)
+{
+    ops_ctx *o = arg;
+    pthread_mutex_lock(&o->mu);
+    while (!o->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 300;
+        pthread_cond_timedwait(&o->cv, &o->mu, &until);
+        if (o->stop)
+            break;
+        pthread_mutex_unlock(&o->mu);
+        if (iam_housekeeping(o->iam))
+            log_warn("housekeeping failed; it runs again in five minutes");
+        pthread_mutex_lock(&o->mu);
+    }
+    pthread_mutex_unlock(&o->mu);
+    return NULL;
+}
 
 static void healthz(http_req *req, void *ud)
 {
@@ -273,6 +299,11 @@ int cli_serve(int argc, char **argv)
         store_close(db);
         return 1;
     }
+    ops.iam = m;
+    pthread_mutex_init(&ops.mu, NULL);
+    pthread_cond_init(&ops.cv, NULL);
+    pthread_t keeper;
+    bool keeping = pthread_create(&keeper, NULL, housekeeper, &ops) == 0;
     printf("osbill listening on %s (data: %s, issuer: %s)\n", base, data, issuer);
     fflush(stdout);
     int sig = 0;
@@ -280,6 +311,14 @@ int cli_serve(int argc, char **argv)
     printf("osbill: stopping\n");
     fflush(stdout);
     http_server_stop(ops.server);
+    pthread_mutex_lock(&ops.mu);
+    ops.stop = true;
+    pthread_cond_signal(&ops.cv);
+    pthread_mutex_unlock(&ops.mu);
+    if (keeping)
+        pthread_join(keeper, NULL);
+    pthread_mutex_destroy(&ops.mu);
+    pthread_cond_destroy(&ops.cv);
     iam_close(m);
     http_router_free(router);
     store_close(db);

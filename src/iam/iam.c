@@ -374,3 +374,24 @@ bool iam_require(iam *m, http_req *req, const char *action, const iam_resource *
     http_reply_errorf(req, 403, "forbidden", "%s is not allowed to %s here.", p->iam_id, action);
     return false;
 }
+
+int iam_housekeeping(iam *m)
+{
+    store_tx *tx;
+    int64_t now = time_now_ms();
+    int rc = store_begin(m->db, true, &tx);
+    if (rc)
+        return rc;
+    /* Used codes and refresh tokens are kept a while past expiry, so that a late replay is
+     * still recognised as one. */
+    if ((rc = store_exec(tx, "DELETE FROM auth_codes WHERE expires_ms < ?", "i", now - 3600000)) ||
+        (rc = store_exec(tx, "DELETE FROM sessions WHERE expires_ms < ?", "i", now)) ||
+        (rc = store_exec(tx, "DELETE FROM refresh_tokens WHERE expires_ms < ?", "i",
+                         now - 86400000)) ||
+        (rc = store_exec(tx, "DELETE FROM revoked_tokens WHERE expires_ms < ?", "i",
+                         now - 120000))) {
+        store_rollback(tx);
+        return rc;
+    }
+    return store_commit(tx);
+}

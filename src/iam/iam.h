@@ -67,6 +67,10 @@ void iam_hash_secret(const iam *m, const char *secret, unsigned char out[32]);
  * active key stays published until the tokens it signed have expired. */
 int iam_rotate_keys(iam *m) WARN_UNUSED;
 
+/* Deletes what has expired: authorization codes, sessions, refresh tokens, and revocations
+ * of tokens past their expiry. Safe to call at any time; the server calls it periodically. */
+int iam_housekeeping(iam *m) WARN_UNUSED;
+
 /* Registers /identity/... and /v1/{accounts,users,serviceids,apikeys,policies,clients}
  * and /v2/authz. */
 void iam_routes(iam *m, http_router *r);
