@@ -197,6 +197,27 @@ static const char *param(http_req *req, const char *name, bool post)
     return http_form_value(req, name, &v) == 0 ? v : NULL;
 }
 
+/* Space-separated scope tokens, each one the platform knows. */
+static bool scope_known(const char *scope)
+{
+    static const char *const known[] = {"openid", "profile", "email", "osbill"};
+    size_t len = strlen(scope);
+    if (len == 0 || len > 200)
+        return false;
+    const char *p = scope;
+    while (*p) {
+        const char *sp = strchr(p, ' ');
+        size_t n = sp ? (size_t)(sp - p) : strlen(p);
+        bool ok = false;
+        for (size_t i = 0; i < ARRAY_LEN(known) && !ok; i++)
+            ok = strlen(known[i]) == n && strncmp(p, known[i], n) == 0;
+        if (!ok)
+            return false;
+        p += n + (sp ? 1 : 0);
+    }
+    return true;
+}
+
 /* Validates client and redirect URI (errors shown here, never redirected), then the rest
  * (errors redirected to the client). Returns true when the request may proceed. */
 static bool check_request(iam *m, http_req *req, bool post, authz_req *a)
@@ -269,6 +290,11 @@ static bool check_request(iam *m, http_req *req, bool post, authz_req *a)
     }
     if (!a->scope)
         a->scope = "openid";
+    if (!scope_known(a->scope)) {
+        redirect_to(req, a, "error", "invalid_scope", "error_description",
+                    "scope may hold openid, profile, email and osbill");
+        return false;
+    }
     return true;
 }
 

@@ -329,13 +329,10 @@ static void grant_refresh(iam *m, http_req *req)
 static void grant_client_credentials(iam *m, http_req *req)
 {
     client_row c;
+    /* Public clients fail authentication here: they have no secret to prove. */
     if (!authenticate_client(m, req, false, &c))
         return;
     free(c.redirect_uris);
-    if (!c.confidential) {
-        oauth_error(req, 400, "unauthorized_client", "Public clients cannot use this grant.");
-        return;
-    }
     token_answer(m, req, c.client_id, c.account_id, c.client_id, "client_credentials", "osbill",
                  NULL);
 }

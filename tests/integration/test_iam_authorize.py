@@ -202,6 +202,9 @@ class AuthorizeTest(unittest.TestCase):
         _, params = self.redirect_params(self.get(dict(self.query(self.conf, challenge=pkce()[1]),
                                                        code_challenge_method="plain")))
         self.assertEqual(params["error"], "invalid_request")
+        for scope in ("admin", "openid admin", "", "openid  email"):
+            _, params = self.redirect_params(self.get(self.query(self.conf, scope=scope)))
+            self.assertEqual((params["error"], params["state"]), ("invalid_scope", "st-123"), scope)
 
     def test_wrong_password_and_deny(self):
         r = self.get(self.query(self.conf))
