@@ -356,10 +356,27 @@ static int b64_enc(const void *in, size_t n, char *out, size_t outsz, int varian
     return (int)strlen(out);
 }
 
+/* libsodium 1.0.18 lets bytes from 0x80 up through as alphabet characters: check the
+ * alphabet first, so one value has one spelling. */
+static bool b64_alphabet_ok(const char *in, size_t n, int variant)
+{
+    bool url = variant == sodium_base64_VARIANT_URLSAFE_NO_PADDING;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  (url ? c == '-' || c == '_' : c == '+' || c == '/' || c == '=');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static int b64_dec(const char *in, size_t n, unsigned char *out, size_t outsz, int variant)
 {
     size_t len = 0;
     const char *end = NULL;
+    if (!b64_alphabet_ok(in, n, variant))
+        return OSB_E_INVAL;
     if (sodium_base642bin(out, outsz, in, n, NULL, &len, &end, variant) != 0) {
         /* Tell a short output buffer from bad input by decoding into one that is big enough. */
         size_t big = n / 4 * 3 + 3;

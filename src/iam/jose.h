@@ -62,33 +62,33 @@ typedef struct {
     size_t max_len;       /* whole-token cap; 0 = 8192; never above JOSE_MAX_TOKEN */
 } jose_verify_opts;
 
-#define JOSE_MAX_TOKEN 65536      /* hard cap on a token whatever max_len says */
+#define JOSE_MAX_TOKEN      65536 /* hard cap on a token whatever max_len says */
 #define JOSE_MAX_HEADER_B64 1024  /* cap on the encoded header segment */
-#define JOSE_MAX_KID 128          /* cap on a kid, in bytes */
+#define JOSE_MAX_KID        128   /* cap on a kid, in bytes */
 
 enum {
     JOSE_OK = 0,
-    JOSE_E_MALFORMED = 1,  /* not three strict base64url segments of JSON objects, too big */
-    JOSE_E_ALG,            /* header alg missing or not exactly "RS256" */
-    JOSE_E_HEADER,         /* crit, jku, x5u, jwk, x5c present, or a bad typ */
-    JOSE_E_KID,            /* kid missing, not a string, or not found */
-    JOSE_E_SIGNATURE,      /* signature does not verify with the kid's key */
-    JOSE_E_EXPIRED,        /* exp is past (beyond leeway) */
-    JOSE_E_NOT_YET_VALID,  /* nbf or iat in the future (beyond leeway) */
-    JOSE_E_ISSUER,         /* iss missing or not the expected issuer */
-    JOSE_E_AUDIENCE,       /* the expected audience is not among aud / client_id */
-    JOSE_E_CLAIMS,         /* exp missing or not an integer, nbf / iat not integers */
+    JOSE_E_MALFORMED = 1, /* not three strict base64url segments of JSON objects, too big */
+    JOSE_E_ALG,           /* header alg missing or not exactly "RS256" */
+    JOSE_E_HEADER,        /* crit, jku, x5u, jwk, x5c present, or a bad typ */
+    JOSE_E_KID,           /* kid missing, not a string, or not found */
+    JOSE_E_SIGNATURE,     /* signature does not verify with the kid's key */
+    JOSE_E_EXPIRED,       /* exp is past (beyond leeway) */
+    JOSE_E_NOT_YET_VALID, /* nbf or iat in the future (beyond leeway) */
+    JOSE_E_ISSUER,        /* iss missing or not the expected issuer */
+    JOSE_E_AUDIENCE,      /* the expected audience is not among aud / client_id */
+    JOSE_E_CLAIMS,        /* exp missing or not an integer, nbf / iat not integers */
     JOSE_E_NOMEM,
 };
 
 /* Verifies a compact JWS per iam.md "Verifying a JWT", in this order: exactly three strict
  * base64url segments within caps; header and claims JSON objects without duplicate keys;
  * alg exactly "RS256" (checked before any crypto); no crit / jku / x5u / jwk / x5c; typ, if
- * present, "JWT" or "at+jwt"; kid present and known to lookup; the RS256 signature over the
- * received header.payload bytes; then exp (required integer), nbf and iat (integers, not in
- * the future), iss, and audience. On JOSE_OK *claims is the caller's claims object (decref it);
- * otherwise *claims is NULL. err (may be NULL) gets a short reason for logs, never token bytes
- * beyond a kid. Safe on any input and from any number of threads. */
+ * present, "JWT" or "at+jwt" (case-insensitive, as media types are); kid present and known to
+ * lookup; the RS256 signature over the received header.payload bytes; then exp (required integer),
+ * nbf and iat (integers, not in the future), iss, and audience. On JOSE_OK *claims is the caller's
+ * claims object (decref it); otherwise *claims is NULL. err (may be NULL) gets a short reason for
+ * logs, never token bytes beyond a kid. Safe on any input and from any number of threads. */
 int jose_verify(const char *jwt, jose_lookup_fn lookup, void *ud, const jose_verify_opts *o,
                 json_t **claims, char *err, size_t errlen) WARN_UNUSED;
 

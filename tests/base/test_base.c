@@ -345,6 +345,19 @@ static void test_b64_rejects(void **state)
     assert_int_equal(b64_decode("Zh==", 4, dec, sizeof dec), OSB_E_INVAL);
 }
 
+/* One value, one spelling: bytes outside the alphabet (0x80 and up included) are refused. */
+static void test_b64_rejects_high_bytes(void **state)
+{
+    (void)state;
+    unsigned char out[16];
+    char in[] = "Zm9v\x80";
+    assert_int_equal(b64url_decode(in, 5, out, sizeof out), OSB_E_INVAL);
+    assert_int_equal(b64_decode("Zm9v\xff\xff\xff\xff", 8, out, sizeof out), OSB_E_INVAL);
+    assert_int_equal(b64url_decode("Zm9v+A", 6, out, sizeof out), OSB_E_INVAL);
+    assert_int_equal(b64_decode("Zm9v-A==", 8, out, sizeof out), OSB_E_INVAL);
+    assert_int_equal(b64url_decode("Zm9vYg", 6, out, sizeof out), 4);
+}
+
 static void test_b64_small_output(void **state)
 {
     (void)state;
@@ -706,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_b64_round_trip),
         cmocka_unit_test(test_b64_rejects),
         cmocka_unit_test(test_b64_small_output),
+        cmocka_unit_test(test_b64_rejects_high_bytes),
         cmocka_unit_test(test_url_decode),
         cmocka_unit_test(test_hex_encode),
         cmocka_unit_test(test_str_to_i64),
