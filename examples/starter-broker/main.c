@@ -2,7 +2,9 @@
  * Each service instance is a namespace; each binding returns {url, apikey} for the data API
  * PUT|GET|DELETE /kv/{instance}/{key}. Plans lite and standard provision at once; premium
  * provisions and deprovisions asynchronously, as a dedicated backend would.
- * It counts API_CALLS and STORAGE_BYTES per hour for the platform's metering. */
+ * It counts API_CALLS and STORAGE_BYTES per hour for the platform's metering. With the
+ * platform's dashboard client it serves a dashboard per instance behind the platform's
+ * sign-in (GET /dashboard/{instance}). */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -26,6 +28,7 @@ typedef struct {
     char public_url[1024];
     int async_ms;
     char platform[512];
+    bool dashboards; /* dashboard SSO is configured */
 } starter;
 
 static int64_t now_ms(void)
@@ -69,6 +72,8 @@ static int64_t requested_keys(const osb_call *c, int64_t dflt)
 
 /* ---------------------------------------------------------------- OSB callbacks */
 
+static void url_encode(const char *in, char *out, size_t outsz);
+
 static int on_provision(osb_call *c)
 {
     starter *s = c->user;
@@ -84,6 +89,12 @@ static int on_provision(osb_call *c)
     if (kv_ns_create(s->kv, c->instance_id, c->plan_id, max_keys, max_value, now, ready_at) !=
         KV_OK)
         return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
+    if (s->dashboards) {
+        char enc[2048], url[4096];
+        url_encode(c->instance_id, enc, sizeof enc);
+        snprintf(url, sizeof url, "%s/dashboard/%s", s->public_url, enc);
+        osb_set_dashboard_url(c, url);
+    }
     if (async) {
         char op[128];
         snprintf(op, sizeof op, "provision:%lld", (long long)ready_at);
@@ -397,6 +408,116 @@ static void healthz(osb_http *h, void *ud)
     osb_http_reply(h, 200, "application/json", "{\"status\":\"ok\"}", 15);
 }
 
+/* ---------------------------------------------------------------- dashboard */
+
+static void html_text(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&#39;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static const char *catalog_plan_name(starter *s, const char *plan_id)
+{
+    size_t i, j;
+    const json_t *svc, *plan;
+    json_array_foreach(json_object_get(osb_broker_catalog(s->broker), "services"), i, svc) {
+        json_array_foreach(json_object_get(svc, "plans"), j, plan) {
+            const char *id = json_string_value(json_object_get(plan, "id"));
+            if (id && strcmp(id, plan_id) == 0)
+                return json_string_value(json_object_get(plan, "name"));
+        }
+    }
+    return NULL;
+}
+
+/* API calls counted in the current hour, from the usage the broker meters. */
+static long long calls_this_hour(starter *s, const char *instance)
+{
+    char *text = NULL;
+    long long n = 0;
+    int64_t hour = now_ms() / 3600000 * 3600000;
+    if (kv_usage(s->kv, instance, &text) != KV_OK)
+        return 0;
+    json_t *rows = json_loads(text, 0, NULL);
+    size_t i;
+    const json_t *r;
+    json_array_foreach(rows, i, r) {
+        const char *m = json_string_value(json_object_get(r, "measure"));
+        if (m && strcmp(m, "API_CALLS") == 0 &&
+            json_integer_value(json_object_get(r, "hour")) == hour)
+            n += json_integer_value(json_object_get(r, "quantity"));
+    }
+    json_decref(rows);
+    free(text);
+    return n;
+}
+
+/* GET /dashboard/:instance: the instance at a glance, for users the platform lets view it. */
+static void dashboard(osb_http *h, void *ud)
+{
+    starter *s = ud;
+    const char *instance = osb_http_param(h, 0);
+    /* The action is the service's own, as the platform's policies name it. */
+    const char *svc = json_string_value(json_object_get(
+        json_array_get(json_object_get(osb_broker_catalog(s->broker), "services"), 0), "name"));
+    char action[256];
+    snprintf(action, sizeof action, "%s.dashboard.view", svc ? svc : "starter-kv");
+    osb_sso_user user;
+    if (!osb_sso_require(s->broker, h, instance, action, &user))
+        return;
+    kv_namespace ns;
+    osb_http_set_header(h, "Cache-Control", "no-store");
+    osb_http_set_header(h, "X-Frame-Options", "DENY");
+    osb_http_set_header(h, "X-Content-Type-Options", "nosniff");
+    osb_http_set_header(h, "Content-Security-Policy",
+                        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+    if (kv_ns_get(s->kv, instance, &ns) != KV_OK) {
+        static const char gone[] = "<!doctype html><title>Not found</title>"
+                                   "<h1>This instance has no storage</h1>";
+        osb_http_reply(h, 404, "text/html; charset=utf-8", gone, sizeof gone - 1);
+        return;
+    }
+    const char *plan = catalog_plan_name(s, ns.plan_id);
+    long long calls = calls_this_hour(s, instance);
+    char *page = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&page, &len);
+    if (!f) {
+        osb_http_reply_error(h, 500, NULL, "Out of memory.");
+        return;
+    }
+    fputs("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+          "<title>Starter KV dashboard</title><style>body{font-family:system-ui,sans-serif;"
+          "max-width:40rem;margin:6vh auto;padding:0 1rem;color:#1d2330}"
+          "dt{font-weight:600;margin-top:.8rem}dd{margin:0}</style></head><body>"
+          "<h1>Starter KV</h1><dl><dt>Instance</dt><dd id=\"instance\">", f);
+    html_text(f, instance);
+    fputs("</dd><dt>Plan</dt><dd id=\"plan\">", f);
+    html_text(f, plan ? plan : ns.plan_id);
+    fprintf(f, "</dd><dt>Keys stored</dt><dd id=\"keys\">%lld</dd>"
+               "<dt>Bytes stored</dt><dd id=\"bytes\">%lld</dd>"
+               "<dt>API calls this hour</dt><dd id=\"calls\">%lld</dd>"
+               "<dt>Signed in as</dt><dd id=\"user\">",
+            (long long)ns.keys, (long long)ns.bytes, calls);
+    html_text(f, user.iam_id);
+    fputs("</dd></dl></body></html>", f);
+    if (fclose(f) != 0 || !page) {
+        free(page);
+        osb_http_reply_error(h, 500, NULL, "Out of memory.");
+        return;
+    }
+    osb_http_reply(h, 200, "text/html; charset=utf-8", page, len);
+    free(page);
+}
+
 /* ---------------------------------------------------------------- main */
 
 static void usage(FILE *f)
@@ -408,7 +529,12 @@ static void usage(FILE *f)
             "  --user U --password P  Basic credentials (or OSB_BROKER_USER, OSB_BROKER_PASSWORD)\n"
             "  --catalog FILE         catalog.json (default: the one shipped with the broker)\n"
             "  --public-url URL       base URL for credentials (default http://LISTEN)\n"
-            "  --platform URL         the platform's endpoint (IAM and metering)\n"
+            "  --platform URL         the platform's endpoint (IAM and metering); its bearer\n"
+            "                         tokens are accepted besides Basic credentials\n"
+            "  --sso-client-id ID     the offering's dashboard client (or OSB_SSO_CLIENT_ID):\n"
+            "  --sso-client-secret S  with its secret (or OSB_SSO_CLIENT_SECRET) and --platform,\n"
+            "                         serves /dashboard/{instance} behind the platform's sign-in\n"
+            "                         (callback: PUBLIC_URL/sso/callback)\n"
             "  --async-seconds N      how long premium creation and deletion take (default 3)\n"
             "  --access-log           log one line per request\n");
 }
@@ -421,10 +547,15 @@ int main(int argc, char **argv)
         {"catalog", required_argument, 0, 'c'},  {"public-url", required_argument, 0, 'U'},
         {"platform", required_argument, 0, 'P'}, {"async-seconds", required_argument, 0, 'a'},
         {"access-log", no_argument, 0, 'A'},     {"help", no_argument, 0, 'h'},
+        {"sso-client-id", required_argument, 0, 'i'},
+        {"sso-client-secret", required_argument, 0, 's'},
         {0, 0, 0, 0}};
     const char *listen = "127.0.0.1:8090", *data = NULL, *catalog = STARTER_CATALOG;
     const char *user = getenv("OSB_BROKER_USER"), *password = getenv("OSB_BROKER_PASSWORD");
     const char *public_url = NULL, *platform = NULL;
+    const char *sso_id = getenv("OSB_SSO_CLIENT_ID");
+    char *sso_secret = getenv("OSB_SSO_CLIENT_SECRET") ? strdup(getenv("OSB_SSO_CLIENT_SECRET"))
+                                                       : NULL;
     double async_s = 3;
     bool access_log = false;
     int o;
@@ -447,28 +578,49 @@ int main(int argc, char **argv)
             break;
         }
         case 'A': access_log = true; break;
+        case 'i': sso_id = optarg; break;
+        case 's':
+            free(sso_secret);
+            sso_secret = strdup(optarg);
+            /* Out of the process's command line, where ps would show it. */
+            memset(optarg, 'x', strlen(optarg));
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
+    bool sso = (sso_id && *sso_id) || (sso_secret && *sso_secret);
+    if (sso && (!sso_id || !*sso_id || !sso_secret || !*sso_secret || !platform)) {
+        fprintf(stderr, "starter-broker: dashboard sign-in needs --sso-client-id, "
+                        "--sso-client-secret and --platform\n");
+        free(sso_secret);
+        return 2;
+    }
     if (!data || optind != argc) {
         usage(stderr);
+        free(sso_secret);
         return 2;
     }
     if (!user || !*user || !password || !*password) {
         fprintf(stderr, "starter-broker: Basic credentials are required: --user/--password or "
                         "OSB_BROKER_USER/OSB_BROKER_PASSWORD\n");
+        free(sso_secret);
         return 2;
     }
     if (mkdir(data, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "starter-broker: cannot create %s: %s\n", data, strerror(errno));
+        free(sso_secret);
         return 1;
     }
 
-    starter s = {.async_ms = (int)(async_s * 1000)};
-    if (kv_open(data, &s.kv) != KV_OK)
+    starter s = {.async_ms = (int)(async_s * 1000), .dashboards = sso};
+    if (kv_open(data, &s.kv) != KV_OK) {
+        free(sso_secret);
         return 1;
+    }
     snprintf(s.platform, sizeof s.platform, "%s", platform ? platform : "");
+    if (public_url)
+        snprintf(s.public_url, sizeof s.public_url, "%s", public_url);
 
     /* Blocked before any thread starts, so every thread inherits the mask and the
      * signals wait for sigwait() below instead of landing on a server thread. */
@@ -487,7 +639,7 @@ int main(int argc, char **argv)
     osb_config cfg = {
         .listen = listen, .data_dir = data, .catalog_path = catalog, .user = user,
         .password = password, .access_log = access_log, .name = "starter-broker",
-        .user_data = &s,
+        .user_data = &s, .platform_url = platform,
     };
     s.broker = osb_broker_new();
     int rc = !s.broker;
@@ -496,6 +648,21 @@ int main(int argc, char **argv)
     rc = rc || osb_http_route(s.broker, OSB_GET, "/kv/:instance", data_list, &s);
     rc = rc || osb_http_route(s.broker, OSB_GET, "/usage/:instance", usage_get, &s);
     rc = rc || osb_http_route(s.broker, OSB_GET, "/healthz", healthz, &s);
+    char callback[1100];
+    if (!rc && sso) {
+        snprintf(callback, sizeof callback, "%s/sso/callback", s.public_url);
+        osb_sso_config sc = {
+            .platform_url = platform, .client_id = sso_id, .client_secret = sso_secret,
+            /* Without --public-url libosb derives it from the address it listens on. */
+            .redirect_uri = public_url ? callback : NULL,
+        };
+        rc = osb_sso_enable(s.broker, &sc) != 0;
+        rc = rc || osb_http_route(s.broker, OSB_GET, "/dashboard/:instance", dashboard, &s);
+    }
+    if (sso_secret) {
+        memset(sso_secret, 0, strlen(sso_secret));
+        free(sso_secret);
+    }
     char err[512] = "";
     if (rc || osb_broker_run(s.broker, &cfg, &cb, err, sizeof err) != 0) {
         fprintf(stderr, "starter-broker: %s\n", err[0] ? err : "cannot start");
@@ -503,6 +670,7 @@ int main(int argc, char **argv)
         kv_close(s.kv);
         return 1;
     }
+
     /* The port is known only now when 0 was asked for. */
     char host[256];
     const char *colon = strrchr(listen, ':');
@@ -511,7 +679,8 @@ int main(int argc, char **argv)
         snprintf(host, sizeof host, "127.0.0.1");
     char url[600];
     snprintf(url, sizeof url, "http://%s:%u", host, osb_broker_port(s.broker));
-    snprintf(s.public_url, sizeof s.public_url, "%s", public_url ? public_url : url);
+    if (!public_url)
+        snprintf(s.public_url, sizeof s.public_url, "%s", url);
     printf("starter-broker listening on %s (catalog: %s, data: %s)\n", url, catalog, data);
     fflush(stdout);
 

@@ -125,7 +125,9 @@ typedef struct {
     int (*get_state)(osb_call *c);      /* OSB_STATE; NULL: active = enabled */
 } osb_callbacks;
 
-/* Verifies a bearer token (the platform's IAM JWT). Returns 0 to accept. NULL: Basic only. */
+/* Verifies a bearer token. Returns 0 to accept. With platform_url set it runs after libosb's
+ * own verification of the platform's JWT (an extra check, e.g. of sub); without it, it is the
+ * only check. NULL: no extra check. */
 typedef int (*osb_token_verifier)(void *ud, const char *token);
 
 typedef struct {
@@ -141,6 +143,15 @@ typedef struct {
     bool access_log;
     const char *name;         /* for logs */
     void *user_data;          /* handed to callbacks as call->user */
+    /* The platform's base URL, e.g. "http://127.0.0.1:8080". When set, requests may carry
+     * "Authorization: Bearer <JWT>" issued by the platform's IAM: RS256, signed by a key of
+     * platform_url + "/identity/keys" (cached; fetched at start, every few minutes, and at
+     * most once per 30 s when a token names an unknown kid), iss exactly platform_url +
+     * "/identity", exp/nbf/iat within 30 s of skew, and client_id equal to token_client_id.
+     * Revocation is not checked: a revoked token stays valid here until it expires (at most
+     * an hour). NULL: Basic (and verify_token) only. */
+    const char *platform_url;
+    const char *token_client_id; /* NULL = "resource-controller", the platform's controller */
 } osb_config;
 
 /* Loads and validates the catalog (the error names the offending JSON path), opens the
@@ -184,6 +195,49 @@ void osb_http_reply_error(osb_http *h, int status, const char *error, const char
 /* True when the request carries the broker's own credentials (as the OSB API requires):
  * for the provider's administrative routes. */
 bool osb_http_authorized(osb_broker *b, osb_http *h);
+
+/* ---- dashboard single sign-on: the platform's users open the provider's dashboard (the
+ * dashboard_url a provision answers) and are signed in through the platform's IAM (OAuth 2.0
+ * authorization code flow with PKCE S256), then allowed per instance by the platform's
+ * access policies (POST /v2/authz). */
+typedef struct {
+    const char *platform_url;   /* required: the platform's base URL */
+    const char *client_id;      /* required: the offering's dashboard client at the platform */
+    const char *client_secret;  /* required; kept in memory only, never logged */
+    /* This broker's GET /sso/callback as the browser reaches it, registered exactly with the
+     * client, e.g. "https://kv.example.com/sso/callback". NULL = http://<listen address>
+     * /sso/callback with the port actually bound. */
+    const char *redirect_uri;
+    /* The serviceName of IAM policies. NULL = the name of the catalog's first service. */
+    const char *service_name;
+    /* Signs the session and state cookies. Set it (32+ random bytes of text) to keep
+     * sessions across restarts or share them between replicas; NULL = a random key per
+     * process. */
+    const char *session_secret;
+} osb_sso_config;
+
+/* The signed-in user of a dashboard request. */
+typedef struct {
+    char iam_id[128];
+    char account_id[64]; /* the user's account, from the platform's token */
+    int64_t expires_at;  /* the session's end (the token's exp), seconds since the epoch */
+} osb_sso_user;
+
+/* Enables dashboard SSO and registers GET /sso/callback. Call before osb_broker_run; cfg is
+ * copied. Returns 0, or non-zero for a missing or malformed field, a second call, or no
+ * memory. */
+int osb_sso_enable(osb_broker *b, const osb_sso_config *cfg);
+
+/* For a dashboard route: true when the browser has a valid dashboard session and the
+ * platform permits action (e.g. "starter-kv.dashboard.view") on the instance to the user;
+ * *out is the user then. The instance's account is the account_id of the context it was
+ * provisioned with. Otherwise the request has been answered and the handler just returns:
+ * 302 to the platform's sign-in (coming back to this path afterwards; its query is not
+ * kept), 403 when the platform denies or the instance is unknown, 502 when the platform
+ * cannot be asked, 500 when SSO is not enabled. Blocks the calling thread on the platform
+ * (a few seconds at most). */
+bool osb_sso_require(osb_broker *b, osb_http *h, const char *instance_id, const char *action,
+                     osb_sso_user *out);
 
 #ifdef __cplusplus
 }

@@ -919,10 +919,12 @@ static void clients_create(http_req *req, void *ud)
         iam_new_secret("", secret, sizeof secret);
         iam_hash_secret(m, secret, h);
     }
-    char *uris_text = json_dumps(uris ? uris : json_array(), JSON_COMPACT);
+    json_t *list = uris ? json_incref((json_t *)uris) : json_array();
+    char *uris_text = json_dumps(list, JSON_COMPACT);
     store_tx *tx;
     if (!begin(m, req, true, &tx)) {
         free(uris_text);
+        json_decref(list);
         goto out;
     }
     int rc = confidential
@@ -934,9 +936,8 @@ static void clients_create(http_req *req, void *ud)
                                   " secret_hash, redirect_uris, service_name, created_ms)"
                                   " VALUES (?, ?, ?, ?, ?, ?, ?)", "sssnssi", client_id, account,
                               name, uris_text, svc, time_now_ms());
-    json_t *j = json_pack("{s:s, s:s, s:s, s:O, s:b}", "client_id", client_id, "account_id",
-                          account, "name", name, "redirect_uris", uris ? uris : json_array(),
-                          "public", !confidential);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:b}", "client_id", client_id, "account_id",
+                          account, "name", name, "redirect_uris", list, "public", !confidential);
     if (confidential)
         json_object_set_new(j, "client_secret", json_string(secret));
     if (svc)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MIN_MINOR 12
 #define MAX_ORIG_IDENTITY 8192
@@ -123,11 +124,19 @@ static bool check_auth(osb_broker *b, http_req *req)
         secure_wipe(dec, sizeof dec);
         return ct_equal(got, b->auth_hash, 32);
     }
-    if (strncasecmp(h, "Bearer ", 7) == 0 && b->cfg.verify_token) {
+    if (strncasecmp(h, "Bearer ", 7) == 0 && (b->jwks || b->cfg.verify_token)) {
         const char *t = h + 7;
         while (*t == ' ')
             t++;
-        return *t && b->cfg.verify_token(b->cfg.verify_token_ud, t) == 0;
+        if (!*t)
+            return false;
+        if (b->jwks) {
+            json_t *claims;
+            if (sdk_jwks_verify(b->jwks, t, b->issuer, b->token_client_id, &claims))
+                return false;
+            json_decref(claims);
+        }
+        return !b->cfg.verify_token || b->cfg.verify_token(b->cfg.verify_token_ud, t) == 0;
     }
     return false;
 }
@@ -508,18 +517,26 @@ int osb_broker_run(osb_broker *b, const osb_config *cfg, const osb_callbacks *cb
         return OSB_E_INVAL;
     }
     bool basic = cfg->user && *cfg->user && cfg->password && *cfg->password;
-    if (!basic && !cfg->verify_token) {
-        seterr(err, errlen, "a broker needs credentials: a user and password, or a token verifier");
+    bool platform = cfg->platform_url && *cfg->platform_url;
+    if (!basic && !cfg->verify_token && !platform) {
+        seterr(err, errlen, "a broker needs credentials: a user and password, the platform's "
+                            "URL, or a token verifier");
         return OSB_E_INVAL;
     }
     if (cfg->user && strchr(cfg->user, ':')) {
         seterr(err, errlen, "the broker user must not contain ':'");
         return OSB_E_INVAL;
     }
+    if (platform && !str_has_prefix(cfg->platform_url, "http://") &&
+        !str_has_prefix(cfg->platform_url, "https://")) {
+        seterr(err, errlen, "the platform URL must be an http:// or https:// URL");
+        return OSB_E_INVAL;
+    }
     b->cfg = *cfg;
     b->cb = *cb;
     b->cfg.user = b->cfg.password = NULL; /* only the hash is kept */
     b->cfg.listen = b->cfg.data_dir = b->cfg.catalog_path = b->cfg.name = NULL;
+    b->cfg.platform_url = b->cfg.token_client_id = NULL; /* copies below */
     if (basic) {
         random_bytes(b->auth_salt, sizeof b->auth_salt);
         credential_hash(b, cfg->user, strlen(cfg->user), cfg->password, strlen(cfg->password),
@@ -531,6 +548,29 @@ int osb_broker_run(osb_broker *b, const osb_config *cfg, const osb_callbacks *cb
     if ((rc = sdk_state_open(cfg->data_dir, &b->state))) {
         seterr(err, errlen, "cannot open the broker state in %s", cfg->data_dir);
         return rc;
+    }
+    if (platform) {
+        size_t n = strlen(cfg->platform_url);
+        while (n && cfg->platform_url[n - 1] == '/')
+            n--;
+        b->platform_url = strndup(cfg->platform_url, n);
+        b->token_client_id = strdup(cfg->token_client_id && *cfg->token_client_id
+                                        ? cfg->token_client_id
+                                        : "resource-controller");
+        char *issuer = NULL, *keys = NULL;
+        if (!b->platform_url || !b->token_client_id ||
+            asprintf(&issuer, "%s/identity", b->platform_url) < 0 ||
+            asprintf(&keys, "%s/identity/keys", b->platform_url) < 0) {
+            free(issuer);
+            return OSB_E_NOMEM;
+        }
+        b->issuer = issuer;
+        /* Fetching starts now, in the background, so the keys are usually in place before
+         * the first token arrives. */
+        rc = sdk_jwks_new(keys, &b->jwks);
+        free(keys);
+        if (rc)
+            return rc;
     }
     if (!(b->router = http_router_new()))
         return OSB_E_NOMEM;
@@ -555,7 +595,21 @@ int osb_broker_run(osb_broker *b, const osb_config *cfg, const osb_callbacks *cb
         .style = HTTP_STYLE_OSB,
         .name = cfg->name ? cfg->name : "broker",
     };
+    /* Bound first, so that the port is known to what needs it (SSO's default redirect URI)
+     * before any request is served. */
+    int fd = -1;
+    unsigned port = 0;
+    if ((rc = http_listen(hc.listen, &fd, &port))) {
+        seterr(err, errlen, "cannot listen on %s", hc.listen);
+        return rc;
+    }
+    hc.listen_fd = fd;
+    if (b->sso && (rc = sdk_sso_start(b, hc.listen, port, err, errlen))) {
+        close(fd);
+        return rc;
+    }
     if ((rc = http_server_start(&hc, b->router, &b->server))) {
+        close(fd);
         seterr(err, errlen, "cannot listen on %s", hc.listen);
         return rc;
     }
@@ -592,6 +646,11 @@ void osb_broker_stop(osb_broker *b)
     if (!b)
         return;
     http_server_stop(b->server);
+    sdk_sso_free(b->sso);
+    sdk_jwks_free(b->jwks);
+    free(b->platform_url);
+    free(b->issuer);
+    free(b->token_client_id);
     http_router_free(b->router);
     free_route_uds(b);
     sdk_state_close(&b->state);

@@ -119,6 +119,41 @@ int sdk_binding_write(sdk_state_db *s, store_tx *tx, const sdk_binding *b) WARN_
 int sdk_binding_remove(store_tx *tx, const char *instance_id, const char *id) WARN_UNUSED;
 
 
+/* ---- platform tokens (jwks.c) ---- */
+typedef struct sdk_jwks sdk_jwks;
+
+/* A cache of the platform's signing keys from the JWKS at url, safe to use from any thread.
+ * A background thread fetches it at once, then every few minutes (retrying with backoff after
+ * a failure); a token naming an unknown kid causes at most one more fetch per 30 s, which
+ * concurrent requests share. Fetches time out after 2 s. */
+int sdk_jwks_new(const char *url, sdk_jwks **out) WARN_UNUSED;
+/* Stops the background thread (waiting for a fetch in flight) and frees the keys. */
+void sdk_jwks_free(sdk_jwks *j);
+/* Verifies a platform JWT with the cached keys (iam.md "Verifying a JWT"): iss exactly
+ * issuer, and, when client_id is not NULL, the client_id claim exactly client_id. 0 with
+ * *claims the caller's (json_decref), or OSB_E_INVAL. Reasons go to the debug log only. */
+int sdk_jwks_verify(sdk_jwks *j, const char *token, const char *issuer, const char *client_id,
+                    json_t **claims) WARN_UNUSED;
+
+/* One HTTP request to the platform (libcurl): headers a NULL-terminated list of "Name: value"
+ * lines, body NULL for none. The answer's status and body (capped at max_body) come back in
+ * *status and out. No redirects are followed; only http and https. OSB_E_IO on a transport
+ * failure or timeout, OSB_E_TOOBIG past max_body. */
+int sdk_http_call(const char *method, const char *url, const char *const *headers,
+                  const char *body, long timeout_ms, size_t max_body, long *status,
+                  buf *out) WARN_UNUSED;
+
+/* True when a JSON value is a string equal to want, with no NUL inside. */
+bool sdk_json_str_is(const json_t *v, const char *want);
+
+/* ---- dashboard single sign-on (sso.c) ---- */
+typedef struct sdk_sso sdk_sso;
+
+/* Completes osb_sso_enable's setup once the catalog is loaded and the port is bound. */
+int sdk_sso_start(osb_broker *b, const char *listen, unsigned port, char *err,
+                  size_t errlen) WARN_UNUSED;
+void sdk_sso_free(sdk_sso *s);
+
 /* ---- broker ---- */
 struct osb_call_result {
     bool failed;
@@ -156,6 +191,11 @@ struct osb_broker {
     http_server *server;
     unsigned char auth_salt[16], auth_hash[32];
     bool has_basic;
+    sdk_jwks *jwks;         /* platform tokens: set when cfg.platform_url is */
+    char *platform_url;     /* without a trailing slash */
+    char *issuer;           /* platform_url + "/identity" */
+    char *token_client_id;
+    sdk_sso *sso;           /* dashboard SSO, when enabled */
     extra_route *routes;       /* the provider's own routes */
     osb_route_ud *osb_routes;  /* the OSB routes' handler data */
     /* Instances with a request or a pushed completion in progress: one at a time each. */
