@@ -92,6 +92,7 @@ int iam_open(store *db, const iam_config *cfg, iam **out)
         /* Separate keys for separate uses, derived from the one secret. */
         hmac_sha256(secret, 32, "osbill secret hashing", 21, m->hash_key);
         hmac_sha256(secret, 32, "osbill key encryption", 21, m->enc_key);
+        hmac_sha256(secret, 32, "osbill refresh tokens", 21, m->refresh_key);
         secure_wipe(secret, sizeof secret);
         rc = iam_keys_ensure(m);
     }
@@ -118,6 +119,7 @@ void iam_close(iam *m)
     free(m->issuer);
     secure_wipe(m->hash_key, sizeof m->hash_key);
     secure_wipe(m->enc_key, sizeof m->enc_key);
+    secure_wipe(m->refresh_key, sizeof m->refresh_key);
     pthread_rwlock_destroy(&m->keys_lock);
     free(m);
 }
@@ -386,8 +388,9 @@ int iam_housekeeping(iam *m)
      * still recognised as one. */
     if ((rc = store_exec(tx, "DELETE FROM auth_codes WHERE expires_ms < ?", "i", now - 3600000)) ||
         (rc = store_exec(tx, "DELETE FROM sessions WHERE expires_ms < ?", "i", now)) ||
-        (rc = store_exec(tx, "DELETE FROM refresh_tokens WHERE expires_ms < ?", "i",
+        (rc = store_exec(tx, "DELETE FROM refresh_used WHERE expires_ms < ?", "i",
                          now - 86400000)) ||
+        (rc = store_exec(tx, "DELETE FROM refresh_revoked WHERE expires_ms < ?", "i", now)) ||
         (rc = store_exec(tx, "DELETE FROM revoked_tokens WHERE expires_ms < ?", "i",
                          now - 120000))) {
         store_rollback(tx);

@@ -15,6 +15,7 @@ struct iam {
     int ttl_s;
     unsigned char hash_key[32]; /* keyed hashes of secrets */
     unsigned char enc_key[32];  /* encryption of private signing keys */
+    unsigned char refresh_key[32]; /* sealing of refresh tokens */
     char operator_account[64];
 
     pthread_rwlock_t keys_lock;

@@ -40,18 +40,105 @@ int iam_issue_access_token(iam *m, const char *iam_id, const char *account_id,
     return rc;
 }
 
-static int new_refresh_token(iam *m, store_tx *tx, const char *family, const char *iam_id,
-                             const char *account_id, const char *client_id, const char *scope,
-                             char *out, size_t outsz)
+/* Refresh tokens are sealed: the claims travel inside the token, encrypted and authenticated
+ * (XChaCha20-Poly1305 with a key derived from the data directory's secret), so issuing one
+ * writes nothing. Redeeming one records its jti, and a second redemption of the same jti is
+ * a reuse that revokes the whole family; revocation records the family. A token that does
+ * not open under the key is simply invalid. */
+#define REFRESH_VERSION 1
+#define REFRESH_AD "osbill refresh token v1"
+#define REFRESH_MAX 2048 /* characters of a sealed token: anything longer is not ours */
+#define REFRESH_NONCE crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define REFRESH_TAG crypto_aead_xchacha20poly1305_ietf_ABYTES
+
+typedef struct {
+    char jti[37], family[37];
+    char iam_id[128], account[64], client[128], scope[256];
+    int64_t exp_ms;
+} refresh_claims;
+
+/* New claims for a refresh token of family (a new family when NULL). */
+static void refresh_new(refresh_claims *t, const char *family, const char *iam_id,
+                        const char *account_id, const char *client_id, const char *scope)
 {
-    unsigned char h[32];
-    iam_new_secret("", out, outsz);
-    iam_hash_secret(m, out, h);
-    return store_exec(tx,
-                      "INSERT INTO refresh_tokens (token_hash, family, iam_id, account_id,"
-                      " client_id, scope, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      "bsssssi", (const void *)h, sizeof h, family, iam_id, account_id,
-                      client_id, scope, time_now_ms() + REFRESH_TTL_MS);
+    memset(t, 0, sizeof *t);
+    uuid_v4(t->jti);
+    if (family)
+        snprintf(t->family, sizeof t->family, "%s", family);
+    else
+        uuid_v4(t->family);
+    snprintf(t->iam_id, sizeof t->iam_id, "%s", iam_id);
+    snprintf(t->account, sizeof t->account, "%s", account_id);
+    snprintf(t->client, sizeof t->client, "%s", client_id);
+    snprintf(t->scope, sizeof t->scope, "%s", scope);
+    t->exp_ms = time_now_ms() + REFRESH_TTL_MS;
+}
+
+/* The sealed token (malloc'd), or NULL. */
+static char *refresh_seal(const iam *m, const refresh_claims *t)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "jti", t->jti, "fam",
+                          t->family, "sub", t->iam_id, "acct", t->account, "cid", t->client,
+                          "scope", t->scope, "exp", (json_int_t)t->exp_ms);
+    char *plain = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!plain)
+        return NULL;
+    size_t pn = strlen(plain), rn = 1 + REFRESH_NONCE + pn + REFRESH_TAG;
+    size_t on = b64_encoded_len(rn) + 1;
+    unsigned char *raw = malloc(rn);
+    char *out = raw && on <= REFRESH_MAX + 1 ? malloc(on) : NULL;
+    if (out) {
+        raw[0] = REFRESH_VERSION;
+        randombytes_buf(raw + 1, REFRESH_NONCE);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(
+            raw + 1 + REFRESH_NONCE, NULL, (const unsigned char *)plain, pn,
+            (const unsigned char *)REFRESH_AD, strlen(REFRESH_AD), NULL, raw + 1, m->refresh_key);
+        if (b64url_encode(raw, rn, out, on) < 0) {
+            free(out);
+            out = NULL;
+        }
+    }
+    secure_wipe(plain, pn);
+    free(plain);
+    free(raw);
+    return out;
+}
+
+static bool copy_claim(json_t *j, const char *name, char *dst, size_t dstsz)
+{
+    const char *v = json_string_value(json_object_get(j, name));
+    return v && strlen(v) < dstsz && snprintf(dst, dstsz, "%s", v) >= 0;
+}
+
+/* Opens a sealed token: false for anything that was not sealed by this platform. */
+static bool refresh_open(const iam *m, const char *token, refresh_claims *t)
+{
+    size_t n = strlen(token);
+    unsigned char raw[REFRESH_MAX], plain[REFRESH_MAX];
+    unsigned long long pn = 0;
+    memset(t, 0, sizeof *t);
+    if (n == 0 || n > REFRESH_MAX)
+        return false;
+    int rn = b64url_decode(token, n, raw, sizeof raw);
+    if (rn < (int)(1 + REFRESH_NONCE + REFRESH_TAG) || raw[0] != REFRESH_VERSION ||
+        crypto_aead_xchacha20poly1305_ietf_decrypt(
+            plain, &pn, NULL, raw + 1 + REFRESH_NONCE, (unsigned long long)rn - 1 - REFRESH_NONCE,
+            (const unsigned char *)REFRESH_AD, strlen(REFRESH_AD), raw + 1, m->refresh_key) != 0)
+        return false;
+    json_t *j = json_loadb((const char *)plain, (size_t)pn, JSON_REJECT_DUPLICATES, NULL);
+    secure_wipe(plain, sizeof plain);
+    json_t *exp = json_object_get(j, "exp");
+    bool ok = json_is_object(j) && copy_claim(j, "jti", t->jti, sizeof t->jti) &&
+              copy_claim(j, "fam", t->family, sizeof t->family) &&
+              copy_claim(j, "sub", t->iam_id, sizeof t->iam_id) &&
+              copy_claim(j, "acct", t->account, sizeof t->account) &&
+              copy_claim(j, "cid", t->client, sizeof t->client) &&
+              copy_claim(j, "scope", t->scope, sizeof t->scope) && json_is_integer(exp);
+    if (ok)
+        t->exp_ms = json_integer_value(exp);
+    json_decref(j);
+    return ok;
 }
 
 /* ---------------------------------------------------------------- answers */
@@ -72,26 +159,61 @@ static void oauth_error(http_req *req, int status, const char *error, const char
     json_decref(j);
 }
 
+/* The success body of the token endpoint, or NULL when signing fails. */
+static json_t *token_body(iam *m, const char *iam_id, const char *account_id,
+                          const char *client_id, const char *grant, const char *scope,
+                          const char *refresh)
+{
+    char *access = NULL;
+    int64_t exp;
+    if (iam_issue_access_token(m, iam_id, account_id, client_id, grant, scope, &access, &exp))
+        return NULL;
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s}", "access_token", access, "token_type",
+                          "Bearer", "expires_in", (json_int_t)m->ttl_s, "expiration",
+                          (json_int_t)exp, "scope", scope);
+    if (j && refresh && json_object_set_new(j, "refresh_token", json_string(refresh))) {
+        json_decref(j);
+        j = NULL;
+    }
+    secure_wipe(access, strlen(access));
+    free(access);
+    return j;
+}
+
+static void token_reply(http_req *req, json_t *body)
+{
+    if (!body) {
+        oauth_error(req, 500, "server_error", "The token could not be issued.");
+        return;
+    }
+    no_store(req);
+    http_reply_json(req, 200, body);
+}
+
 static void token_answer(iam *m, http_req *req, const char *iam_id, const char *account_id,
                          const char *client_id, const char *grant, const char *scope,
                          const char *refresh)
 {
-    char *access = NULL;
-    int64_t exp;
-    if (iam_issue_access_token(m, iam_id, account_id, client_id, grant, scope, &access, &exp)) {
-        oauth_error(req, 500, "server_error", "The token could not be signed.");
+    json_t *j = token_body(m, iam_id, account_id, client_id, grant, scope, refresh);
+    token_reply(req, j);
+    json_decref(j);
+}
+
+/* An access token with the first refresh token of a new family. */
+static void answer_with_refresh(iam *m, http_req *req, const char *iam_id,
+                                const char *account_id, const char *client_id,
+                                const char *grant, const char *scope)
+{
+    refresh_claims t;
+    refresh_new(&t, NULL, iam_id, account_id, client_id, scope);
+    char *refresh = refresh_seal(m, &t);
+    if (!refresh) {
+        oauth_error(req, 500, "server_error", "The token could not be issued.");
         return;
     }
-    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s}", "access_token", access, "token_type",
-                          "Bearer", "expires_in", (json_int_t)m->ttl_s, "expiration",
-                          (json_int_t)exp, "scope", scope);
-    if (refresh)
-        json_object_set_new(j, "refresh_token", json_string(refresh));
-    no_store(req);
-    http_reply_json(req, 200, j);
-    json_decref(j);
-    secure_wipe(access, strlen(access));
-    free(access);
+    token_answer(m, req, iam_id, account_id, client_id, grant, scope, refresh);
+    secure_wipe(refresh, strlen(refresh));
+    free(refresh);
 }
 
 /* A form parameter: NULL when absent; replies invalid_request when repeated or malformed. */
@@ -237,22 +359,11 @@ static void grant_apikey(iam *m, http_req *req)
         oauth_error(req, 400, "invalid_grant", "The API key is not valid.");
         return;
     }
-    char refresh[96] = "";
-    bool user = str_has_prefix(iam_id, "osbill-");
-    if (user) {
-        char family[37];
-        uuid_v4(family);
-        if (store_begin(m->db, true, &tx) ||
-            new_refresh_token(m, tx, family, iam_id, account, DEFAULT_CLIENT, "osbill", refresh,
-                              sizeof refresh) ||
-            store_commit(tx)) {
-            oauth_error(req, 500, "server_error", "The identity store is unavailable.");
-            return;
-        }
-    }
-    token_answer(m, req, iam_id, account, DEFAULT_CLIENT, APIKEY_GRANT, "osbill",
-                 user ? refresh : NULL);
-    secure_wipe(refresh, sizeof refresh);
+    /* Users get a refresh token too (the CLI's session); service IDs log in again. */
+    if (str_has_prefix(iam_id, "osbill-"))
+        answer_with_refresh(m, req, iam_id, account, DEFAULT_CLIENT, APIKEY_GRANT, "osbill");
+    else
+        token_answer(m, req, iam_id, account, DEFAULT_CLIENT, APIKEY_GRANT, "osbill", NULL);
 }
 
 static void grant_refresh(iam *m, http_req *req)
@@ -272,49 +383,63 @@ static void grant_refresh(iam *m, http_req *req)
         memset(&c, 0, sizeof c);
         snprintf(c.client_id, sizeof c.client_id, "%s", DEFAULT_CLIENT);
     }
-    unsigned char h[32];
-    iam_hash_secret(m, token, h);
+    refresh_claims t;
+    /* Not ours, expired, or another client's: the same answer for each. */
+    if (!refresh_open(m, token, &t) || t.exp_ms <= time_now_ms() ||
+        strcmp(t.client, c.client_id) != 0) {
+        secure_wipe(&t, sizeof t);
+        oauth_error(req, 400, "invalid_grant", "The refresh token is not valid.");
+        return;
+    }
     store_tx *tx;
     store_stmt *q;
-    char family[64] = "", iam_id[128] = "", account[64] = "", client[128] = "", scope[256] = "";
-    int state = -1; /* -1 unknown, 0 usable, 1 reused, 2 revoked or expired */
+    int state = 0; /* 0 usable, 1 reused, 2 revoked family or principal gone */
     if (store_begin(m->db, true, &tx)) {
         oauth_error(req, 500, "server_error", "The identity store is unavailable.");
         return;
     }
-    int rc = store_query(tx, "SELECT family, iam_id, account_id, client_id, scope, used, revoked,"
-                             " expires_ms FROM refresh_tokens WHERE token_hash = ?", &q, "b",
-                         (const void *)h, sizeof h);
+    int rc = store_query(tx, "SELECT 1 FROM refresh_revoked WHERE family = ?", &q, "s", t.family);
     if (!rc) {
-        if (store_step(q) == STORE_ROW) {
-            snprintf(family, sizeof family, "%s", store_col_text(q, 0));
-            snprintf(iam_id, sizeof iam_id, "%s", store_col_text(q, 1));
-            snprintf(account, sizeof account, "%s", store_col_text(q, 2));
-            snprintf(client, sizeof client, "%s", store_col_text(q, 3));
-            snprintf(scope, sizeof scope, "%s", store_col_text(q, 4));
-            state = store_col_int(q, 6) || store_col_int(q, 7) <= time_now_ms() ? 2
-                    : store_col_int(q, 5)                                    ? 1
-                                                                             : 0;
-            if (strcmp(client, c.client_id) != 0)
-                state = 2;
-        }
+        if (store_step(q) == STORE_ROW)
+            state = 2;
         store_done(q);
     }
-    char next[96] = "";
+    if (!rc && state == 0 &&
+        !(rc = store_query(tx, "SELECT 1 FROM refresh_used WHERE jti = ?", &q, "s", t.jti))) {
+        if (store_step(q) == STORE_ROW)
+            state = 1;
+        store_done(q);
+    }
+    /* The user must still be an active member of an active account. */
+    if (!rc && state == 0 &&
+        !(rc = store_query(tx, "SELECT 1 FROM users u JOIN account_users m ON m.iam_id ="
+                               " u.iam_id JOIN accounts a ON a.id = m.account_id WHERE"
+                               " u.iam_id = ? AND m.account_id = ? AND u.state = 'active'"
+                               " AND a.state = 'active'", &q, "ss", t.iam_id, t.account))) {
+        if (store_step(q) != STORE_ROW)
+            state = 2;
+        store_done(q);
+    }
+    char *next = NULL;
     if (!rc && state == 1) {
-        /* A used token presented again: someone holds a copy. End the whole family. */
-        rc = store_exec(tx, "UPDATE refresh_tokens SET revoked = 1 WHERE family = ?", "s", family);
-        log_warn("iam: refresh token reuse for %s; its token family is revoked", iam_id);
+        /* A used token presented again: someone holds a copy. End the whole family; no
+         * token of it outlives now + the refresh lifetime. */
+        rc = store_exec(tx, "INSERT OR IGNORE INTO refresh_revoked (family, expires_ms)"
+                            " VALUES (?, ?)", "si", t.family, time_now_ms() + REFRESH_TTL_MS);
+        log_warn("iam: refresh token reuse for %s; its token family is revoked", t.iam_id);
     } else if (!rc && state == 0) {
-        rc = store_exec(tx, "UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?", "b",
-                        (const void *)h, sizeof h);
-        if (!rc)
-            rc = new_refresh_token(m, tx, family, iam_id, account, client, scope, next,
-                                   sizeof next);
+        rc = store_exec(tx, "INSERT INTO refresh_used (jti, family, expires_ms) VALUES (?, ?, ?)",
+                        "ssi", t.jti, t.family, t.exp_ms);
+        refresh_claims n;
+        refresh_new(&n, t.family, t.iam_id, t.account, t.client, t.scope);
+        if (!rc && !(next = refresh_seal(m, &n)))
+            rc = OSB_E_NOMEM;
+        secure_wipe(&n, sizeof n);
     }
     if (rc || store_commit(tx)) {
         if (rc)
             store_rollback(tx);
+        free(next);
         oauth_error(req, 500, "server_error", "The identity store is unavailable.");
         return;
     }
@@ -322,8 +447,10 @@ static void grant_refresh(iam *m, http_req *req)
         oauth_error(req, 400, "invalid_grant", "The refresh token is not valid.");
         return;
     }
-    token_answer(m, req, iam_id, account, client, "refresh_token", scope, next);
-    secure_wipe(next, sizeof next);
+    token_answer(m, req, t.iam_id, t.account, t.client, "refresh_token", t.scope, next);
+    secure_wipe(next, strlen(next));
+    free(next);
+    secure_wipe(&t, sizeof t);
 }
 
 static void grant_client_credentials(iam *m, http_req *req)
@@ -417,20 +544,7 @@ static void grant_authorization_code(iam *m, http_req *req)
         oauth_error(req, 400, "invalid_grant", "The PKCE code_verifier does not match.");
         return;
     }
-    char refresh[96], family[37];
-    uuid_v4(family);
-    if (store_begin(m->db, true, &tx)) {
-        oauth_error(req, 500, "server_error", "The identity store is unavailable.");
-        return;
-    }
-    if (new_refresh_token(m, tx, family, iam_id, account, client, scope, refresh,
-                          sizeof refresh) ||
-        store_commit(tx)) {
-        oauth_error(req, 500, "server_error", "The identity store is unavailable.");
-        return;
-    }
-    token_answer(m, req, iam_id, account, client, "authorization_code", scope, refresh);
-    secure_wipe(refresh, sizeof refresh);
+    answer_with_refresh(m, req, iam_id, account, client, "authorization_code", scope);
 }
 
 static void token_endpoint(http_req *req, void *ud)
@@ -573,11 +687,12 @@ static void revoke(http_req *req, void *ud)
                             (int64_t)json_integer_value(json_object_get(claims, "exp")) * 1000);
         json_decref(claims);
     } else {
-        unsigned char h[32];
-        iam_hash_secret(m, token, h);
-        rc = store_exec(tx, "UPDATE refresh_tokens SET revoked = 1 WHERE family ="
-                            " (SELECT family FROM refresh_tokens WHERE token_hash = ?"
-                            " AND client_id = ?)", "bs", (const void *)h, sizeof h, c.client_id);
+        refresh_claims t;
+        if (refresh_open(m, token, &t) && str_eq(t.client, c.client_id))
+            rc = store_exec(tx, "INSERT OR IGNORE INTO refresh_revoked (family, expires_ms)"
+                                " VALUES (?, ?)", "si", t.family,
+                            time_now_ms() + REFRESH_TTL_MS);
+        secure_wipe(&t, sizeof t);
     }
     if (rc || store_commit(tx)) {
         if (rc)
