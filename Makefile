@@ -18,6 +18,7 @@ install: build
 bench:
 	@scripts/install-deps
 	@bench/run-broker-bench
+	@bench/run-token-bench
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
