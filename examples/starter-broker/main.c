@@ -531,6 +531,10 @@ static void usage(FILE *f)
             "  --public-url URL       base URL for credentials (default http://LISTEN)\n"
             "  --platform URL         the platform's endpoint (IAM and metering); its bearer\n"
             "                         tokens are accepted besides Basic credentials\n"
+            "  --token-client-id ID   the client_id the platform's tokens must carry\n"
+            "                         (default resource-controller)\n"
+            "  --revocation-poll MS   how often to poll the platform's revoked tokens\n"
+            "                         (default 10000)\n"
             "  --sso-client-id ID     the offering's dashboard client (or OSB_SSO_CLIENT_ID):\n"
             "  --sso-client-secret S  with its secret (or OSB_SSO_CLIENT_SECRET) and --platform,\n"
             "                         serves /dashboard/{instance} behind the platform's sign-in\n"
@@ -549,14 +553,17 @@ int main(int argc, char **argv)
         {"access-log", no_argument, 0, 'A'},     {"help", no_argument, 0, 'h'},
         {"sso-client-id", required_argument, 0, 'i'},
         {"sso-client-secret", required_argument, 0, 's'},
+        {"revocation-poll", required_argument, 0, 'r'},
+        {"token-client-id", required_argument, 0, 'T'},
         {0, 0, 0, 0}};
     const char *listen = "127.0.0.1:8090", *data = NULL, *catalog = STARTER_CATALOG;
     const char *user = getenv("OSB_BROKER_USER"), *password = getenv("OSB_BROKER_PASSWORD");
-    const char *public_url = NULL, *platform = NULL;
+    const char *public_url = NULL, *platform = NULL, *token_client = NULL;
     const char *sso_id = getenv("OSB_SSO_CLIENT_ID");
     char *sso_secret = getenv("OSB_SSO_CLIENT_SECRET") ? strdup(getenv("OSB_SSO_CLIENT_SECRET"))
                                                        : NULL;
     double async_s = 3;
+    unsigned revocation_poll_ms = 0;
     bool access_log = false;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -577,6 +584,17 @@ int main(int argc, char **argv)
             }
             break;
         }
+        case 'r': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || !*optarg || v < 100 || v > 3600000) {
+                fprintf(stderr, "starter-broker: --revocation-poll wants 100 to 3600000 ms\n");
+                return 2;
+            }
+            revocation_poll_ms = (unsigned)v;
+            break;
+        }
+        case 'T': token_client = optarg; break;
         case 'A': access_log = true; break;
         case 'i': sso_id = optarg; break;
         case 's':
@@ -639,7 +657,8 @@ int main(int argc, char **argv)
     osb_config cfg = {
         .listen = listen, .data_dir = data, .catalog_path = catalog, .user = user,
         .password = password, .access_log = access_log, .name = "starter-broker",
-        .user_data = &s, .platform_url = platform,
+        .user_data = &s, .platform_url = platform, .revocation_poll_ms = revocation_poll_ms,
+        .token_client_id = token_client,
     };
     s.broker = osb_broker_new();
     int rc = !s.broker;

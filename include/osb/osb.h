@@ -147,11 +147,13 @@ typedef struct {
      * "Authorization: Bearer <JWT>" issued by the platform's IAM: RS256, signed by a key of
      * platform_url + "/identity/keys" (cached; fetched at start, every few minutes, and at
      * most once per 30 s when a token names an unknown kid), iss exactly platform_url +
-     * "/identity", exp/nbf/iat within 30 s of skew, and client_id equal to token_client_id.
-     * Revocation is not checked: a revoked token stays valid here until it expires (at most
-     * an hour). NULL: Basic (and verify_token) only. */
+     * "/identity", exp/nbf/iat within 30 s of skew, client_id equal to token_client_id, and
+     * not revoked: the platform's list of revoked tokens (platform_url +
+     * "/identity/revocations") is polled every revocation_poll_ms, so a revocation takes
+     * effect here within that delay. NULL: Basic (and verify_token) only. */
     const char *platform_url;
     const char *token_client_id; /* NULL = "resource-controller", the platform's controller */
+    unsigned revocation_poll_ms; /* 0 = 10 s */
 } osb_config;
 
 /* Loads and validates the catalog (the error names the offending JSON path), opens the

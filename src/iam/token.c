@@ -581,11 +581,43 @@ static void keys_endpoint(http_req *req, void *ud)
     http_add_header(req, "Cache-Control", "public, max-age=60");
 }
 
+/* GET /identity/revocations: the access tokens revoked before their expiry, by jti, for
+ * resource servers that verify tokens offline (libosb polls it). Public, as the JWKS: a jti
+ * grants nothing. Only unexpired entries are listed, so the list stays short. */
+static void revocations_endpoint(http_req *req, void *ud)
+{
+    iam *m = ud;
+    store_tx *tx;
+    store_stmt *q;
+    json_t *list = json_array();
+    int rc = store_begin(m->db, false, &tx);
+    if (!rc) {
+        rc = store_query(tx, "SELECT jti, expires_ms FROM revoked_tokens WHERE expires_ms > ?"
+                             " ORDER BY jti", &q, "i", time_now_ms());
+        if (!rc) {
+            while (store_step(q) == STORE_ROW)
+                json_array_append_new(list, json_pack("{s:s, s:I}", "jti", store_col_text(q, 0),
+                                                      "exp", (json_int_t)(store_col_int(q, 1) / 1000)));
+            store_done(q);
+        }
+        store_rollback(tx);
+    }
+    if (rc) {
+        json_decref(list);
+        http_reply_error(req, 503, "unavailable", "The identity store is unavailable.", NULL);
+        return;
+    }
+    json_t *j = json_pack("{s:o}", "revocations", list);
+    http_add_header(req, "Cache-Control", "no-cache");
+    http_reply_json(req, 200, j);
+    json_decref(j);
+}
+
 static void discovery(http_req *req, void *ud)
 {
     iam *m = ud;
     char url[6][512];
-    const char *paths[] = {"/authorize", "/token", "/keys", "/introspect", "/revoke", "/userinfo"};
+    const char *paths[] = {"/authorize", "/token", "/keys", "/introspect", "/revoke", "/revocations"};
     for (int i = 0; i < 6; i++)
         snprintf(url[i], sizeof url[i], "%s%s", m->issuer, paths[i]);
     json_t *j = json_pack(
@@ -597,6 +629,7 @@ static void discovery(http_req *req, void *ud)
         "S256", "token_endpoint_auth_methods_supported", "client_secret_basic", "none",
         "id_token_signing_alg_values_supported", "RS256", "subject_types_supported", "public",
         "scopes_supported", "openid", "osbill");
+    json_object_set_new(j, "revocation_list_uri", json_string(url[5]));
     http_reply_json(req, 200, j);
     json_decref(j);
 }
@@ -713,6 +746,8 @@ void iam_token_routes(iam *m, http_router *r)
                      HTTP_STYLE_PLATFORM, discovery, m);
     rc |= http_route(r, HTTP_POST, "/identity/introspect", HTTP_STYLE_PLATFORM, introspect, m);
     rc |= http_route(r, HTTP_POST, "/identity/revoke", HTTP_STYLE_PLATFORM, revoke, m);
+    rc |= http_route(r, HTTP_GET, "/identity/revocations", HTTP_STYLE_PLATFORM,
+                     revocations_endpoint, m);
     if (rc)
         log_error("iam: cannot register the identity routes");
 }

@@ -557,18 +557,21 @@ int osb_broker_run(osb_broker *b, const osb_config *cfg, const osb_callbacks *cb
         b->token_client_id = strdup(cfg->token_client_id && *cfg->token_client_id
                                         ? cfg->token_client_id
                                         : "resource-controller");
-        char *issuer = NULL, *keys = NULL;
+        char *issuer = NULL, *keys = NULL, *revoked = NULL;
         if (!b->platform_url || !b->token_client_id ||
             asprintf(&issuer, "%s/identity", b->platform_url) < 0 ||
-            asprintf(&keys, "%s/identity/keys", b->platform_url) < 0) {
+            asprintf(&keys, "%s/identity/keys", b->platform_url) < 0 ||
+            asprintf(&revoked, "%s/identity/revocations", b->platform_url) < 0) {
             free(issuer);
+            free(keys);
             return OSB_E_NOMEM;
         }
         b->issuer = issuer;
         /* Fetching starts now, in the background, so the keys are usually in place before
          * the first token arrives. */
-        rc = sdk_jwks_new(keys, &b->jwks);
+        rc = sdk_jwks_new(keys, revoked, b->cfg.revocation_poll_ms, &b->jwks);
         free(keys);
+        free(revoked);
         if (rc)
             return rc;
     }

@@ -22,6 +22,8 @@
 #define RETRY_FIRST_MS 1000              /* ... and after a failure, doubling to */
 #define RETRY_MAX_MS 60000
 #define TOKEN_LEEWAY_S 30
+#define REVOCATIONS_MAX_BODY (4 << 20)
+#define REVOCATIONS_INTERVAL_MS 10000    /* default poll of the revocation list */
 
 struct sdk_jwks {
     char *url;
@@ -36,6 +38,12 @@ struct sdk_jwks {
     uint64_t fetches;         /* completed fetch attempts */
     pthread_t thread;
     bool thread_started;
+    /* The platform's revoked access tokens: jtis, sorted, replaced whole by each poll. */
+    char *revocations_url;    /* NULL: revocation is not checked */
+    int64_t revocations_interval_ms;
+    char **revoked;
+    size_t nrevoked;
+    bool revocations_loaded;  /* a poll has succeeded once */
 };
 
 /* ---------------------------------------------------------------- HTTP */
@@ -262,22 +270,118 @@ static jose_key *lookup(void *ud, const char *kid)
     return k;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* Polls the revocation list; on any failure the previous list stays. */
+static bool fetch_revocations(sdk_jwks *j)
+{
+    static const char *const headers[] = {"Accept: application/json", NULL};
+    buf body;
+    long status;
+    buf_init(&body, REVOCATIONS_MAX_BODY);
+    int rc = sdk_http_call("GET", j->revocations_url, headers, NULL, JWKS_TIMEOUT_MS,
+                           REVOCATIONS_MAX_BODY, &status, &body);
+    json_t *doc = NULL, *arr = NULL;
+    char **list = NULL;
+    size_t n = 0;
+    if (!rc && status != 200)
+        rc = OSB_E_IO;
+    if (!rc) {
+        doc = json_loadb(body.data ? body.data : "", body.len, JSON_REJECT_DUPLICATES, NULL);
+        arr = json_object_get(doc, "revocations");
+        if (!json_is_array(arr))
+            rc = OSB_E_INVAL;
+    }
+    if (!rc && json_array_size(arr) && !(list = calloc(json_array_size(arr), sizeof *list)))
+        rc = OSB_E_NOMEM;
+    size_t i;
+    json_t *e;
+    if (!rc) {
+        json_array_foreach(arr, i, e) {
+            const char *jti = json_string_value(json_object_get(e, "jti"));
+            if (!jti || !(list[n] = strdup(jti))) {
+                rc = jti ? OSB_E_NOMEM : OSB_E_INVAL;
+                break;
+            }
+            n++;
+        }
+    }
+    json_decref(doc);
+    buf_free(&body);
+    if (rc) {
+        free_list(list, n);
+        log_warn("libosb: cannot read the revocation list at %s (%s); keeping the last one",
+                 j->revocations_url, status && status != 200 ? "bad status" : base_strerror(rc));
+        return false;
+    }
+    if (n > 1)
+        qsort(list, n, sizeof *list, cmp_str);
+    pthread_mutex_lock(&j->mu);
+    char **old = j->revoked;
+    size_t nold = j->nrevoked;
+    j->revoked = list;
+    j->nrevoked = n;
+    j->revocations_loaded = true;
+    pthread_mutex_unlock(&j->mu);
+    free_list(old, nold);
+    return true;
+}
+
+static bool is_revoked(sdk_jwks *j, const char *jti)
+{
+    pthread_mutex_lock(&j->mu);
+    bool hit = j->nrevoked &&
+               bsearch(&jti, j->revoked, j->nrevoked, sizeof *j->revoked, cmp_str) != NULL;
+    pthread_mutex_unlock(&j->mu);
+    return hit;
+}
+
+/* The background thread: the keys every few minutes (with backoff while the platform is
+ * unreachable), and the revocation list every few seconds. */
 static void *refresher(void *arg)
 {
     sdk_jwks *j = arg;
-    int64_t retry_ms = RETRY_FIRST_MS;
+    int64_t retry_ms = RETRY_FIRST_MS, rev_retry_ms = RETRY_FIRST_MS;
+    int64_t keys_due = mono_ms(), rev_due = keys_due;
     pthread_mutex_lock(&j->mu);
     while (!j->stop) {
-        int64_t wait_ms = RETRY_FIRST_MS;
-        if (!j->fetching) {
-            j->fetching = true;
-            pthread_mutex_unlock(&j->mu);
-            bool ok = fetch(j);
-            pthread_mutex_lock(&j->mu);
-            wait_ms = ok ? REFRESH_INTERVAL_MS : retry_ms;
-            retry_ms = ok ? RETRY_FIRST_MS : retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
-                                                                          : retry_ms * 2;
+        if (mono_ms() >= keys_due) {
+            if (!j->fetching) {
+                j->fetching = true;
+                pthread_mutex_unlock(&j->mu);
+                bool ok = fetch(j);
+                pthread_mutex_lock(&j->mu);
+                keys_due = mono_ms() + (ok ? REFRESH_INTERVAL_MS : retry_ms);
+                retry_ms = ok ? RETRY_FIRST_MS : retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
+                                                                              : retry_ms * 2;
+            } else {
+                keys_due = mono_ms() + RETRY_FIRST_MS; /* a lookup is fetching */
+            }
         }
+        if (j->revocations_url && !j->stop && mono_ms() >= rev_due) {
+            pthread_mutex_unlock(&j->mu);
+            bool ok = fetch_revocations(j);
+            pthread_mutex_lock(&j->mu);
+            int64_t wait = ok ? j->revocations_interval_ms : rev_retry_ms;
+            if (wait > j->revocations_interval_ms)
+                wait = j->revocations_interval_ms;
+            rev_due = mono_ms() + wait;
+            rev_retry_ms = ok ? RETRY_FIRST_MS : rev_retry_ms * 2;
+        }
+        int64_t due = j->revocations_url && rev_due < keys_due ? rev_due : keys_due;
+        int64_t wait_ms = due - mono_ms();
+        if (wait_ms < 1)
+            continue;
         struct timespec until = mono_deadline(wait_ms);
         while (!j->stop && pthread_cond_timedwait(&j->cv, &j->mu, &until) != ETIMEDOUT)
             ;
@@ -288,14 +392,20 @@ static void *refresher(void *arg)
 
 /* ---------------------------------------------------------------- life cycle */
 
-int sdk_jwks_new(const char *url, sdk_jwks **out)
+int sdk_jwks_new(const char *url, const char *revocations_url, unsigned revocations_interval_ms,
+                 sdk_jwks **out)
 {
     *out = NULL;
     sdk_jwks *j = calloc(1, sizeof *j);
-    if (!j || !(j->url = strdup(url))) {
+    if (!j || !(j->url = strdup(url)) ||
+        (revocations_url && !(j->revocations_url = strdup(revocations_url)))) {
+        if (j)
+            free(j->url);
         free(j);
         return OSB_E_NOMEM;
     }
+    j->revocations_interval_ms =
+        revocations_interval_ms ? revocations_interval_ms : REVOCATIONS_INTERVAL_MS;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -324,6 +434,8 @@ void sdk_jwks_free(sdk_jwks *j)
         pthread_join(j->thread, NULL);
     for (size_t i = 0; i < j->nkeys; i++)
         jose_key_free(j->keys[i]);
+    free_list(j->revoked, j->nrevoked);
+    free(j->revocations_url);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j->url);
@@ -348,6 +460,15 @@ int sdk_jwks_verify(sdk_jwks *j, const char *token, const char *issuer, const ch
         json_decref(*claims);
         *claims = NULL;
         return OSB_E_INVAL;
+    }
+    if (j->revocations_url) {
+        const char *jti = json_string_value(json_object_get(*claims, "jti"));
+        if (!jti || is_revoked(j, jti)) {
+            log_debug("libosb: bearer token refused: %s", jti ? "revoked" : "no jti");
+            json_decref(*claims);
+            *claims = NULL;
+            return OSB_E_INVAL;
+        }
     }
     return 0;
 }

@@ -125,12 +125,17 @@ typedef struct sdk_jwks sdk_jwks;
 /* A cache of the platform's signing keys from the JWKS at url, safe to use from any thread.
  * A background thread fetches it at once, then every few minutes (retrying with backoff after
  * a failure); a token naming an unknown kid causes at most one more fetch per 30 s, which
- * concurrent requests share. Fetches time out after 2 s. */
-int sdk_jwks_new(const char *url, sdk_jwks **out) WARN_UNUSED;
+ * concurrent requests share. Fetches time out after 2 s. With revocations_url, the same
+ * thread polls the platform's list of revoked access tokens every revocations_interval_ms
+ * (0: 10 s), and tokens on it (or without a jti) are refused; a failed poll keeps the last
+ * list. */
+int sdk_jwks_new(const char *url, const char *revocations_url, unsigned revocations_interval_ms,
+                 sdk_jwks **out) WARN_UNUSED;
 /* Stops the background thread (waiting for a fetch in flight) and frees the keys. */
 void sdk_jwks_free(sdk_jwks *j);
 /* Verifies a platform JWT with the cached keys (iam.md "Verifying a JWT"): iss exactly
- * issuer, and, when client_id is not NULL, the client_id claim exactly client_id. 0 with
+ * issuer, and, when client_id is not NULL, the client_id claim exactly client_id; not on the
+ * revocation list. 0 with
  * *claims the caller's (json_decref), or OSB_E_INVAL. Reasons go to the debug log only. */
 int sdk_jwks_verify(sdk_jwks *j, const char *token, const char *issuer, const char *client_id,
                     json_t **claims) WARN_UNUSED;

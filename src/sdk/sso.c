@@ -710,11 +710,15 @@ int sdk_sso_start(osb_broker *b, const char *listen, unsigned port, char *err, s
     if (b->jwks && strcmp(b->platform_url, s->platform_url) == 0) {
         s->jwks = b->jwks;
     } else {
-        char *keys = NULL;
-        if (asprintf(&keys, "%s/identity/keys", s->platform_url) < 0)
+        char *keys = NULL, *revoked = NULL;
+        if (asprintf(&keys, "%s/identity/keys", s->platform_url) < 0 ||
+            asprintf(&revoked, "%s/identity/revocations", s->platform_url) < 0) {
+            free(keys);
             return OSB_E_NOMEM;
-        int rc = sdk_jwks_new(keys, &s->jwks);
+        }
+        int rc = sdk_jwks_new(keys, revoked, 0, &s->jwks);
         free(keys);
+        free(revoked);
         if (rc) {
             if (err && errlen)
                 snprintf(err, errlen, "cannot start the platform key cache");

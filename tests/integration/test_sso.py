@@ -889,8 +889,84 @@ class ForgedTokenTest(unittest.TestCase):
         self.assertEqual(c.form("/identity/revoke", {"token": tok}, headers=auth).status, 200)
         c.close()
         self.assertRefused(tok, broker=False)
-        # Brokers do not check revocation, and this token is not the controller's anyway.
-        self.assertEqual(osb_bearer(self.broker.port, tok), 401)
+
+
+class RevocationTest(unittest.TestCase):
+    """A token revoked at the platform is refused by libosb too, once the broker's next poll
+    of /identity/revocations has seen it; other tokens of the same client keep working. The
+    broker here takes the tokens of an OAuth client made for the test (--token-client-id), so
+    the platform itself issues them and the client can revoke them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.p = Platform().start()
+        cls.broker = None
+        try:
+            c = cls.p.client()
+            op = c.apikey_token(cls.p.init["api_key"])
+            r = c.call("POST", "/v1/clients", token=op, body={
+                "account_id": cls.p.init["account_id"], "name": "controller",
+                "redirect_uris": ["https://controller.example/cb"]})
+            assert r.status == 201, r
+            c.close()
+            cls.client_id = r.json["client_id"]
+            cls.auth = {"Authorization": basic(r.json["client_id"], r.json["client_secret"])}
+            cls.broker = Broker(extra=["--platform", cls.p.url, "--token-client-id",
+                                       cls.client_id, "--revocation-poll", "200"]).start()
+        except BaseException:
+            if cls.broker:
+                cls.broker.stop()
+                cls.broker.cleanup()
+            cls.p.stop()
+            cls.p.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            try:
+                cls.broker.stop()
+            finally:
+                cls.broker.cleanup()
+        finally:
+            try:
+                cls.p.stop()
+            finally:
+                cls.p.cleanup()
+
+    def token(self):
+        c = self.p.client()
+        try:
+            r = c.form("/identity/token", {"grant_type": "client_credentials"}, headers=self.auth)
+            self.assertEqual(r.status, 200, r)
+            return r.json["access_token"]
+        finally:
+            c.close()
+
+    def test_revocation_reaches_the_broker(self):
+        tok, other = self.token(), self.token()
+        wait_for(lambda: osb_bearer(self.broker.port, tok) == 200, what="the broker takes the token")
+        self.assertEqual(osb_bearer(self.broker.port, other), 200)
+        c = self.p.client()
+        try:
+            self.assertEqual(c.form("/identity/revoke", {"token": tok}, headers=self.auth).status, 200)
+            lst = c.call("GET", "/identity/revocations")
+            self.assertEqual(lst.status, 200, lst)
+            jti = b64json(tok.split(".")[1])["jti"]
+            self.assertIn(jti, [e["jti"] for e in lst.json["revocations"]])
+        finally:
+            c.close()
+        wait_for(lambda: osb_bearer(self.broker.port, tok) == 401, timeout=5,
+                 what="the broker refuses the revoked token")
+        self.assertEqual(osb_bearer(self.broker.port, other), 200)
+
+    def test_discovery_names_the_revocation_list(self):
+        c = self.p.client()
+        try:
+            d = c.call("GET", "/identity/.well-known/openid-configuration").json
+        finally:
+            c.close()
+        self.assertEqual(d["revocation_list_uri"], self.p.url + "/identity/revocations")
 
 
 # ------------------------------------------------------------------ a platform that fails
