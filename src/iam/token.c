@@ -704,7 +704,7 @@ static void revoke(http_req *req, void *ud)
     }
     store_tx *tx;
     if (store_begin(m->db, true, &tx)) {
-        oauth_error(req, 500, "server_error", "The identity store is unavailable.");
+        oauth_error(req, 503, "temporarily_unavailable", "The identity store is unavailable.");
         return;
     }
     int rc = 0;

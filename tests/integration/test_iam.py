@@ -260,6 +260,46 @@ class IAMTest(unittest.TestCase):
         # Refused, not consumed: the token works again once the account is back.
         self.assertEqual(self.token_form({"grant_type": "refresh_token", "refresh_token": rt}).status, 200)
 
+    def test_store_unavailable_errors_and_nothing_lost(self):
+        # Another process holds the database's write lock longer than the server waits for
+        # it (5 s): writes fail with the RFC 6749 / RFC 7009 server errors, reads go on, and
+        # the refused redemption did not use the refresh token up.
+        import sqlite3
+        import threading
+        t = self.tenants["globex"]
+        rt = self.token_form({"grant_type": APIKEY_GRANT, "apikey": t["apikey"]}).json["refresh_token"]
+        access = self.token_form({"grant_type": APIKEY_GRANT, "apikey": t["apikey"]}).json["access_token"]
+        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10,
+                             isolation_level=None)
+        results = {}
+
+        def call(name, path, fields):
+            c = self.p.client()
+            try:
+                results[name] = c.form(path, fields)
+            finally:
+                c.close()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            threads = [threading.Thread(target=call, args=a) for a in (
+                ("refresh", "/identity/token", {"grant_type": "refresh_token", "refresh_token": rt}),
+                ("revoke", "/identity/revoke", {"token": access, "client_id": "osbill"}))]
+            for th in threads:
+                th.start()
+            # Reads are not blocked meanwhile.
+            self.assertEqual(self.token_form({"grant_type": APIKEY_GRANT,
+                                              "apikey": t["apikey"]}).status, 200)
+            for th in threads:
+                th.join(30)
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        self.assertOAuthError(results["refresh"], 500, "server_error")
+        self.assertOAuthError(results["revoke"], 503, "temporarily_unavailable")
+        r = self.token_form({"grant_type": "refresh_token", "refresh_token": rt})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.c.call("GET", "/v1/accounts", token=access).status, 200)
+
     def test_refresh_tokens_are_not_stored(self):
         rt = self.token_form({"grant_type": APIKEY_GRANT,
                               "apikey": self.tenants["globex"]["apikey"]}).json["refresh_token"]
