@@ -95,7 +95,7 @@ static void error_page(http_req *req, int status, const char *message)
     buf_free(&b);
 }
 
-static void login_page(http_req *req, const authz_req *a, const char *error)
+static void login_page_status(http_req *req, const authz_req *a, const char *error, int status)
 {
     buf b;
     buf_init(&b, 1 << 16);
@@ -122,8 +122,13 @@ static void login_page(http_req *req, const authz_req *a, const char *error)
     if (rc)
         http_reply(req, 500, NULL, NULL, 0);
     else
-        send_page(req, error ? 401 : 200, &b);
+        send_page(req, status, &b);
     buf_free(&b);
+}
+
+static void login_page(http_req *req, const authz_req *a, const char *error)
+{
+    login_page_status(req, a, error, error ? 401 : 200);
 }
 
 static void consent_page(iam *m, http_req *req, const authz_req *a, const char *session)
@@ -373,15 +378,85 @@ static void grant_code(iam *m, http_req *req, const authz_req *a, const session 
     secure_wipe(code, sizeof code);
 }
 
-/* Checks email and password; opens a session in the user's first account. */
-static bool sign_in(iam *m, http_req *req, session *s)
+/* ---- sign-in throttling: after LOGIN_MAX_FAILURES wrong passwords for one email within
+ * LOGIN_WINDOW_MS, that email's sign-ins are refused without checking the password until the
+ * window ends. In memory, per process: a restart forgets, and that is acceptable for a delay
+ * whose purpose is to make online guessing slow. Slots are keyed by a keyed hash of the
+ * lowercased email, so no one can aim collisions at somebody else's slot. */
+#define LOGIN_SLOTS 4096
+#define LOGIN_MAX_FAILURES 5
+#define LOGIN_WINDOW_MS (15 * 60 * 1000)
+
+typedef struct {
+    unsigned char key[16];
+    int failures;
+    int64_t first_ms;
+} login_slot;
+
+static pthread_mutex_t login_mu = PTHREAD_MUTEX_INITIALIZER;
+static login_slot login_slots[LOGIN_SLOTS];
+
+static login_slot *login_slot_for(iam *m, const char *email, unsigned char key[16])
+{
+    char lower[320];
+    size_t n = 0;
+    for (; email[n] && n < sizeof lower - 1; n++)
+        lower[n] = (char)((email[n] >= 'A' && email[n] <= 'Z') ? email[n] + 32 : email[n]);
+    lower[n] = '\0';
+    unsigned char h[32];
+    iam_hash_secret(m, lower, h);
+    memcpy(key, h, 16);
+    return &login_slots[(h[16] | h[17] << 8) % LOGIN_SLOTS];
+}
+
+/* Seconds until email may try again, or 0. */
+static int64_t login_throttled(iam *m, const char *email)
+{
+    unsigned char key[16];
+    int64_t now = time_now_ms(), wait = 0;
+    pthread_mutex_lock(&login_mu);
+    login_slot *sl = login_slot_for(m, email, key);
+    if (memcmp(sl->key, key, 16) == 0 && sl->failures >= LOGIN_MAX_FAILURES &&
+        now - sl->first_ms < LOGIN_WINDOW_MS)
+        wait = (sl->first_ms + LOGIN_WINDOW_MS - now + 999) / 1000;
+    pthread_mutex_unlock(&login_mu);
+    return wait;
+}
+
+static void login_record(iam *m, const char *email, bool ok)
+{
+    unsigned char key[16];
+    int64_t now = time_now_ms();
+    pthread_mutex_lock(&login_mu);
+    login_slot *sl = login_slot_for(m, email, key);
+    if (ok) {
+        if (memcmp(sl->key, key, 16) == 0)
+            memset(sl, 0, sizeof *sl);
+    } else if (memcmp(sl->key, key, 16) != 0 || now - sl->first_ms >= LOGIN_WINDOW_MS) {
+        memcpy(sl->key, key, 16);
+        sl->failures = 1;
+        sl->first_ms = now;
+    } else {
+        sl->failures++;
+    }
+    pthread_mutex_unlock(&login_mu);
+}
+
+/* Checks email and password; opens a session in the user's first account. *retry_s is set
+ * when the email is throttled. */
+static bool sign_in(iam *m, http_req *req, session *s, int64_t *retry_s)
 {
     const char *email = param(req, "email", true), *pw = param(req, "password", true);
     char hash[crypto_pwhash_STRBYTES] = "";
     store_tx *tx;
     store_stmt *q;
     memset(s, 0, sizeof *s);
-    if (!email || !pw || strlen(pw) > 256 || store_begin(m->db, false, &tx))
+    *retry_s = 0;
+    if (!email || !pw || strlen(pw) > 256 || strlen(email) > 254)
+        return false;
+    if ((*retry_s = login_throttled(m, email)) > 0)
+        return false;
+    if (store_begin(m->db, false, &tx))
         return false;
     if (!store_query(tx, "SELECT u.iam_id, u.password_hash, a.account_id FROM users u JOIN"
                          " account_users a ON a.iam_id = u.iam_id WHERE u.email = ? AND"
@@ -400,6 +475,7 @@ static bool sign_in(iam *m, http_req *req, session *s)
         "4lLNx6JWJ2s0mYxC5QnmS2V5oG3fL7Qb9yP3yR9yW4s";
     bool ok = crypto_pwhash_str_verify(hash[0] ? hash : dummy, pw, strlen(pw)) == 0 && hash[0];
     secure_wipe(hash, sizeof hash);
+    login_record(m, email, ok);
     if (!ok)
         return false;
     unsigned char h[32];
@@ -452,8 +528,17 @@ static void authorize_post(iam *m, http_req *req)
         return;
     const char *action = param(req, "action", true);
     if (str_eq(action, "login")) {
-        if (!sign_in(m, req, &s)) {
-            login_page(req, &a, "The email or password is not right.");
+        int64_t retry_s;
+        if (!sign_in(m, req, &s, &retry_s)) {
+            if (retry_s > 0) {
+                char v[24];
+                snprintf(v, sizeof v, "%lld", (long long)retry_s);
+                http_add_header(req, "Retry-After", v);
+                login_page_status(req, &a, "Too many failed sign-ins for this email. Try again "
+                                           "in a few minutes.", 429);
+            } else {
+                login_page(req, &a, "The email or password is not right.");
+            }
             return;
         }
         if (has_consent(m, s.iam_id, a.client_id))

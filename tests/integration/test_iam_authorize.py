@@ -227,6 +227,29 @@ class AuthorizeTest(unittest.TestCase):
         _, params = self.redirect_params(self.login_and_consent(self.query(self.conf), approve=False))
         self.assertEqual((params["error"], params["state"]), ("access_denied", "st-123"))
 
+    def test_sign_in_throttled_after_repeated_failures(self):
+        c = self.p.client()
+        op = c.apikey_token(self.p.init["api_key"])
+        r = c.call("POST", "/v1/accounts", token=op, body={
+            "name": "guessed", "kind": "consumer",
+            "owner": {"email": "guessed@x.example", "name": "G", "password": "the-right-password"}})
+        c.close()
+        self.assertEqual(r.status, 201, r)
+        form = Form(self.get(self.query(self.conf)).raw.decode())
+        for i in range(5):
+            r = self.post(dict(form.fields, email="guessed@x.example", password="guess-%d" % i))
+            self.assertEqual(r.status, 401, i)
+        # Even the right password is refused now, differently and with a delay to wait.
+        for email in ("guessed@x.example", "GUESSED@x.example"):
+            r = self.post(dict(form.fields, email=email, password="the-right-password"))
+            self.assertEqual(r.status, 429, email)
+            self.assertIn(b"Too many failed sign-ins", r.raw)
+            self.assertGreater(int(r.header("Retry-After")), 800)
+            self.assertIsNone(self.cookie)
+        # Other users are not affected.
+        r = self.post(dict(form.fields, email="owner@provider.example", password="owner-password"))
+        self.assertEqual(r.status, 200)
+
     def test_consent_needs_the_session_csrf_value(self):
         r = self.get(self.query(self.conf))
         form = Form(r.raw.decode())
