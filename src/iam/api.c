@@ -372,18 +372,13 @@ static void serviceids_create(http_req *req, void *ud)
         http_reply_error(req, 400, "invalid_field", "name or description is too long.", NULL);
         goto out;
     }
-    char uuid[37], id[64], iam_id[64], at[32];
-    uuid_v4(uuid);
-    snprintf(id, sizeof id, "ServiceId-%s", uuid);
-    snprintf(iam_id, sizeof iam_id, "iam-ServiceId-%s", uuid);
+    char id[64], iam_id[64], at[32];
     int64_t now = time_now_ms();
     iso(now, at);
     store_tx *tx;
     if (!begin(m, req, true, &tx))
         goto out;
-    int rc = store_exec(tx, "INSERT INTO service_ids (id, iam_id, account_id, name, description,"
-                            " created_ms) VALUES (?, ?, ?, ?, ?, ?)", "sssssi", id, iam_id,
-                        account, name, desc ? desc : "", now);
+    int rc = iam_create_service_id(m, tx, account, name, desc, id, iam_id);
     commit_or_fail(req, tx, rc, 201,
                    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "iam_id", iam_id,
                              "account_id", account, "name", name, "description",
@@ -910,32 +905,16 @@ static void clients_create(http_req *req, void *ud)
                          "without fragments; public a boolean.", "redirect_uris");
         goto out;
     }
-    char uuid[37], client_id[64], secret[96] = "";
-    unsigned char h[32];
-    uuid_v4(uuid);
-    snprintf(client_id, sizeof client_id, "client-%s", uuid);
+    char client_id[64], secret[96] = "";
     bool confidential = !json_is_true(pub);
-    if (confidential) {
-        iam_new_secret("", secret, sizeof secret);
-        iam_hash_secret(m, secret, h);
-    }
     json_t *list = uris ? json_incref((json_t *)uris) : json_array();
-    char *uris_text = json_dumps(list, JSON_COMPACT);
     store_tx *tx;
     if (!begin(m, req, true, &tx)) {
-        free(uris_text);
         json_decref(list);
         goto out;
     }
-    int rc = confidential
-                 ? store_exec(tx, "INSERT INTO oauth_clients (client_id, account_id, name,"
-                                  " secret_hash, redirect_uris, service_name, created_ms)"
-                                  " VALUES (?, ?, ?, ?, ?, ?, ?)", "sssbssi", client_id, account,
-                              name, (const void *)h, sizeof h, uris_text, svc, time_now_ms())
-                 : store_exec(tx, "INSERT INTO oauth_clients (client_id, account_id, name,"
-                                  " secret_hash, redirect_uris, service_name, created_ms)"
-                                  " VALUES (?, ?, ?, ?, ?, ?, ?)", "sssnssi", client_id, account,
-                              name, uris_text, svc, time_now_ms());
+    int rc = iam_create_client(m, tx, account, name, svc, list, client_id,
+                               confidential ? secret : NULL, sizeof secret);
     json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:b}", "client_id", client_id, "account_id",
                           account, "name", name, "redirect_uris", list, "public", !confidential);
     if (confidential)
@@ -943,7 +922,6 @@ static void clients_create(http_req *req, void *ud)
     if (svc)
         json_object_set_new(j, "service_name", json_string(svc));
     secure_wipe(secret, sizeof secret);
-    free(uris_text);
     commit_or_fail(req, tx, rc, 201, j);
 out:
     json_decref(body);

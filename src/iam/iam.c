@@ -148,6 +148,55 @@ int iam_create_apikey(iam *m, store_tx *tx, const char *iam_id, const char *acco
                       (const void *)h, sizeof h, time_now_ms());
 }
 
+int iam_create_service_id(iam *m, store_tx *tx, const char *account_id, const char *name,
+                          const char *description, char id[64], char iam_id[64])
+{
+    (void)m;
+    char uuid[37];
+    uuid_v4(uuid);
+    snprintf(id, 64, "ServiceId-%s", uuid);
+    snprintf(iam_id, 64, "iam-ServiceId-%s", uuid);
+    return store_exec(tx, "INSERT INTO service_ids (id, iam_id, account_id, name, description,"
+                          " created_ms) VALUES (?, ?, ?, ?, ?, ?)", "sssssi", id, iam_id,
+                      account_id, name, description ? description : "", time_now_ms());
+}
+
+int iam_create_client(iam *m, store_tx *tx, const char *account_id, const char *name,
+                      const char *service_name, const json_t *redirect_uris, char client_id[64],
+                      char *secret, size_t secretsz)
+{
+    char uuid[37];
+    unsigned char h[32];
+    uuid_v4(uuid);
+    snprintf(client_id, 64, "client-%s", uuid);
+    json_t *none = redirect_uris ? NULL : json_array();
+    char *uris = json_dumps(redirect_uris ? redirect_uris : none, JSON_COMPACT);
+    json_decref(none);
+    if (!uris)
+        return OSB_E_NOMEM;
+    int rc;
+    if (secret) {
+        iam_new_secret("", secret, secretsz);
+        iam_hash_secret(m, secret, h);
+        rc = store_exec(tx, "INSERT INTO oauth_clients (client_id, account_id, name, secret_hash,"
+                            " redirect_uris, service_name, created_ms)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?)", "sssbssi", client_id, account_id,
+                        name, (const void *)h, sizeof h, uris, service_name, time_now_ms());
+    } else {
+        rc = store_exec(tx, "INSERT INTO oauth_clients (client_id, account_id, name, secret_hash,"
+                            " redirect_uris, service_name, created_ms)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?)", "sssnssi", client_id, account_id,
+                        name, uris, service_name, time_now_ms());
+    }
+    free(uris);
+    return rc;
+}
+
+void iam_derive_key(const iam *m, const char *purpose, unsigned char out[32])
+{
+    hmac_sha256(m->enc_key, sizeof m->enc_key, purpose, strlen(purpose), out);
+}
+
 int iam_add_policy(iam *m, store_tx *tx, const char *account_id, const char *subject,
                    const char *roles, const char *service_name, const char *resource_type,
                    const char *resource, char id[64])

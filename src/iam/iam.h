@@ -60,6 +60,28 @@ bool iam_decide(iam *m, const iam_principal *p, const char *action, const iam_re
 bool iam_require(iam *m, http_req *req, const char *action, const iam_resource *r,
                  iam_principal *p);
 
+/* ---- records, for the API layer and other modules, inside the caller's write transaction */
+/* An API key for iam_id; key receives the secret (shown once, stored as a keyed hash). */
+int iam_create_apikey(iam *m, store_tx *tx, const char *iam_id, const char *account_id,
+                      const char *name, const char *description, char id[64], char *key,
+                      size_t keysz) WARN_UNUSED;
+/* A policy granting roles ("Editor,Manager") to subject, optionally narrowed. */
+int iam_add_policy(iam *m, store_tx *tx, const char *account_id, const char *subject,
+                   const char *roles, const char *service_name, const char *resource_type,
+                   const char *resource, char id[64]) WARN_UNUSED;
+/* A service ID of the account. */
+int iam_create_service_id(iam *m, store_tx *tx, const char *account_id, const char *name,
+                          const char *description, char id[64], char iam_id[64]) WARN_UNUSED;
+/* An OAuth client of the account; confidential when secret is not NULL (it receives the
+ * secret, shown once). redirect_uris: a JSON array (NULL for none); service_name: the
+ * offering a dashboard client belongs to, or NULL. */
+int iam_create_client(iam *m, store_tx *tx, const char *account_id, const char *name,
+                      const char *service_name, const json_t *redirect_uris, char client_id[64],
+                      char *secret, size_t secretsz) WARN_UNUSED;
+/* Derives a 32-byte key for another module's own encryption, from the data directory's
+ * secret and a purpose string. */
+void iam_derive_key(const iam *m, const char *purpose, unsigned char out[32]);
+
 /* Keyed hash of a secret (API key, client secret, code, refresh token); out is 32 bytes. */
 void iam_hash_secret(const iam *m, const char *secret, unsigned char out[32]);
 

@@ -40,14 +40,6 @@ int iam_issue_access_token(iam *m, const char *iam_id, const char *account_id,
 /* New random secrets in base64url (43 characters for 32 bytes), with a readable prefix. */
 void iam_new_secret(const char *prefix, char *out, size_t outsz);
 
-/* Records for the API layer. */
-int iam_create_apikey(iam *m, store_tx *tx, const char *iam_id, const char *account_id,
-                      const char *name, const char *description, char id[64], char *key,
-                      size_t keysz) WARN_UNUSED;
-int iam_add_policy(iam *m, store_tx *tx, const char *account_id, const char *subject,
-                   const char *roles, const char *service_name, const char *resource_type,
-                   const char *resource, char id[64]) WARN_UNUSED;
-
 void iam_token_routes(iam *m, http_router *r);
 void iam_authorize_routes(iam *m, http_router *r);
 void iam_api_routes(iam *m, http_router *r);
