@@ -8,4 +8,30 @@ int cli_login(int argc, char **argv);
 /* Resource commands that call the platform API with the saved session. */
 int cli_api(const char *group, int argc, char **argv);
 
+
+/* ---- shared by the client commands ---- */
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct {
+    const char *name;
+    const char *value;
+} cli_flag;
+/* --name value pairs (--public: a boolean, "true"), and positional arguments. */
+int cli_parse_flags(int argc, char **argv, int from, cli_flag *flags, int maxf, int *nf,
+                    const char **pos, int maxp, int *np);
+const char *cli_get(const cli_flag *f, int n, const char *name); /* last NULL when absent */
+/* The saved session with a usable access token (refreshed if needed), or NULL (printed). */
+json_t *cli_session(void);
+/* Percent-encodes for a URL path segment or query value (curl_free not needed: malloc'd). */
+char *cli_escape(const char *s);
+/* Calls the platform API with the session's token; errors are printed with the fields they
+ * name. 0 on 2xx; *out the parsed answer (json_decref; may be NULL), *status the status. */
+int cli_request(json_t *s, const char *method, const char *path, const json_t *body,
+                json_t **out, long *status);
+/* Pretty JSON, or compact with --output json. */
+void cli_print(const json_t *j, bool json_out);
+/* osbill offering ... */
+int cli_offering(int argc, char **argv);
+
 #endif

@@ -181,7 +181,7 @@ int cli_login(int argc, char **argv)
 }
 
 /* The saved session with a usable access token, refreshed when it is about to expire. */
-static json_t *session(void)
+json_t *cli_session(void)
 {
     char path[4096];
     session_path(path, sizeof path);
@@ -193,14 +193,15 @@ static json_t *session(void)
     int64_t exp = json_integer_value(json_object_get(s, "expiration"));
     const char *refresh = json_string_value(json_object_get(s, "refresh_token"));
     if (exp - time_now_ms() / 1000 < 60) {
-        char *rt = refresh ? form_escape(refresh) : NULL;
-        char form[512];
+        char *rt = refresh ? form_escape(refresh) : NULL, *form = NULL;
         int rc = -1;
-        if (rt && strlen(rt) < 400) {
-            snprintf(form, sizeof form, "grant_type=refresh_token&refresh_token=%s", rt);
+        if (rt && asprintf(&form, "grant_type=refresh_token&refresh_token=%s", rt) > 0) {
             rc = token_request(json_string_value(json_object_get(s, "endpoint")), form, s);
-            secure_wipe(form, sizeof form);
+            secure_wipe(form, strlen(form));
+            free(form);
         }
+        if (rt)
+            secure_wipe(rt, strlen(rt));
         free(rt);
         if (rc || save_session(s)) {
             fprintf(stderr, "osbill: the session has expired; log in again\n");
@@ -213,14 +214,11 @@ static json_t *session(void)
 
 /* ---------------------------------------------------------------- commands */
 
-typedef struct {
-    const char *name;
-    const char *value;
-} flag;
+typedef cli_flag flag;
 
 /* --name value pairs, --bool flags (value "true"), and positional arguments. */
-static int parse_flags(int argc, char **argv, int from, flag *flags, int maxf, int *nf,
-                       const char **pos, int maxp, int *np)
+int cli_parse_flags(int argc, char **argv, int from, cli_flag *flags, int maxf, int *nf,
+                    const char **pos, int maxp, int *np)
 {
     *nf = *np = 0;
     for (int i = from; i < argc; i++) {
@@ -242,7 +240,7 @@ static int parse_flags(int argc, char **argv, int from, flag *flags, int maxf, i
     return 0;
 }
 
-static const char *get(const flag *f, int n, const char *name)
+const char *cli_get(const cli_flag *f, int n, const char *name)
 {
     for (int i = 0; i < n; i++)
         if (!strcmp(f[i].name, name))
@@ -250,15 +248,22 @@ static const char *get(const flag *f, int n, const char *name)
     return NULL;
 }
 
-static char *q(const char *s)
+char *cli_escape(const char *s)
 {
     return form_escape(s ? s : "");
 }
 
-static int run(json_t *s, const char *method, const char *path, json_t *body, bool json_out)
+static char *q(const char *s)
+{
+    return cli_escape(s);
+}
+
+int cli_request(json_t *s, const char *method, const char *path, const json_t *body,
+                json_t **out, long *status)
 {
     char url[4096];
     response r;
+    *out = NULL;
     snprintf(url, sizeof url, "%s%s", json_string_value(json_object_get(s, "endpoint")), path);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     int rc = call(method, url, json_string_value(json_object_get(s, "access_token")),
@@ -268,22 +273,44 @@ static int run(json_t *s, const char *method, const char *path, json_t *body, bo
         buf_free(&r.body);
         return 1;
     }
+    *status = r.status;
     json_t *j = json_loadb(buf_cstr(&r.body), r.body.len, 0, NULL);
     if (r.status >= 400) {
-        const char *msg = json_string_value(
-            json_object_get(json_array_get(json_object_get(j, "errors"), 0), "message"));
-        fprintf(stderr, "osbill: %ld: %s\n", r.status, msg ? msg : buf_cstr(&r.body));
+        json_t *errs = json_object_get(j, "errors");
+        size_t i;
+        json_t *e;
+        json_array_foreach(errs, i, e) {
+            const char *target = json_string_value(json_object_get(e, "target"));
+            fprintf(stderr, "osbill: %ld: %s%s%s%s\n", r.status,
+                    json_string_value(json_object_get(e, "message")), target ? " [" : "",
+                    target ? target : "", target ? "]" : "");
+        }
+        if (!json_array_size(errs))
+            fprintf(stderr, "osbill: %ld: %s\n", r.status, buf_cstr(&r.body));
         rc = 1;
-    } else if (json_out || !j) {
-        if (r.body.len)
-            printf("%s\n", buf_cstr(&r.body));
-    } else {
-        char *pretty = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("%s\n", pretty ? pretty : "");
-        free(pretty);
     }
-    json_decref(j);
+    *out = j;
     buf_free(&r.body);
+    return rc;
+}
+
+void cli_print(const json_t *j, bool json_out)
+{
+    if (!j)
+        return;
+    char *text = json_dumps(j, json_out ? JSON_COMPACT : JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text ? text : "");
+    free(text);
+}
+
+static int run(json_t *s, const char *method, const char *path, json_t *body, bool json_out)
+{
+    json_t *j;
+    long status = 0;
+    int rc = cli_request(s, method, path, body, &j, &status);
+    if (!rc)
+        cli_print(j, json_out);
+    json_decref(j);
     return rc;
 }
 
@@ -302,14 +329,14 @@ int cli_api(const char *group, int argc, char **argv)
     flag f[16];
     const char *pos[4];
     int nf, np;
-    if (parse_flags(argc, argv, 1, f, 16, &nf, pos, 4, &np)) {
+    if (cli_parse_flags(argc, argv, 1, f, 16, &nf, pos, 4, &np)) {
         fprintf(stderr, "osbill %s: bad arguments (see osbill --help)\n", group);
         return 2;
     }
-    bool json_out = str_eq(get(f, nf, "output"), "json");
+    bool json_out = str_eq(cli_get(f, nf, "output"), "json");
     const char *verb = np > 0 ? pos[0] : "";
     const char *id = np > 1 ? pos[1] : NULL;
-    json_t *s = session();
+    json_t *s = cli_session();
     if (!s)
         return 1;
     char path[2048];
@@ -324,17 +351,17 @@ int cli_api(const char *group, int argc, char **argv)
         goto out;
     } else if (!strcmp(group, "account")) {
         if (!strcmp(verb, "create")) {
-            NEED(get(f, nf, "name") && get(f, nf, "kind"));
+            NEED(cli_get(f, nf, "name") && cli_get(f, nf, "kind"));
             method = "POST";
             snprintf(path, sizeof path, "/v1/accounts");
-            body = json_pack("{s:s, s:s}", "name", get(f, nf, "name"), "kind", get(f, nf, "kind"));
-            if (get(f, nf, "currency"))
-                json_object_set_new(body, "currency", json_string(get(f, nf, "currency")));
-            if (get(f, nf, "owner-email"))
+            body = json_pack("{s:s, s:s}", "name", cli_get(f, nf, "name"), "kind", cli_get(f, nf, "kind"));
+            if (cli_get(f, nf, "currency"))
+                json_object_set_new(body, "currency", json_string(cli_get(f, nf, "currency")));
+            if (cli_get(f, nf, "owner-email"))
                 json_object_set_new(body, "owner",
-                                    json_pack("{s:s, s:s, s:s}", "email", get(f, nf, "owner-email"),
-                                              "name", get(f, nf, "owner-name") ? get(f, nf, "owner-name") : "Owner",
-                                              "password", get(f, nf, "owner-password") ? get(f, nf, "owner-password") : ""));
+                                    json_pack("{s:s, s:s, s:s}", "email", cli_get(f, nf, "owner-email"),
+                                              "name", cli_get(f, nf, "owner-name") ? cli_get(f, nf, "owner-name") : "Owner",
+                                              "password", cli_get(f, nf, "owner-password") ? cli_get(f, nf, "owner-password") : ""));
         } else if (!strcmp(verb, "list")) {
             snprintf(path, sizeof path, "/v1/accounts");
         } else if (!strcmp(verb, "get")) {
@@ -346,31 +373,31 @@ int cli_api(const char *group, int argc, char **argv)
         }
     } else if (!strcmp(group, "user")) {
         if (!strcmp(verb, "create")) {
-            NEED(get(f, nf, "account") && get(f, nf, "email") && get(f, nf, "name") &&
-                 get(f, nf, "password"));
+            NEED(cli_get(f, nf, "account") && cli_get(f, nf, "email") && cli_get(f, nf, "name") &&
+                 cli_get(f, nf, "password"));
             method = "POST";
             snprintf(path, sizeof path, "/v1/users");
-            body = json_pack("{s:s, s:s, s:s, s:s}", "account_id", get(f, nf, "account"), "email",
-                             get(f, nf, "email"), "name", get(f, nf, "name"), "password",
-                             get(f, nf, "password"));
+            body = json_pack("{s:s, s:s, s:s, s:s}", "account_id", cli_get(f, nf, "account"), "email",
+                             cli_get(f, nf, "email"), "name", cli_get(f, nf, "name"), "password",
+                             cli_get(f, nf, "password"));
         } else if (!strcmp(verb, "list")) {
-            NEED(get(f, nf, "account"));
-            e1 = q(get(f, nf, "account"));
+            NEED(cli_get(f, nf, "account"));
+            e1 = q(cli_get(f, nf, "account"));
             snprintf(path, sizeof path, "/v1/users?account_id=%s", e1);
         } else {
             goto usage;
         }
     } else if (!strcmp(group, "serviceid")) {
         if (!strcmp(verb, "create")) {
-            NEED(get(f, nf, "account") && get(f, nf, "name"));
+            NEED(cli_get(f, nf, "account") && cli_get(f, nf, "name"));
             method = "POST";
             snprintf(path, sizeof path, "/v1/serviceids");
-            body = json_pack("{s:s, s:s, s:s}", "account_id", get(f, nf, "account"), "name",
-                             get(f, nf, "name"), "description",
-                             get(f, nf, "description") ? get(f, nf, "description") : "");
+            body = json_pack("{s:s, s:s, s:s}", "account_id", cli_get(f, nf, "account"), "name",
+                             cli_get(f, nf, "name"), "description",
+                             cli_get(f, nf, "description") ? cli_get(f, nf, "description") : "");
         } else if (!strcmp(verb, "list")) {
-            NEED(get(f, nf, "account"));
-            e1 = q(get(f, nf, "account"));
+            NEED(cli_get(f, nf, "account"));
+            e1 = q(cli_get(f, nf, "account"));
             snprintf(path, sizeof path, "/v1/serviceids?account_id=%s", e1);
         } else if (!strcmp(verb, "get") || !strcmp(verb, "delete")) {
             NEED(id);
@@ -382,24 +409,24 @@ int cli_api(const char *group, int argc, char **argv)
         }
     } else if (!strcmp(group, "apikey")) {
         if (!strcmp(verb, "create")) {
-            NEED(get(f, nf, "name"));
+            NEED(cli_get(f, nf, "name"));
             method = "POST";
             snprintf(path, sizeof path, "/v1/apikeys");
             /* Without --iam-id: a key for the caller, whose identity the token names. */
-            body = json_pack("{s:s}", "name", get(f, nf, "name"));
-            if (get(f, nf, "iam-id"))
-                json_object_set_new(body, "iam_id", json_string(get(f, nf, "iam-id")));
-            if (get(f, nf, "account"))
-                json_object_set_new(body, "account_id", json_string(get(f, nf, "account")));
-            if (get(f, nf, "description"))
-                json_object_set_new(body, "description", json_string(get(f, nf, "description")));
-            if (!get(f, nf, "iam-id")) {
+            body = json_pack("{s:s}", "name", cli_get(f, nf, "name"));
+            if (cli_get(f, nf, "iam-id"))
+                json_object_set_new(body, "iam_id", json_string(cli_get(f, nf, "iam-id")));
+            if (cli_get(f, nf, "account"))
+                json_object_set_new(body, "account_id", json_string(cli_get(f, nf, "account")));
+            if (cli_get(f, nf, "description"))
+                json_object_set_new(body, "description", json_string(cli_get(f, nf, "description")));
+            if (!cli_get(f, nf, "iam-id")) {
                 fprintf(stderr, "osbill apikey create: --iam-id is required\n");
                 goto out;
             }
         } else if (!strcmp(verb, "list")) {
-            if (get(f, nf, "iam-id")) {
-                e1 = q(get(f, nf, "iam-id"));
+            if (cli_get(f, nf, "iam-id")) {
+                e1 = q(cli_get(f, nf, "iam-id"));
                 snprintf(path, sizeof path, "/v1/apikeys?iam_id=%s", e1);
             } else {
                 snprintf(path, sizeof path, "/v1/apikeys");
@@ -416,24 +443,24 @@ int cli_api(const char *group, int argc, char **argv)
         }
     } else if (!strcmp(group, "policy")) {
         if (!strcmp(verb, "create")) {
-            NEED(get(f, nf, "account") && get(f, nf, "subject") && get(f, nf, "roles"));
+            NEED(cli_get(f, nf, "account") && cli_get(f, nf, "subject") && cli_get(f, nf, "roles"));
             method = "POST";
             snprintf(path, sizeof path, "/v1/policies");
             json_t *rattrs = json_pack("[{s:s, s:s}]", "name", "accountId", "value",
-                                       get(f, nf, "account"));
-            if (get(f, nf, "service"))
+                                       cli_get(f, nf, "account"));
+            if (cli_get(f, nf, "service"))
                 json_array_append_new(rattrs, json_pack("{s:s, s:s}", "name", "serviceName",
-                                                        "value", get(f, nf, "service")));
-            if (get(f, nf, "resource"))
+                                                        "value", cli_get(f, nf, "service")));
+            if (cli_get(f, nf, "resource"))
                 json_array_append_new(rattrs, json_pack("{s:s, s:s}", "name", "serviceInstance",
-                                                        "value", get(f, nf, "resource")));
+                                                        "value", cli_get(f, nf, "resource")));
             body = json_pack("{s:s, s:[{s:[{s:s, s:s}]}], s:o, s:[{s:o}]}", "type", "access",
                              "subjects", "attributes", "name", "iam_id", "value",
-                             get(f, nf, "subject"), "roles", role_list(get(f, nf, "roles")),
+                             cli_get(f, nf, "subject"), "roles", role_list(cli_get(f, nf, "roles")),
                              "resources", "attributes", rattrs);
         } else if (!strcmp(verb, "list")) {
-            NEED(get(f, nf, "account"));
-            e1 = q(get(f, nf, "account"));
+            NEED(cli_get(f, nf, "account"));
+            e1 = q(cli_get(f, nf, "account"));
             snprintf(path, sizeof path, "/v1/policies?account_id=%s", e1);
         } else if (!strcmp(verb, "delete")) {
             NEED(id);
@@ -444,18 +471,18 @@ int cli_api(const char *group, int argc, char **argv)
             goto usage;
         }
     } else if (!strcmp(group, "client")) {
-        NEED(!strcmp(verb, "create") && get(f, nf, "account") && get(f, nf, "name"));
+        NEED(!strcmp(verb, "create") && cli_get(f, nf, "account") && cli_get(f, nf, "name"));
         method = "POST";
         snprintf(path, sizeof path, "/v1/clients");
         json_t *uris = json_array();
         for (int i = 0; i < nf; i++)
             if (!strcmp(f[i].name, "redirect-uri"))
                 json_array_append_new(uris, json_string(f[i].value));
-        body = json_pack("{s:s, s:s, s:o, s:b}", "account_id", get(f, nf, "account"), "name",
-                         get(f, nf, "name"), "redirect_uris", uris, "public",
-                         get(f, nf, "public") != NULL);
-        if (get(f, nf, "service"))
-            json_object_set_new(body, "service_name", json_string(get(f, nf, "service")));
+        body = json_pack("{s:s, s:s, s:o, s:b}", "account_id", cli_get(f, nf, "account"), "name",
+                         cli_get(f, nf, "name"), "redirect_uris", uris, "public",
+                         cli_get(f, nf, "public") != NULL);
+        if (cli_get(f, nf, "service"))
+            json_object_set_new(body, "service_name", json_string(cli_get(f, nf, "service")));
     } else if (!strcmp(group, "keys")) {
         NEED(!strcmp(verb, "rotate"));
         method = "POST";

@@ -30,6 +30,9 @@ static void usage(FILE *f)
             "  client    create --account ID --name N [--redirect-uri URI]... [--public]\n"
             "            [--service NAME]\n"
             "  keys      rotate\n"
+            "  offering  create | list | get | steps | update | delete | iam | redirect-uris |\n"
+            "            visibility | allow | disallow | allowlist | listing | publication |\n"
+            "            reviews | catalog-json | search   (osbill offering --help)\n"
             "  token                      print a fresh access token\n");
 }
 
@@ -47,6 +50,8 @@ int main(int argc, char **argv)
         return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "login"))
         return cli_login(argc - 1, argv + 1);
+    if (!strcmp(cmd, "offering"))
+        return cli_offering(argc - 1, argv + 1);
     static const char *const groups[] = {"account", "user", "serviceid", "apikey", "policy",
                                          "client", "keys", "token"};
     for (size_t i = 0; i < ARRAY_LEN(groups); i++)

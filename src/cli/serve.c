@@ -14,6 +14,7 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "http/http.h"
+#include "catalog/catalog.h"
 #include "iam/iam.h"
 #include "store/store.h"
 
@@ -252,6 +253,7 @@ int cli_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     store *db = NULL;
+    catalog *cat = NULL;
     iam *m = NULL;
     http_router *router = http_router_new();
     ops_ctx ops = {0};
@@ -284,7 +286,11 @@ int cli_serve(int argc, char **argv)
         rc |= http_route(router, HTTP_GET, "/readyz", HTTP_STYLE_PLATFORM, readyz, &ops);
         rc |= http_route(router, HTTP_GET, "/metrics", HTTP_STYLE_PLATFORM, metrics, &ops);
         iam_routes(m, router);
+        if (!rc)
+            rc = catalog_open(db, m, &cat);
     }
+    if (!rc)
+        catalog_routes(cat, router);
     http_config hc = {.listen = listen, .listen_fd = fd, .access_log = access_log,
                       .name = "osbill", .style = HTTP_STYLE_PLATFORM};
     if (!rc)
@@ -294,6 +300,7 @@ int cli_serve(int argc, char **argv)
         if (fd >= 0 && !ops.server)
             close(fd);
         http_server_stop(ops.server);
+        catalog_close(cat);
         iam_close(m);
         http_router_free(router);
         store_close(db);
@@ -319,6 +326,7 @@ int cli_serve(int argc, char **argv)
         pthread_join(keeper, NULL);
     pthread_mutex_destroy(&ops.mu);
     pthread_cond_destroy(&ops.cv);
+    catalog_close(cat);
     iam_close(m);
     http_router_free(router);
     store_close(db);
