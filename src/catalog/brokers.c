@@ -401,22 +401,10 @@ int catalog_brokers_missing(store_tx *tx, const char *offering_id, json_t *missi
 
 /* ---------------------------------------------------------------- handlers: brokers */
 
-static bool own(const catalog_offering *o, const iam_principal *p)
-{
-    return p->operator || strcmp(o->account_id, p->account_id) == 0;
-}
-
 /* Brokers are the provider's business: a consumer who can see the offering is refused. */
 static bool provider_read(catalog *c, http_req *req, catalog_offering *o, iam_principal *p)
 {
-    if (!catalog_offering_for(c, req, "catalog.offering.read", o, p))
-        return false;
-    if (own(o, p))
-        return true;
-    catalog_offering_free(o);
-    http_reply_error(req, 403, "forbidden", "Only the offering's provider sees its brokers.",
-                     NULL);
-    return false;
+    return catalog_offering_for_provider(c, req, "brokers", o, p);
 }
 
 static int region_taken(store_tx *tx, const char *offering_id, const char *region,

@@ -43,12 +43,20 @@ void catalog_offering_free(catalog_offering *o);
 bool catalog_offering_for(catalog *c, http_req *req, const char *action, catalog_offering *o,
                           iam_principal *p);
 
+/* catalog_offering_for() reading, then only for the provider (or the operator): a consumer
+ * who may see the offering gets 403 for its internals ("brokers", "scorecards"). */
+bool catalog_offering_for_provider(catalog *c, http_req *req, const char *what,
+                                   catalog_offering *o, iam_principal *p);
+
 /* True when the principal may see the offering: the operator, the provider's own account, an
  * allowlisted account while limited, anyone once public. */
 bool catalog_visible(store_tx *tx, const catalog_offering *o, const iam_principal *p);
 
 /* Lowercase letters, digits and single hyphens, under 32 characters, from a letter. */
 bool catalog_valid_service_name(const char *s);
+/* A JSON string of 1 to max bytes of text without control characters (newlines and tabs
+ * allowed when multiline) or embedded NULs. */
+bool catalog_valid_text(const json_t *v, size_t max, bool multiline);
 /* An OSB id chosen by the provider: 1 to 64 characters of letters, digits, '-', '_', '.'. */
 bool catalog_valid_osb_id(const char *s);
 /* The six onboarding steps [{step, id, title, complete, missing[]}]; *ready (may be NULL)

@@ -150,6 +150,18 @@ bool catalog_offering_for(catalog *c, http_req *req, const char *action, catalog
     return false;
 }
 
+bool catalog_offering_for_provider(catalog *c, http_req *req, const char *what,
+                                   catalog_offering *o, iam_principal *p)
+{
+    if (!catalog_offering_for(c, req, "catalog.offering.read", o, p))
+        return false;
+    if (p->operator || strcmp(o->account_id, p->account_id) == 0)
+        return true;
+    catalog_offering_free(o);
+    http_reply_errorf(req, 403, "forbidden", "Only the offering's provider sees its %s.", what);
+    return false;
+}
+
 /* ---------------------------------------------------------------- field validation */
 
 static bool is_http_url(const char *s)
@@ -179,7 +191,7 @@ static bool is_email(const char *s)
 }
 
 /* Plain text without control characters (newlines and tabs allowed where multiline). */
-static bool is_text(const json_t *v, size_t max, bool multiline)
+bool catalog_valid_text(const json_t *v, size_t max, bool multiline)
 {
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max)
         return false;
@@ -312,12 +324,12 @@ static bool valid_listing(http_req *req, const json_t *v)
         if (!only_keys(req, e, "listing.bullets[].", bullet_keys))
             return false;
         snprintf(f, sizeof f, "listing.bullets[%zu].title", i);
-        if (!is_text(json_object_get(e, "title"), 100, false)) {
+        if (!catalog_valid_text(json_object_get(e, "title"), 100, false)) {
             catalog_field_error(req, f, "'%s' is required: text of 1 to 100 characters.", f);
             return false;
         }
         snprintf(f, sizeof f, "listing.bullets[%zu].description", i);
-        if (!is_text(json_object_get(e, "description"), 500, true)) {
+        if (!catalog_valid_text(json_object_get(e, "description"), 500, true)) {
             catalog_field_error(req, f, "'%s' is required: text of 1 to 500 characters.", f);
             return false;
         }
@@ -343,7 +355,7 @@ static bool valid_listing(http_req *req, const json_t *v)
         }
         const json_t *cap = json_object_get(e, "caption");
         snprintf(f, sizeof f, "listing.media[%zu].caption", i);
-        if (cap && !is_text(cap, 200, false)) {
+        if (cap && !catalog_valid_text(cap, 200, false)) {
             catalog_field_error(req, f, "'%s' must be text of 1 to 200 characters.", f);
             return false;
         }
@@ -372,7 +384,7 @@ static bool valid_support(http_req *req, const json_t *v)
         catalog_field_error(req, "support.email", "'support.email' must be an email address.");
         return false;
     }
-    if (hours && !is_text(hours, 200, false)) {
+    if (hours && !catalog_valid_text(hours, 200, false)) {
         catalog_field_error(req, "support.hours", "'support.hours' must be text of 1 to 200 "
                             "characters, e.g. \"24x7\" or \"Mon-Fri 08:00-18:00 CET\".");
         return false;
@@ -409,17 +421,17 @@ static bool valid_support(http_req *req, const json_t *v)
 static bool valid_field(http_req *req, const char *k, const json_t *v)
 {
     if (strcmp(k, "display_name") == 0) {
-        if (is_text(v, MAX_DISPLAY, false))
+        if (catalog_valid_text(v, MAX_DISPLAY, false))
             return true;
         catalog_field_error(req, k, "'display_name' must be text of 1 to %d characters.",
                             MAX_DISPLAY);
     } else if (strcmp(k, "short_description") == 0) {
-        if (is_text(v, MAX_SHORT, false))
+        if (catalog_valid_text(v, MAX_SHORT, false))
             return true;
         catalog_field_error(req, k, "'short_description' must be text of 1 to %d characters.",
                             MAX_SHORT);
     } else if (strcmp(k, "long_description") == 0) {
-        if (is_text(v, MAX_LONG, true))
+        if (catalog_valid_text(v, MAX_LONG, true))
             return true;
         catalog_field_error(req, k, "'long_description' must be text of 1 to %d characters.",
                             MAX_LONG);

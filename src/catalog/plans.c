@@ -70,34 +70,6 @@ static bool paid(const char *kind)
     return strcmp(kind, "lite") != 0;
 }
 
-/* Plain text without control characters (newlines and tabs allowed where multiline). */
-static bool is_text(const json_t *v, size_t max, bool multiline)
-{
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max)
-        return false;
-    const char *s = json_string_value(v);
-    if (strlen(s) != json_string_length(v))
-        return false; /* embedded NUL */
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-        if ((*c < ' ' && !(multiline && (*c == '\n' || *c == '\t' || *c == '\r'))) ||
-            *c == 0x7f)
-            return false;
-    return true;
-}
-
-/* An OSB plan id: 1 to 64 characters of [A-Za-z0-9._-]. */
-static bool valid_plan_id(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > MAX_PLAN_ID)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-            return false;
-    return true;
-}
-
 /* A programmatic plan name: 1 to 63 characters of [a-z0-9-], from a letter. */
 static bool valid_plan_name(const char *s)
 {
@@ -359,7 +331,7 @@ static bool valid_maintenance(http_req *req, const json_t *v)
         return false;
     }
     const json_t *d = json_object_get(v, "description");
-    if (d && !is_text(d, MAX_DESCRIPTION, true)) {
+    if (d && !catalog_valid_text(d, MAX_DESCRIPTION, true)) {
         catalog_field_error(req, "maintenance_info.description", "'maintenance_info.description'"
                             " must be text of 1 to %d characters.", MAX_DESCRIPTION);
         return false;
@@ -405,13 +377,13 @@ static bool valid_metric(http_req *req, size_t i, const json_t *m, json_t **out)
         return false;
     }
     snprintf(f, sizeof f, "metrics[%zu].display_name", i);
-    if (!is_text(json_object_get(m, "display_name"), MAX_DISPLAY, false)) {
+    if (!catalog_valid_text(json_object_get(m, "display_name"), MAX_DISPLAY, false)) {
         catalog_field_error(req, f, "'%s' is required: text of 1 to %d characters.", f,
                             MAX_DISPLAY);
         return false;
     }
     snprintf(f, sizeof f, "metrics[%zu].unit", i);
-    if (!is_text(json_object_get(m, "unit"), MAX_UNIT, false)) {
+    if (!catalog_valid_text(json_object_get(m, "unit"), MAX_UNIT, false)) {
         catalog_field_error(req, f, "'%s' is required: text of 1 to %d characters (e.g. "
                             "\"API call\", \"GB-hour\").", f, MAX_UNIT);
         return false;
@@ -761,7 +733,7 @@ static bool apply_fields(http_req *req, json_t *doc, const json_t *body, bool cr
 {
     const json_t *v;
     v = json_object_get(body, "display_name");
-    if ((v || create) && !is_text(v, MAX_DISPLAY, false)) {
+    if ((v || create) && !catalog_valid_text(v, MAX_DISPLAY, false)) {
         catalog_field_error(req, "display_name", "'display_name' is required: text of 1 to %d "
                             "characters.", MAX_DISPLAY);
         return false;
@@ -769,7 +741,7 @@ static bool apply_fields(http_req *req, json_t *doc, const json_t *body, bool cr
     if (v)
         json_object_set(doc, "display_name", (json_t *)v);
     v = json_object_get(body, "description");
-    if ((v || create) && !is_text(v, MAX_DESCRIPTION, true)) {
+    if ((v || create) && !catalog_valid_text(v, MAX_DESCRIPTION, true)) {
         catalog_field_error(req, "description", "'description' is required: text of 1 to %d "
                             "characters.", MAX_DESCRIPTION);
         return false;
@@ -1254,7 +1226,7 @@ static void plans_create(http_req *req, void *ud)
         goto out;
     const json_t *idv = json_object_get(body, "id");
     char id[MAX_PLAN_ID + 1];
-    if (idv && !valid_plan_id(json_string_value(idv))) {
+    if (idv && !catalog_valid_osb_id(json_string_value(idv))) {
         catalog_field_error(req, "id", "'id' must be 1 to %d characters of letters, digits, "
                             "'.', '_' and '-'; leave it out for a generated UUID.", MAX_PLAN_ID);
         goto out;

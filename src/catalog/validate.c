@@ -1520,14 +1520,7 @@ out:
 
 static bool provider_read(catalog *c, http_req *req, catalog_offering *o, iam_principal *p)
 {
-    if (!catalog_offering_for(c, req, "catalog.offering.read", o, p))
-        return false;
-    if (p->operator || strcmp(o->account_id, p->account_id) == 0)
-        return true;
-    catalog_offering_free(o);
-    http_reply_error(req, 403, "forbidden", "Only the offering's provider sees its scorecards.",
-                     NULL);
-    return false;
+    return catalog_offering_for_provider(c, req, "scorecards", o, p);
 }
 
 static json_t *row_json(store_stmt *q, bool with_checks)
