@@ -92,6 +92,8 @@ int catalog_offering_load(store_tx *tx, const char *id, catalog_offering *o)
         rc = json_is_object(o->doc) ? 0 : OSB_E_STORE;
     }
     store_done(q);
+    if (rc)
+        catalog_offering_free(o);
     return rc;
 }
 
@@ -193,16 +195,21 @@ static bool is_email(const char *s)
 /* Plain text without control characters (newlines and tabs allowed where multiline). */
 bool catalog_valid_text(const json_t *v, size_t max, bool multiline)
 {
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max)
+    /* max counts characters: jansson's strings are valid UTF-8, so the characters are the
+     * bytes that do not continue a sequence. Four bytes at most per character. */
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 4 * max)
         return false;
     const char *s = json_string_value(v);
     if (strlen(s) != json_string_length(v))
         return false; /* embedded NUL */
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+    size_t chars = 0;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         if ((*c < ' ' && !(multiline && (*c == '\n' || *c == '\t' || *c == '\r'))) ||
             *c == 0x7f)
             return false;
-    return true;
+        chars += (*c & 0xC0) != 0x80;
+    }
+    return chars <= max;
 }
 
 bool catalog_valid_service_name(const char *s)
@@ -467,7 +474,7 @@ static bool valid_field(http_req *req, const char *k, const json_t *v)
 
 /* Applies a create/patch body's metadata fields to doc; false after replying 400. Keys the
  * caller handles itself (name, account_id) are skipped. */
-static bool apply_fields(http_req *req, json_t *doc, const json_t *body)
+static bool apply_fields(http_req *req, json_t *doc, const json_t *body, bool operator)
 {
     const char *k;
     json_t *v;
@@ -491,6 +498,13 @@ static bool apply_fields(http_req *req, json_t *doc, const json_t *body)
         }
         if (!valid_field(req, k, v))
             return false;
+        /* The share of the revenue is the program's term, not the provider's to set. */
+        if (strcmp(k, "revenue_share") == 0 && !operator &&
+            !json_equal(v, json_object_get(doc, "revenue_share"))) {
+            http_reply_error(req, 403, "forbidden", "The revenue share is set by the platform's "
+                             "operator.", "revenue_share");
+            return false;
+        }
         json_object_set(doc, k, v);
         if (strcmp(k, "listing") == 0) /* an edited listing is reviewed again */
             json_object_set_new(doc, "listing_review", json_pack("{s:s}", "state", "draft"));
@@ -698,7 +712,7 @@ static void offerings_create(http_req *req, void *ud)
     }
     doc = json_pack("{s:s, s:{s:s}}", "revenue_share", "0.87", "listing_review", "state",
                     "draft");
-    if (!apply_fields(req, doc, body))
+    if (!apply_fields(req, doc, body, p.operator))
         goto out;
     store_tx *tx;
     if (!catalog_begin(c, req, true, &tx))
@@ -867,10 +881,15 @@ static void offerings_patch(http_req *req, void *ud)
                             MAX_NAME);
         goto out;
     }
-    if (name && strcmp(json_string_value(name), o.name) != 0 &&
-        strcmp(o.visibility, "draft") != 0) {
-        catalog_field_error(req, "name", "The service name is fixed once the offering left "
-                            "draft: brokers and instances use it.");
+    if (json_object_get(body, "id")) {
+        catalog_field_error(req, "id", "An offering's id (its OSB service id) never changes.");
+        goto out;
+    }
+    bool rename = name && strcmp(json_string_value(name), o.name) != 0;
+    if (rename && (strcmp(o.visibility, "draft") != 0 || o.service_iam_id[0])) {
+        catalog_field_error(req, "name", "The service name is fixed once IAM is enabled or the "
+                            "offering left draft: its service ID's policy, its dashboard client, "
+                            "brokers and instances use it.");
         goto out;
     }
     /* Optimistic concurrency for the console: If-Match: <revision>. */
@@ -882,13 +901,30 @@ static void offerings_patch(http_req *req, void *ud)
                          "read; read it again.", NULL);
         goto out;
     }
-    if (!apply_fields(req, o.doc, body))
+    if (!apply_fields(req, o.doc, body, p.operator))
         goto out;
     store_tx *tx;
     if (!catalog_begin(c, req, true, &tx))
         goto out;
-    char *text = json_dumps(o.doc, JSON_COMPACT);
-    int rc = text ? store_exec(tx, "UPDATE offerings SET doc = ?, name = ?, revision ="
+    int rc = 0;
+    if (rename) { /* a registered broker serves the name it was validated with */
+        store_stmt *bq;
+        bool brokers = false;
+        if (!(rc = store_query(tx, "SELECT 1 FROM brokers WHERE offering_id = ? LIMIT 1", &bq,
+                               "s", o.id))) {
+            brokers = store_step(bq) == STORE_ROW;
+            store_done(bq);
+        }
+        if (!rc && brokers) {
+            store_rollback(tx);
+            catalog_field_error(req, "name", "The service name is fixed once a broker is "
+                                "registered: the broker's catalog names it.");
+            goto out;
+        }
+    }
+    char *text = rc ? NULL : json_dumps(o.doc, JSON_COMPACT);
+    if (!rc)
+        rc = text ? store_exec(tx, "UPDATE offerings SET doc = ?, name = ?, revision ="
                                    " revision + 1, updated_ms = ? WHERE id = ? AND revision = ?",
                                "ssisi", text, name ? json_string_value(name) : o.name,
                                time_now_ms(), o.id, o.revision)
@@ -943,14 +979,30 @@ static void offerings_delete(http_req *req, void *ud)
             "DELETE FROM offering_evidence WHERE offering_id = ?",
             "DELETE FROM offerings WHERE id = ?",
         };
-        int rc = 0;
+        /* Still a draft now, inside the transaction (not only when it was read). */
+        catalog_offering cur;
+        int rc = catalog_offering_load(tx, o.id, &cur);
+        bool draft = !rc && strcmp(cur.visibility, "draft") == 0;
+        if (!rc)
+            catalog_offering_free(&cur);
+        if (!rc && !draft) {
+            store_rollback(tx);
+            http_reply_error(req, 409, "conflict", "The offering left draft meanwhile.", NULL);
+            catalog_offering_free(&o);
+            return;
+        }
         for (size_t i = 0; i < ARRAY_LEN(sql) && !rc; i++)
             rc = store_exec(tx, sql[i], "s", o.id);
+        /* What enabling IAM made goes with it: no key or client outlives the offering. */
+        if (!rc)
+            rc = iam_delete_service_identity(c->iam, tx, cur.service_iam_id, cur.client_id);
         if (!rc)
             rc = store_commit(tx);
         else
             store_rollback(tx);
-        if (rc)
+        if (rc == OSB_E_NOTFOUND)
+            http_reply_error(req, 404, "not_found", "No such offering.", NULL);
+        else if (rc)
             http_reply_error(req, 500, "internal_error", "The catalog store failed.", NULL);
         else
             http_reply(req, 204, NULL, NULL, 0);

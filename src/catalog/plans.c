@@ -1180,6 +1180,15 @@ static bool is_own(const catalog_offering *o, const iam_principal *p)
     return p->operator || strcmp(o->account_id, p->account_id) == 0;
 }
 
+/* What an account other than the provider sees: active plans that are published, or, while
+ * the offering is in limited visibility (so the account is on its allowlist), every active
+ * plan: testers must be able to pick the plans under test. */
+static bool consumer_sees(const catalog_offering *o, const plan_row *p)
+{
+    return strcmp(p->state, "active") == 0 &&
+           (p->published || strcmp(o->visibility, "limited") == 0);
+}
+
 /* Loads the plan the request names (its second path parameter) inside tx; on failure rolls
  * tx back and replies 404 (or 500). */
 static bool plan_for(http_req *req, store_tx *tx, const catalog_offering *o, plan_row *p)
@@ -1340,7 +1349,7 @@ static void plans_list(http_req *req, void *ud)
             plan_row p;
             row_fill(q, &p);
             json_t *j = NULL;
-            if (own || (p.published && strcmp(p.state, "active") == 0)) {
+            if (own || consumer_sees(&o, &p)) {
                 if (!(rc = plan_json(c, tx, &p, own, &j)))
                     json_array_append_new(list, j);
             }
@@ -1368,7 +1377,7 @@ static void plans_get(http_req *req, void *ud)
     plan_row p;
     if (catalog_begin(c, req, false, &tx) && plan_for(req, tx, &o, &p)) {
         json_t *j = NULL;
-        if (!own && !(p.published && strcmp(p.state, "active") == 0)) {
+        if (!own && !consumer_sees(&o, &p)) {
             store_rollback(tx);
             http_reply_error(req, 404, "not_found", "No such plan.", NULL);
         } else {
@@ -1596,7 +1605,7 @@ static void pricing_get(http_req *req, void *ud)
     store_tx *tx;
     plan_row p;
     if (catalog_begin(c, req, false, &tx) && plan_for(req, tx, &o, &p)) {
-        if (!own && !(p.published && strcmp(p.state, "active") == 0)) {
+        if (!own && !consumer_sees(&o, &p)) {
             store_rollback(tx);
             http_reply_error(req, 404, "not_found", "No such plan.", NULL);
         } else {

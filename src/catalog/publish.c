@@ -212,10 +212,18 @@ static void visibility_set(http_req *req, void *ud)
     } else {
         store_tx *tx;
         if (catalog_begin(c, req, true, &tx)) {
+            /* Guarded by the state it was read in: an approval landing meanwhile wins. */
             int rc = store_exec(tx, "UPDATE offerings SET visibility = ?, revision = revision"
-                                    " + 1, updated_ms = ? WHERE id = ?", "sis", v,
+                                    " + 1, updated_ms = ? WHERE id = ? AND visibility !="
+                                    " 'public' AND publication != 'requested'", "sis", v,
                                 time_now_ms(), o.id);
-            reply_offering(c, req, tx, o.id, rc, 200);
+            if (!rc && store_changes(tx) != 1) {
+                store_rollback(tx);
+                http_reply_error(req, 409, "conflict", "The offering's publication changed "
+                                 "meanwhile; read it again.", "visibility");
+            } else {
+                reply_offering(c, req, tx, o.id, rc, 200);
+            }
         }
     }
     json_decref(body);
@@ -378,9 +386,13 @@ static void listing_review(http_req *req, void *ud)
                                    text, time_now_ms(), o.id, o.revision)
                       : OSB_E_NOMEM;
         free(text);
-        if (!rc && store_changes(tx) != 1)
-            rc = OSB_E_CONFLICT;
-        reply_offering(c, req, tx, o.id, rc, 200);
+        if (!rc && store_changes(tx) != 1) {
+            store_rollback(tx);
+            http_reply_error(req, 409, "conflict", "The offering changed meanwhile; read it "
+                             "again.", NULL);
+        } else {
+            reply_offering(c, req, tx, o.id, rc, 200);
+        }
     }
 out:
     json_decref(body);
@@ -457,8 +469,10 @@ static void publication(http_req *req, void *ud)
             goto out;
         }
         rc = store_exec(tx, "UPDATE offerings SET publication = 'requested', revision ="
-                            " revision + 1, updated_ms = ? WHERE id = ?", "is", time_now_ms(),
-                        o.id);
+                            " revision + 1, updated_ms = ? WHERE id = ? AND revision = ?", "isi",
+                        time_now_ms(), o.id, o.revision);
+        if (!rc && store_changes(tx) != 1)
+            goto changed;
     } else if (strcmp(action, "approve") == 0 || strcmp(action, "request_changes") == 0) {
         if (!op) {
             http_reply_error(req, 403, "forbidden", "Only the operator approves publication.",
@@ -489,7 +503,10 @@ static void publication(http_req *req, void *ud)
             }
             rc = store_exec(tx, "UPDATE offerings SET publication = 'approved', visibility ="
                                 " 'public', revision = revision + 1, updated_ms = ? WHERE"
-                                " id = ?", "is", time_now_ms(), o.id);
+                                " id = ? AND revision = ?", "isi", time_now_ms(), o.id,
+                            o.revision);
+            if (!rc && store_changes(tx) != 1)
+                goto changed;
             if (!rc)
                 rc = catalog_plans_publish(tx, o.id);
         }
@@ -514,6 +531,10 @@ static void publication(http_req *req, void *ud)
     steps = NULL;
     reply_offering(c, req, tx, o.id, rc, 200);
     tx = NULL;
+    goto out;
+changed: /* checked on one revision, changed before the write: nothing is decided */
+    http_reply_error(req, 409, "conflict", "The offering changed meanwhile; read it again.",
+                     NULL);
     goto out;
 fail:
     http_reply_error(req, 500, "internal_error", "The catalog store failed.", NULL);

@@ -24,6 +24,8 @@
  * suspended requests 30 s to be answered when it stops. */
 #define DEFER_CAP_S 25
 #define MAX_RUNNING 16            /* validations in flight per process */
+#define MAX_RUNNING_ACCOUNT 4     /* ... per provider account, so no one takes every slot */
+#define MAX_RETRY_AFTER_S 3600    /* a broker's Retry-After beyond this is taken as this */
 #define RUN_CALLS 40              /* a run's time budget, in per-call timeouts */
 #define STALE_MS (3600 * 1000)    /* a 'running' scorecard older than this was interrupted */
 #define MAX_PLANS 200
@@ -216,7 +218,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         while (*end == ' ' || *end == '\r' || *end == '\n' || *end == '\t')
             end++;
         if (end != v && !*end && s >= 0)
-            a->retry_after = (double)s;
+            a->retry_after = (double)(s > MAX_RETRY_AFTER_S ? MAX_RETRY_AFTER_S : s);
     }
     return len;
 }
@@ -399,6 +401,10 @@ static void call(job *j, const char *method, const char *path, const json_t *bod
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    /* Straight to the broker: through a proxy the address check above would see the proxy's
+     * address instead of the broker's. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, a);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, j->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, j->timeout_ms);
@@ -1441,6 +1447,32 @@ static void validate(http_req *req, void *ud)
     rc = store_exec(tx, "UPDATE scorecards SET state = 'failed', finished_ms = ? WHERE"
                         " broker_id = ? AND state = 'running' AND started_ms < ?", "isi",
                     j->started_ms, j->broker_id, j->started_ms - STALE_MS);
+    /* One run per broker at a time, and a few per provider account. */
+    int64_t broker_runs = 0, account_runs = 0;
+    store_stmt *cq;
+    if (!rc && !(rc = store_query(tx, "SELECT (SELECT COUNT(*) FROM scorecards WHERE broker_id ="
+                                      " ? AND state = 'running'), (SELECT COUNT(*) FROM"
+                                      " scorecards s JOIN offerings f ON f.id = s.offering_id"
+                                      " WHERE f.account_id = ? AND s.state = 'running')", &cq,
+                                  "ss", j->broker_id, o.account_id))) {
+        if (store_step(cq) == STORE_ROW) {
+            broker_runs = store_col_int(cq, 0);
+            account_runs = store_col_int(cq, 1);
+        }
+        store_done(cq);
+    }
+    if (!rc && (broker_runs > 0 || account_runs >= MAX_RUNNING_ACCOUNT)) {
+        store_rollback(tx);
+        if (broker_runs > 0) {
+            http_reply_error(req, 409, "conflict", "A validation of this broker is running; "
+                             "wait for its scorecard.", "broker_id");
+        } else {
+            http_add_header(req, "Retry-After", "10");
+            http_reply_error(req, 429, "too_many_requests", "This account has too many "
+                             "validations running; try again shortly.", NULL);
+        }
+        goto out;
+    }
     if (!rc)
         rc = store_exec(tx, "INSERT INTO scorecards (id, offering_id, broker_id, state, checks,"
                             " started_ms) VALUES (?, ?, ?, 'running', '[]', ?)", "sssi",

@@ -39,7 +39,7 @@ static void usage(FILE *to)
             "  brokers ID    broker-delete ID BROKER    deployments ID\n"
             "  deploy ID PLAN REGION          undeploy ID PLAN REGION\n"
             "  validate ID [--broker B] [--timeout S] [--wait N]   scorecards ID   scorecard ID SC\n"
-            "--set K=V takes V as JSON when it parses (numbers, objects, arrays), else as text.\n");
+            "--set K=V: V is JSON when it starts with { [ or \" or is true/false/null, else text.\n");
 }
 
 /* Merges --file and --set/--unset into body; 0, or 2 after printing why. */
@@ -67,8 +67,18 @@ static int body_from_flags(const cli_flag *f, int nf, json_t *body)
             }
             char key[128];
             snprintf(key, sizeof key, "%.*s", (int)(eq - f[i].value), f[i].value);
-            json_t *v = json_loads(eq + 1, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
-            json_object_set_new(body, key, v ? v : json_string(eq + 1));
+            /* Objects, arrays, booleans, null and quoted strings as JSON; the rest as text,
+             * so decimals such as 0.87 stay exact strings and never become JSON reals. */
+            const char *val = eq + 1;
+            bool as_json = strchr("{[\"", val[0]) && val[0] ? true
+                           : !strcmp(val, "true") || !strcmp(val, "false") || !strcmp(val, "null");
+            json_t *v = as_json ? json_loads(val, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL)
+                                : NULL;
+            if (as_json && !v) {
+                fprintf(stderr, "osbill: --set %s: the value is not valid JSON\n", key);
+                return 2;
+            }
+            json_object_set_new(body, key, v ? v : json_string(val));
         } else if (!strcmp(f[i].name, "unset")) {
             json_object_set_new(body, f[i].value, json_null());
         }

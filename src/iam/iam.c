@@ -192,6 +192,24 @@ int iam_create_client(iam *m, store_tx *tx, const char *account_id, const char *
     return rc;
 }
 
+int iam_delete_service_identity(iam *m, store_tx *tx, const char *service_iam_id,
+                                const char *client_id)
+{
+    (void)m;
+    int rc = 0;
+    if (service_iam_id && *service_iam_id) {
+        if (!(rc = store_exec(tx, "DELETE FROM api_keys WHERE iam_id = ?", "s", service_iam_id)))
+            rc = store_exec(tx, "DELETE FROM policies WHERE subject = ?", "s", service_iam_id);
+        if (!rc)
+            rc = store_exec(tx, "DELETE FROM service_ids WHERE iam_id = ?", "s", service_iam_id);
+    }
+    if (!rc && client_id && *client_id) {
+        if (!(rc = store_exec(tx, "DELETE FROM consents WHERE client_id = ?", "s", client_id)))
+            rc = store_exec(tx, "DELETE FROM oauth_clients WHERE client_id = ?", "s", client_id);
+    }
+    return rc;
+}
+
 void iam_derive_key(const iam *m, const char *purpose, unsigned char out[32])
 {
     hmac_sha256(m->enc_key, sizeof m->enc_key, purpose, strlen(purpose), out);

@@ -78,6 +78,10 @@ int iam_create_service_id(iam *m, store_tx *tx, const char *account_id, const ch
 int iam_create_client(iam *m, store_tx *tx, const char *account_id, const char *name,
                       const char *service_name, const json_t *redirect_uris, char client_id[64],
                       char *secret, size_t secretsz) WARN_UNUSED;
+/* Removes a service ID with its API keys and policies, and an OAuth client (either may be
+ * NULL): what an offering's IAM integration made, when the offering goes away. */
+int iam_delete_service_identity(iam *m, store_tx *tx, const char *service_iam_id,
+                                const char *client_id) WARN_UNUSED;
 /* Derives a 32-byte key for another module's own encryption, from the data directory's
  * secret and a purpose string. */
 void iam_derive_key(const iam *m, const char *purpose, unsigned char out[32]);

@@ -41,9 +41,11 @@ class BrokersBase(unittest.TestCase):
     """One platform per class with a provider (acme), another provider (globex) and a
     consumer (initech), each with an owner's token."""
 
+    platform_env = None
+
     @classmethod
     def setUpClass(cls):
-        cls.p = Platform().start()
+        cls.p = Platform(env=cls.platform_env).start()
         c = cls.p.client()
         cls.op_token = c.apikey_token(cls.p.init["api_key"])
         cls.accounts = {}
@@ -713,9 +715,16 @@ class BadBrokerValidationTest(BrokersBase):
             self.assertEqual(c2.call("GET", "/v1/offerings/%s/scorecards/%s" % (o["id"], sid),
                                      token=self.accounts["acme"]["token"]).json["state"],
                              "running")
-            # ?wait= shorter than the run answers 202 on time, without holding a thread.
+            # One run per broker at a time: a second one waits for the first to end.
+            r2 = self.validate(o["id"], {"timeout_s": 3}, status=409)
+            self.assertEqual(r2.json["errors"][0]["target"], "broker_id")
+            # ?wait= shorter than the run answers 202 on time, without holding a thread
+            # (a second broker of the offering, hanging the same way).
+            b2 = self.register(o["id"], bb.url, region="eu-de", user="bad-user",
+                               password="bad-broker-pw")
             t = time.time()
-            w = self.validate(o["id"], {"timeout_s": 3}, wait=1, status=202)
+            w = self.validate(o["id"], {"timeout_s": 3, "broker_id": b2["id"]}, wait=1,
+                              status=202)
             self.assertEqual(w.json["state"], "running")
             self.assertTrue(0.8 <= time.time() - t < 4, time.time() - t)
             self.assertEqual(c2.call("GET", "/healthz").status, 200)
@@ -759,6 +768,20 @@ class BadBrokerValidationTest(BrokersBase):
         self.assertEqual(sc["summary"]["passed"], 0)
 
 
+class ProxyIgnoredTest(BrokersBase):
+    """The platform's environment names a proxy (that does not exist): validation still goes
+    straight to the broker, so the address checks apply to the broker itself."""
+
+    platform_env = {"http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+                    "all_proxy": "http://127.0.0.1:9"}
+
+    def test_validation_does_not_use_a_proxy(self):
+        o, plans, bb, b = BadBrokerValidationTest.setup_offering(self, "good")
+        sc = self.run_validation(o["id"])
+        self.assertTrue(self.by_name(sc)["catalog.fetch"]["passed"], json.dumps(sc, indent=1))
+        self.assertEqual(sc["state"], "passed", json.dumps(sc, indent=1))
+
+
 class StopDuringValidationTest(unittest.TestCase):
     """The platform stops cleanly while a broker hangs in the middle of a validation, and the
     scorecard it leaves says the run did not finish."""
@@ -776,8 +799,13 @@ class StopDuringValidationTest(unittest.TestCase):
                              "auth": {"type": "basic", "username": "bad-user",
                                       "password": "bad-broker-pw"}})
             self.assertEqual(r.status, 201, r)
+            second = c.call("POST", "/v1/offerings/%s/brokers" % o["id"], token=tok,
+                            body={"region": "eu-de", "url": bb.url,
+                                  "auth": {"type": "basic", "username": "bad-user",
+                                           "password": "bad-broker-pw"}})
+            self.assertEqual(second.status, 201, second)
             r = c.call("POST", "/v1/offerings/%s/validate" % o["id"], token=tok,
-                       body={"timeout_s": 50})
+                       body={"timeout_s": 50, "broker_id": r.json["id"]})
             self.assertEqual(r.status, 202, r)
             sid = r.json["id"]
             answers = []
@@ -786,7 +814,8 @@ class StopDuringValidationTest(unittest.TestCase):
                 w = p.client()
                 try:
                     answers.append(w.call("POST", "/v1/offerings/%s/validate" % o["id"],
-                                          token=tok, body={"timeout_s": 50},
+                                          token=tok, body={"timeout_s": 50,
+                                                           "broker_id": second.json["id"]},
                                           query={"wait": "3"}))
                 except Exception as e:  # noqa: BLE001 - recorded for the assertion
                     answers.append(e)

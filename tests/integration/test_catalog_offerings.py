@@ -219,6 +219,27 @@ class CatalogOfferingsTest(unittest.TestCase):
         self.assertEqual(r.status, 400, r)
         self.assertEqual(self.call("acme", "PATCH", "/v1/offerings/" + o["id"], [1, 2]).status, 400)
 
+    def test_fixed_fields_and_operator_terms(self):
+        o = self.create("acme-terms")
+        self.assertField(self.call("acme", "PATCH", "/v1/offerings/" + o["id"], {"id": "other"}),
+                         "id")
+        # The revenue share is the operator's term: a provider cannot set or change it.
+        r = self.call("acme", "POST", "/v1/offerings", {"name": "acme-greedy", "display_name": "x",
+                                                        "revenue_share": "1"})
+        self.assertField(r, "revenue_share", 403)
+        self.assertField(self.call("acme", "PATCH", "/v1/offerings/" + o["id"],
+                                   {"revenue_share": "0.95"}), "revenue_share", 403)
+        # Sending the current value back (a console saving the whole form) is fine.
+        self.assertEqual(self.call("acme", "PATCH", "/v1/offerings/" + o["id"],
+                                   {"revenue_share": "0.87"}).status, 200)
+        r = self.call("operator", "PATCH", "/v1/offerings/" + o["id"], {"revenue_share": "0.8"})
+        self.assertEqual((r.status, r.json["revenue_share"]), (200, "0.8"), r)
+        # Limits count characters, not bytes.
+        r = self.call("acme", "PATCH", "/v1/offerings/" + o["id"], {"display_name": "\u5b57" * 100})
+        self.assertEqual(r.status, 200, r)
+        self.assertField(self.call("acme", "PATCH", "/v1/offerings/" + o["id"],
+                                   {"display_name": "\u5b57" * 101}), "display_name")
+
     def test_delete_only_drafts(self):
         o = self.create("acme-delete")
         self.assertEqual(self.call("globex", "DELETE", "/v1/offerings/" + o["id"]).status, 404)
@@ -290,6 +311,18 @@ class CatalogOfferingsTest(unittest.TestCase):
                       {"redirect_uris": ["https://acme.example.com/sso/callback"]})
         self.assertEqual(r.status, 200, r)
         self.assertTrue(r.json["steps"][3]["complete"], r.json["steps"][3])
+        # The name is fixed now: the service ID's policy and the client are bound to it.
+        self.assertField(self.call("acme", "PATCH", "/v1/offerings/" + o["id"],
+                                   {"name": "acme-iam-renamed"}), "name")
+        # Deleting the draft takes its service ID, API key and client with it.
+        self.assertEqual(self.call("acme", "DELETE", "/v1/offerings/" + o["id"]).status, 204)
+        gone = self.c.form("/identity/token", {"grant_type": APIKEY_GRANT,
+                                               "apikey": j["apikey"]["apikey"]})
+        self.assertEqual((gone.status, gone.json["error"]), (400, "invalid_grant"))
+        cc = self.c.form("/identity/token", {"grant_type": "client_credentials"},
+                         headers={"Authorization": basic(j["client"]["client_id"],
+                                                         j["client"]["client_secret"])})
+        self.assertEqual(cc.status, 401, cc)
         # The secrets are not kept in clear.
         for name in os.listdir(self.p.data):
             if name.startswith("osbill.db"):
@@ -355,7 +388,17 @@ class CatalogOfferingsTest(unittest.TestCase):
                                    self.accounts["hooli"]["id"]).status, 403)
         allow = self.call("acme", "GET", path + "/allowlist").json["accounts"]
         self.assertEqual([a["account_id"] for a in allow], [self.accounts["initech"]["id"]])
-        # Allowlisted: sees it, in the catalog and in full; others still do not.
+        plan = self.call("acme", "POST", path + "/plans", {"name": "lite", "kind": "lite",
+                                                          "display_name": "Lite",
+                                                          "description": "Free."})
+        self.assertEqual(plan.status, 201, plan)
+        # Allowlisted: sees it, in the catalog and in full, with the plans under test (not
+        # published yet); others still do not.
+        plans = self.call("initech", "GET", path + "/plans")
+        self.assertEqual([x["name"] for x in plans.json["plans"]], ["lite"], plans)
+        entry = [x for x in self.call("initech", "GET", "/v1/catalog").json["offerings"]
+                 if x["id"] == o["id"]]
+        self.assertEqual([x["name"] for x in entry[0]["plans"]], ["lite"])
         r = self.call("initech", "GET", path)
         self.assertEqual(r.status, 200, r)
         self.assertNotIn("steps", r.json)
