@@ -589,6 +589,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_req *req = *con_cls;
     if (!req)
         return;
+    /* A deferred request whose client went away is ended here without the handler being
+     * called again after http_resume(): it is no longer waiting either. */
+    if (req->deferred && req->phase != 2)
+        __atomic_sub_fetch(&s->deferred_now, 1, __ATOMIC_SEQ_CST);
     int64_t us = time_mono_us() - req->start_us;
     int cls_i = req->status >= 100 && req->status < 600 ? req->status / 100 : 0;
     int b = 0;
