@@ -45,7 +45,8 @@ void catalog_finish(http_req *req, store_tx *tx, int rc, int status, json_t *j)
     else
         store_rollback(tx);
     if (rc == OSB_E_CONFLICT)
-        http_reply_error(req, 409, "conflict", "It exists already.", NULL);
+        http_reply_error(req, 409, "conflict", "It conflicts with what is stored: it exists "
+                         "already, or other records (such as instances) still use it.", NULL);
     else if (rc == OSB_E_NOTFOUND)
         http_reply_error(req, 404, "not_found", "No such resource.", NULL);
     else if (rc)
@@ -1002,6 +1003,9 @@ static void offerings_delete(http_req *req, void *ud)
             store_rollback(tx);
         if (rc == OSB_E_NOTFOUND)
             http_reply_error(req, 404, "not_found", "No such offering.", NULL);
+        else if (rc == OSB_E_CONFLICT)
+            http_reply_error(req, 409, "conflict", "Instances were created from this offering: "
+                             "it stays, with its plans, for their history.", NULL);
         else if (rc)
             http_reply_error(req, 500, "internal_error", "The catalog store failed.", NULL);
         else

@@ -4,6 +4,7 @@
  * thread of its own with a time limit on every call, so a hanging broker never holds a server
  * thread; ?wait= defers the request (http_defer) instead of blocking one. */
 #include "catalog/catalog_int.h"
+#include "http/client.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -223,34 +224,14 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-/* Link-local addresses are the clouds' instance metadata services (169.254.169.254,
- * fd00:ec2::254): never a broker, and what a scorecard's excerpts would leak. Loopback and
- * private networks stay allowed: a provider tests its broker on its own machine. */
-static bool metadata_address(const struct sockaddr *sa, char *text, size_t n)
-{
-    static const unsigned char aws6[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0,
-                                           0,    0,    0,    0,    0, 0, 0x02, 0x54};
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)n);
-        return (ntohl(in->sin_addr.s_addr) & 0xffff0000u) == 0xa9fe0000u;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        const unsigned char *b = in6->sin6_addr.s6_addr;
-        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)n);
-        return (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || memcmp(b, aws6, 16) == 0 ||
-               (memcmp(b, mapped, 12) == 0 && b[12] == 169 && b[13] == 254);
-    }
-    return false;
-}
-
+/* Link-local addresses are the clouds' instance metadata services: never a broker, and what
+ * a scorecard's excerpts would leak. Loopback and private networks stay allowed: a provider
+ * tests its broker on its own machine. */
 static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     answer *a = ud;
     char text[64] = "";
-    if (purpose == CURLSOCKTYPE_IPCXN && metadata_address(&addr->addr, text, sizeof text)) {
+    if (purpose == CURLSOCKTYPE_IPCXN && http_metadata_address(&addr->addr, text, sizeof text)) {
         snprintf(a->refused, sizeof a->refused, "%s", text);
         return CURL_SOCKET_BAD;
     }

@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "http/http.h"
 #include "catalog/catalog.h"
+#include "controller/controller.h"
 #include "iam/iam.h"
 #include "store/store.h"
 
@@ -254,6 +255,7 @@ int cli_serve(int argc, char **argv)
 
     store *db = NULL;
     catalog *cat = NULL;
+    rc_controller *ctl = NULL;
     iam *m = NULL;
     http_router *router = http_router_new();
     ops_ctx ops = {0};
@@ -291,6 +293,10 @@ int cli_serve(int argc, char **argv)
     }
     if (!rc)
         catalog_routes(cat, router);
+    if (!rc)
+        rc = rc_open(db, m, cat, &ctl);
+    if (!rc)
+        rc_routes(ctl, router);
     http_config hc = {.listen = listen, .listen_fd = fd, .access_log = access_log,
                       .name = "osbill", .style = HTTP_STYLE_PLATFORM};
     if (!rc)
@@ -300,6 +306,7 @@ int cli_serve(int argc, char **argv)
         if (fd >= 0 && !ops.server)
             close(fd);
         http_server_stop(ops.server);
+        rc_close(ctl);
         catalog_close(cat);
         iam_close(m);
         http_router_free(router);
@@ -326,6 +333,7 @@ int cli_serve(int argc, char **argv)
         pthread_join(keeper, NULL);
     pthread_mutex_destroy(&ops.mu);
     pthread_cond_destroy(&ops.cv);
+    rc_close(ctl);
     catalog_close(cat);
     iam_close(m);
     http_router_free(router);

@@ -3,8 +3,11 @@
  * The multi handle's connection cache gives keep-alive reuse per host:port. */
 #include "http/client.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +22,7 @@
 #define MAX_HEADER_VALUE             8192 /* a captured response header's value */
 #define POLL_MS                      1000
 
-typedef enum { FAIL_NONE = 0, FAIL_TOO_BIG, FAIL_NOMEM } fail_reason;
+typedef enum { FAIL_NONE = 0, FAIL_TOO_BIG, FAIL_NOMEM, FAIL_REFUSED } fail_reason;
 
 /* A response header the client hands to the callback; set tells "absent" from "empty". */
 typedef struct {
@@ -54,6 +57,7 @@ struct http_client {
     transfer *active;                  /* the client's thread only */
     char *user_agent;
     char *name;
+    bool untrusted; /* untrusted_targets */
     /* Updated atomically. */
     uint64_t sent, done, failed, connects;
     int64_t in_flight;
@@ -177,6 +181,8 @@ static void finish(http_client *c, transfer *t, CURLcode cc, bool canceled)
         r.error = "too_big";
     } else if (t->fail == FAIL_NOMEM) {
         r.error = "out of memory";
+    } else if (t->fail == FAIL_REFUSED) {
+        r.error = "refused";
     } else if (cc == CURLE_OPERATION_TIMEDOUT) {
         r.error = "timeout";
         r.timed_out = true;
@@ -316,6 +322,7 @@ int http_client_start(const http_client_config *cfg, http_client **out)
     int rc = 0;
     c->user_agent = strdup(cfg->user_agent ? cfg->user_agent : "osbill");
     c->name = strdup(cfg->name ? cfg->name : "client");
+    c->untrusted = cfg->untrusted_targets;
     c->multi = curl_multi_init();
     if (!c->user_agent || !c->name || !c->multi) {
         rc = OSB_E_NOMEM;
@@ -484,6 +491,39 @@ static int build_headers(const http_client_request *req, struct curl_slist **out
             cc = curl_easy_setopt(e, opt, val);                                                    \
     } while (0)
 
+bool http_metadata_address(const struct sockaddr *sa, char *text, size_t n)
+{
+    static const unsigned char aws6[16] = {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0,
+                                           0,    0,    0,    0,    0, 0, 0x02, 0x54};
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)n);
+        return (ntohl(in->sin_addr.s_addr) & 0xffff0000u) == 0xa9fe0000u;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        const unsigned char *b = in6->sin6_addr.s6_addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)n);
+        return (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || memcmp(b, aws6, 16) == 0 ||
+               (memcmp(b, mapped, 12) == 0 && b[12] == 169 && b[13] == 254);
+    }
+    return false;
+}
+
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    transfer *t = ud;
+    char text[64] = "";
+    if (purpose == CURLSOCKTYPE_IPCXN && http_metadata_address(&addr->addr, text, sizeof text)) {
+        t->fail = FAIL_REFUSED;
+        log_warn("%s: refused to connect to %s (a link-local, metadata address)",
+                 t->client->name, text);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype, addr->protocol);
+}
+
 static int configure(http_client *c, transfer *t, const http_client_request *req)
 {
     CURL *e = t->easy;
@@ -512,6 +552,12 @@ static int configure(http_client *c, transfer *t, const http_client_request *req
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, (void *)t);
     SET(CURLOPT_ERRORBUFFER, t->errbuf);
+    if (c->untrusted) {
+        SET(CURLOPT_PROXY, "");
+        SET(CURLOPT_NOPROXY, "*");
+        SET(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        SET(CURLOPT_OPENSOCKETDATA, (void *)t);
+    }
     if (strcmp(t->method, "GET") == 0) {
         SET(CURLOPT_HTTPGET, 1L);
     } else {

@@ -18,6 +18,10 @@ typedef struct {
                                     * wait for a connection to come free and then reuse it. */
     const char *user_agent;        /* NULL = "osbill"; copied */
     const char *name;              /* for log lines and metric labels; NULL = "client"; copied */
+    /* For calls to addresses that third parties choose (providers' brokers): never through
+     * a proxy from the environment, and never to a link-local address (the clouds' instance
+     * metadata services); such a connection fails with error "refused". */
+    bool untrusted_targets;
 } http_client_config;
 
 typedef struct {
@@ -37,7 +41,8 @@ typedef struct {
     long status;       /* the HTTP status; 0 whenever error is set */
     const char *error; /* NULL when an answer arrived; else "timeout", "connect" (refused
                         * or unreachable), "too_big" (body or a captured header over its
-                        * cap), "canceled" (the client stopped) or libcurl's own text */
+                        * cap), "canceled" (the client stopped), "refused" (a metadata
+                        * address, see untrusted_targets) or libcurl's own text */
     bool timed_out;    /* the whole-request or connect timeout expired */
     const char *body;  /* NUL-terminated ("" when empty); NULL whenever error is set */
     size_t body_len;
@@ -45,6 +50,12 @@ typedef struct {
     const char *content_type, *retry_after, *location;
     int64_t elapsed_us; /* from http_client_send to the answer or the error */
 } http_client_response;
+
+/* True for link-local addresses (169.254.0.0/16, fe80::/10, their IPv4-mapped forms) and
+ * fd00:ec2::254: cloud instance metadata services, never a broker. text receives the
+ * address. */
+struct sockaddr;
+bool http_metadata_address(const struct sockaddr *sa, char *text, size_t n);
 
 /* Called exactly once per accepted request, on the client's thread. Everything r points to
  * is valid during the call only. Keep it short: no transfer progresses while it runs. It may

@@ -696,6 +696,47 @@ static void test_connection_refused(void **state)
     tracker_destroy(&tr);
 }
 
+/* A client for brokers' addresses: a metadata address is refused before any connection is
+ * made, and a proxy named by the environment is not used (the request still reaches our
+ * server directly). */
+static void test_untrusted_targets(void **state)
+{
+    http_client_config cfg = {.name = "untrusted", .untrusted_targets = true};
+    http_client *c = NULL;
+    assert_int_equal(http_client_start(&cfg, &c), 0);
+    tracker tr;
+    tracker_init(&tr);
+    result r[3];
+    results_init(r, 3, &tr);
+    const char *urls[] = {"http://169.254.169.254/latest/meta-data", "http://[fe80::1]:80/x"};
+    for (int i = 0; i < 2; i++) {
+        http_client_request rq = {.method = "GET", .url = urls[i], .timeout_ms = 5000};
+        assert_int_equal(http_client_send(c, &rq, on_done, &r[i]), 0);
+    }
+    setenv("http_proxy", "http://127.0.0.1:9", 1);
+    setenv("HTTP_PROXY", "http://127.0.0.1:9", 1);
+    send_get(c, "/json", 0, 0, &r[2]);
+    assert_true(wait_finished(&tr, 3));
+    unsetenv("http_proxy");
+    unsetenv("HTTP_PROXY");
+    for (int i = 0; i < 2; i++) {
+        assert_non_null(r[i].error);
+        assert_string_equal(r[i].error, "refused");
+        assert_int_equal(r[i].status, 0);
+    }
+    assert_null(r[2].error);
+    assert_int_equal(r[2].status, 200);
+    char text[64];
+    struct sockaddr_in in = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "169.254.1.2", &in.sin_addr);
+    assert_true(http_metadata_address((struct sockaddr *)&in, text, sizeof text));
+    inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+    assert_false(http_metadata_address((struct sockaddr *)&in, text, sizeof text));
+    http_client_stop(c);
+    results_free(r, 3);
+    tracker_destroy(&tr);
+}
+
 /* A raw server that answers one request with a body of unknown length, so that only the
  * streaming cap can stop it. */
 typedef struct {
@@ -1089,6 +1130,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_keep_alive_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_does_not_stall_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untrusted_targets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_over_max_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_and_location, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redirect_not_followed, setup, teardown),

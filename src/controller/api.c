@@ -1,0 +1,516 @@
+/* controller API: /v2/resource_instances in the IBM Cloud resource controller's shapes.
+ * Handlers check the caller and the catalog, record the instance and its operation in one
+ * transaction, and hand the broker call to the driver (controller.c); the request waits for
+ * it without a worker thread (http_defer) and gets 202 when the broker takes longer. */
+#include "controller/controller_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_NAME              180
+#define MAX_LIMIT             100
+#define DEFAULT_MAX_POLLING_S (7LL * 86400)
+
+/* ---------------------------------------------------------------- instance JSON */
+
+static json_t *time_or_null(store_stmt *q, int col)
+{
+    if (store_col_null(q, col))
+        return json_null();
+    char t[32];
+    time_format_rfc3339(store_col_int(q, col), t);
+    return json_string(t);
+}
+
+static json_t *json_col(store_stmt *q, int col)
+{
+    const char *s = store_col_text(q, col);
+    json_t *j = s ? json_loads(s, 0, NULL) : NULL;
+    return j ? j : json_null();
+}
+
+static json_t *text_or_null(store_stmt *q, int col)
+{
+    const char *s = store_col_text(q, col);
+    return s ? json_string(s) : json_null();
+}
+
+json_t *rc_instance_json(store_tx *tx, const char *guid)
+{
+    store_stmt *q;
+    json_t *j = NULL;
+    if (store_query(tx,
+                    "SELECT guid, crn, account_id, resource_group_id, name, offering_id,"
+                    " plan_id, region, parameters, state, dashboard_url, last_operation,"
+                    " created_ms, updated_ms, deleted_ms FROM resource_instances WHERE"
+                    " guid = ?",
+                    &q, "s", guid))
+        return NULL;
+    if (store_step(q) == STORE_ROW) {
+        char url[96];
+        snprintf(url, sizeof url, "/v2/resource_instances/%s", store_col_text(q, 0));
+        j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:o,s:o,s:o,s:o,"
+                      "s:o}",
+                      "id", store_col_text(q, 1), "guid", store_col_text(q, 0), "crn",
+                      store_col_text(q, 1), "url", url, "account_id", store_col_text(q, 2),
+                      "resource_group_id", store_col_text(q, 3), "name", store_col_text(q, 4),
+                      "resource_id", store_col_text(q, 5), "resource_plan_id", store_col_text(q, 6),
+                      "region_id", store_col_text(q, 7), "target", store_col_text(q, 7),
+                      "parameters", json_col(q, 8), "state", store_col_text(q, 9), "dashboard_url",
+                      text_or_null(q, 10), "last_operation", json_col(q, 11), "created_at",
+                      time_or_null(q, 12), "updated_at", time_or_null(q, 13), "deleted_at",
+                      time_or_null(q, 14));
+    }
+    store_done(q);
+    return j;
+}
+
+void rc_reply_instance(rc_controller *c, http_req *req, const char *guid, int status)
+{
+    if (status == 204) {
+        http_reply(req, 204, NULL, NULL, 0);
+        return;
+    }
+    store_tx *tx;
+    json_t *j = NULL;
+    if (!store_begin(c->db, false, &tx)) {
+        j = rc_instance_json(tx, guid);
+        store_rollback(tx);
+    }
+    if (!j) {
+        http_reply_error(req, 500, "internal_error", "The instance cannot be read.", NULL);
+        return;
+    }
+    if (status == 202)
+        http_add_header(req, "Retry-After", "1");
+    http_reply_json(req, status, j);
+    json_decref(j);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static void query_pct(const char *s, char *out, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && o + 4 < n; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+static void field_error(http_req *req, const char *field, const char *message)
+{
+    http_reply_error(req, 400, "invalid_field", message, field);
+}
+
+static bool begin(rc_controller *c, http_req *req, bool write, store_tx **tx)
+{
+    if (store_begin(c->db, write, tx) == 0)
+        return true;
+    http_reply_error(req, 503, "unavailable", "The store is unavailable.", NULL);
+    return false;
+}
+
+typedef struct {
+    char guid[37], account_id[64], state[16], offering_id[72], service_name[64];
+} inst_ref;
+
+/* The instance a request names (guid or CRN, decoded by the router), if the caller's account
+ * owns it (or the caller is the operator): existence does not leak across accounts. */
+static int find_instance(store_tx *tx, const char *id, const iam_principal *p, inst_ref *out)
+{
+    store_stmt *q;
+    int rc = store_query(tx,
+                         "SELECT i.guid, i.account_id, i.state, i.offering_id, o.name FROM"
+                         " resource_instances i JOIN offerings o ON o.id = i.offering_id"
+                         " WHERE i.guid = ? OR i.crn = ?",
+                         &q, "ss", id, id);
+    if (rc)
+        return rc;
+    rc = OSB_E_NOTFOUND;
+    if (store_step(q) == STORE_ROW) {
+        snprintf(out->guid, sizeof out->guid, "%s", store_col_text(q, 0));
+        snprintf(out->account_id, sizeof out->account_id, "%s", store_col_text(q, 1));
+        snprintf(out->state, sizeof out->state, "%s", store_col_text(q, 2));
+        snprintf(out->offering_id, sizeof out->offering_id, "%s", store_col_text(q, 3));
+        snprintf(out->service_name, sizeof out->service_name, "%s", store_col_text(q, 4));
+        if (p->operator|| strcmp(p->account_id, out->account_id) == 0)
+            rc = 0;
+    }
+    store_done(q);
+    return rc;
+}
+
+static bool allowed(rc_controller *c, http_req *req, const iam_principal *p, const char *action,
+                    const inst_ref *i)
+{
+    iam_resource r = {.account_id = i->account_id,
+                      .service_name = i->service_name,
+                      .resource_type = "resource-instance",
+                      .resource = i->guid};
+    if (iam_decide(c->iam, p, action, &r))
+        return true;
+    http_reply_errorf(req, 403, "forbidden", "%s is not allowed to %s here.", p->iam_id, action);
+    return false;
+}
+
+static bool valid_group(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* ---------------------------------------------------------------- create */
+
+static void instance_create(http_req *req, void *ud)
+{
+    rc_controller *c = ud;
+    iam_principal p;
+    if (!iam_authenticate(c->iam, req, &p))
+        return;
+    json_t *body = http_json_body(req);
+    if (!body)
+        return;
+    const json_t *jname = json_object_get(body, "name");
+    const char *name = json_string_value(jname);
+    const char *region = json_string_value(json_object_get(body, "target"));
+    const char *plan_id = json_string_value(json_object_get(body, "resource_plan_id"));
+    const json_t *jgroup = json_object_get(body, "resource_group");
+    const char *group = jgroup ? json_string_value(jgroup) : "default";
+    json_t *params = json_object_get(body, "parameters");
+    catalog_offering o = {0};
+    store_tx *tx = NULL;
+    char guid[37], op_id[37], crn[512];
+    char *params_text = NULL;
+    int rc = 0;
+
+    if (!catalog_valid_text(jname, MAX_NAME, false)) {
+        field_error(req, "name", "'name' must be text of 1 to 180 characters.");
+        goto out;
+    }
+    if (!region || !catalog_valid_region(region)) {
+        field_error(req, "target", "'target' must name a region.");
+        goto out;
+    }
+    if (!plan_id || !catalog_valid_osb_id(plan_id)) {
+        field_error(req, "resource_plan_id", "'resource_plan_id' must name a plan.");
+        goto out;
+    }
+    if (!group || !valid_group(group)) {
+        field_error(req, "resource_group", "'resource_group' must be a resource group id.");
+        goto out;
+    }
+    if (params && !json_is_object(params)) {
+        field_error(req, "parameters", "'parameters' must be an object.");
+        goto out;
+    }
+    if (params && !(params_text = json_dumps(params, JSON_COMPACT))) {
+        http_reply_error(req, 500, "internal_error", "Out of memory.", NULL);
+        goto out;
+    }
+    if (!begin(c, req, true, &tx))
+        goto out;
+
+    /* The plan, its offering as the caller may see it, and a deployment in the region. */
+    char offering_id[72] = "", plan_state[16] = "";
+    bool published = false;
+    int64_t max_polling_s = DEFAULT_MAX_POLLING_S;
+    store_stmt *q;
+    if ((rc = store_query(tx, "SELECT offering_id, state, published, doc FROM plans WHERE id = ?",
+                          &q, "s", plan_id)))
+        goto store_fail;
+    if (store_step(q) == STORE_ROW) {
+        snprintf(offering_id, sizeof offering_id, "%s", store_col_text(q, 0));
+        snprintf(plan_state, sizeof plan_state, "%s", store_col_text(q, 1));
+        published = store_col_int(q, 2) != 0;
+        json_t *doc = json_loads(store_col_text(q, 3), 0, NULL);
+        json_int_t mpd = json_integer_value(json_object_get(doc, "maximum_polling_duration"));
+        if (mpd > 0)
+            max_polling_s = mpd;
+        json_decref(doc);
+    }
+    store_done(q);
+    rc = offering_id[0] ? catalog_offering_load(tx, offering_id, &o) : OSB_E_NOTFOUND;
+    if (rc && rc != OSB_E_NOTFOUND)
+        goto store_fail;
+    if (rc || !catalog_visible(tx, &o, &p)) {
+        store_rollback(tx);
+        field_error(req, "resource_plan_id", "No such plan.");
+        goto out;
+    }
+    iam_resource r = {
+        .account_id = p.account_id, .service_name = o.name, .resource_type = "resource-instance"};
+    if (!iam_decide(c->iam, &p, "resource-controller.instance.create", &r)) {
+        store_rollback(tx);
+        http_reply_errorf(req, 403, "forbidden", "%s is not allowed to create instances of %s.",
+                          p.iam_id, o.name);
+        goto out;
+    }
+    if (strcmp(plan_state, "active") != 0 || !(published || strcmp(o.visibility, "limited") == 0)) {
+        store_rollback(tx);
+        field_error(req, "resource_plan_id", "The plan is not available for new instances.");
+        goto out;
+    }
+    char broker_id[64] = "";
+    if ((rc = store_query(tx,
+                          "SELECT broker_id FROM deployments WHERE plan_id = ? AND"
+                          " region = ?",
+                          &q, "ss", plan_id, region)))
+        goto store_fail;
+    if (store_step(q) == STORE_ROW)
+        snprintf(broker_id, sizeof broker_id, "%s", store_col_text(q, 0));
+    store_done(q);
+    if (!broker_id[0]) {
+        store_rollback(tx);
+        field_error(req, "target", "The plan is not offered in this region.");
+        goto out;
+    }
+
+    int64_t now = time_now_ms();
+    uuid_v4(guid);
+    uuid_v4(op_id);
+    snprintf(crn, sizeof crn, "crn:v1:osbill:public:%s:%s:a/%s:%s::", o.name, region, p.account_id,
+             guid);
+    if ((rc = store_exec(tx,
+                         "INSERT INTO resource_instances (guid, crn, account_id,"
+                         " resource_group_id, name, offering_id, plan_id, region, broker_id,"
+                         " parameters, state, last_operation, created_ms, updated_ms) VALUES"
+                         " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'provisioning', ?, ?, ?)",
+                         "sssssssssssii", guid, crn, p.account_id, group, name, o.id, plan_id,
+                         region, broker_id, params_text,
+                         "{\"type\":\"create\",\"state\":\"in progress\",\"async\":false,"
+                         "\"description\":\"\"}",
+                         now, now)) ||
+        (rc = store_exec(tx,
+                         "INSERT INTO instance_plan_history (instance_id, plan_id, from_ms)"
+                         " VALUES (?, ?, ?)",
+                         "ssi", guid, plan_id, now)) ||
+        (rc = store_exec(tx,
+                         "INSERT INTO rc_operations (id, kind, instance_id, initiator, state,"
+                         " next_at_ms, deadline_ms, created_ms, updated_ms) VALUES (?,"
+                         " 'create', ?, ?, 'pending', ?, ?, ?, ?)",
+                         "sssiiii", op_id, guid, p.iam_id, now, now + max_polling_s * 1000, now,
+                         now)))
+        goto store_fail;
+    if ((rc = store_commit(tx))) {
+        tx = NULL;
+        goto store_fail;
+    }
+    tx = NULL;
+    if (http_defer(req)) {
+        rc_wait(c, req, op_id, guid, 201);
+    } else {
+        rc_reply_instance(c, req, guid, 202);
+        rc_kick(c);
+    }
+    goto out;
+
+store_fail:
+    if (tx)
+        store_rollback(tx);
+    http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
+out:
+    catalog_offering_free(&o);
+    free(params_text);
+    json_decref(body);
+}
+
+/* ---------------------------------------------------------------- read, list */
+
+static void instance_get(http_req *req, void *ud)
+{
+    rc_controller *c = ud;
+    iam_principal p;
+    store_tx *tx;
+    inst_ref i;
+    if (!iam_authenticate(c->iam, req, &p) || !begin(c, req, false, &tx))
+        return;
+    int rc = find_instance(tx, req->params[0], &p, &i);
+    json_t *j = rc ? NULL : rc_instance_json(tx, i.guid);
+    store_rollback(tx);
+    if (rc == OSB_E_NOTFOUND)
+        http_reply_error(req, 404, "not_found", "No such instance.", NULL);
+    else if (rc || !j)
+        http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
+    else if (allowed(c, req, &p, "resource-controller.instance.read", &i))
+        http_reply_json(req, 200, j);
+    json_decref(j);
+}
+
+static void instance_list(http_req *req, void *ud)
+{
+    rc_controller *c = ud;
+    iam_principal p;
+    if (!iam_authenticate(c->iam, req, &p))
+        return;
+    iam_resource r = {.account_id = p.account_id, .resource_type = "resource-instance"};
+    if (!iam_decide(c->iam, &p, "resource-controller.instance.read", &r)) {
+        http_reply_errorf(req, 403, "forbidden", "%s is not allowed to list instances here.",
+                          p.iam_id);
+        return;
+    }
+    const char *ls = http_query(req, "limit"), *start = http_query(req, "start");
+    const char *plan = http_query(req, "resource_plan_id"), *state = http_query(req, "state");
+    int64_t limit = MAX_LIMIT, after = 0;
+    if (ls && (str_to_i64(ls, false, &limit) || limit < 1 || limit > MAX_LIMIT)) {
+        field_error(req, "limit", "'limit' must be 1 to 100.");
+        return;
+    }
+    if (start && (str_to_i64(start, false, &after) || after < 0)) {
+        field_error(req, "start", "'start' must be a next_url's start.");
+        return;
+    }
+    store_tx *tx;
+    store_stmt *q;
+    if (!begin(c, req, false, &tx))
+        return;
+    json_t *rows = json_array();
+    int64_t last = 0;
+    bool more = false;
+    int rc = store_query(tx,
+                         "SELECT guid, rowid FROM resource_instances WHERE account_id = ?"
+                         " AND (? IS NULL OR plan_id = ?) AND (state = ? OR (? IS NULL AND"
+                         " state != 'removed')) AND rowid > ? ORDER BY rowid LIMIT ?",
+                         &q, "sssssii", p.account_id, plan, plan, state, state, after, limit + 1);
+    if (!rc) {
+        int s;
+        while ((s = store_step(q)) == STORE_ROW) {
+            if ((int64_t)json_array_size(rows) == limit) {
+                more = true;
+                break;
+            }
+            json_t *j = rc_instance_json(tx, store_col_text(q, 0));
+            if (!j) {
+                rc = OSB_E_STORE;
+                break;
+            }
+            json_array_append_new(rows, j);
+            last = store_col_int(q, 1);
+        }
+        if (s < 0)
+            rc = s;
+        store_done(q);
+    }
+    store_rollback(tx);
+    if (rc) {
+        http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
+        json_decref(rows);
+        return;
+    }
+    json_t *next = json_null();
+    if (more) {
+        buf b;
+        buf_init(&b, 4096);
+        char ep[400], es[400];
+        int brc = buf_printf(&b, "/v2/resource_instances?limit=%lld&start=%lld", (long long)limit,
+                             (long long)last);
+        if (plan) {
+            query_pct(plan, ep, sizeof ep);
+            brc |= buf_printf(&b, "&resource_plan_id=%s", ep);
+        }
+        if (state) {
+            query_pct(state, es, sizeof es);
+            brc |= buf_printf(&b, "&state=%s", es);
+        }
+        if (!brc)
+            next = json_string(buf_cstr(&b));
+        buf_free(&b);
+    }
+    json_t *j = json_pack("{s:I,s:o,s:o}", "rows_count", (json_int_t)json_array_size(rows),
+                          "next_url", next, "resources", rows);
+    http_reply_json(req, 200, j);
+    json_decref(j);
+}
+
+/* ---------------------------------------------------------------- delete */
+
+static void instance_delete(http_req *req, void *ud)
+{
+    rc_controller *c = ud;
+    iam_principal p;
+    store_tx *tx;
+    inst_ref i;
+    if (!iam_authenticate(c->iam, req, &p) || !begin(c, req, true, &tx))
+        return;
+    int rc = find_instance(tx, req->params[0], &p, &i);
+    if (rc) {
+        store_rollback(tx);
+        if (rc == OSB_E_NOTFOUND)
+            http_reply_error(req, 404, "not_found", "No such instance.", NULL);
+        else
+            http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
+        return;
+    }
+    if (!allowed(c, req, &p, "resource-controller.instance.delete", &i)) {
+        store_rollback(tx);
+        return;
+    }
+    if (strcmp(i.state, "removed") == 0) {
+        store_rollback(tx);
+        http_reply_error(req, 410, "gone", "The instance has been deleted.", NULL);
+        return;
+    }
+    char op_id[37];
+    uuid_v4(op_id);
+    int64_t now = time_now_ms();
+    /* The partial unique index on rc_operations refuses a second operation in flight. */
+    rc = store_exec(tx,
+                    "INSERT INTO rc_operations (id, kind, instance_id, initiator,"
+                    " prior_state, state, next_at_ms, deadline_ms, created_ms, updated_ms)"
+                    " VALUES (?, 'delete', ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                    "ssssiiii", op_id, i.guid, p.iam_id, i.state, now,
+                    now + DEFAULT_MAX_POLLING_S * 1000, now, now);
+    if (rc == OSB_E_CONFLICT) {
+        store_rollback(tx);
+        http_reply_error(req, 409, "operation_in_progress",
+                         "Another operation of this instance "
+                         "is in progress; try again when it has finished.",
+                         NULL);
+        return;
+    }
+    if (!rc)
+        rc = store_exec(tx,
+                        "UPDATE resource_instances SET state = 'removing', last_operation ="
+                        " ?, updated_ms = ? WHERE guid = ?",
+                        "sis",
+                        "{\"type\":\"delete\",\"state\":\"in progress\",\"async\":false,"
+                        "\"description\":\"\"}",
+                        now, i.guid);
+    rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
+    if (rc) {
+        http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
+        return;
+    }
+    if (http_defer(req)) {
+        rc_wait(c, req, op_id, i.guid, 204);
+    } else {
+        rc_reply_instance(c, req, i.guid, 202);
+        rc_kick(c);
+    }
+}
+
+void rc_api_routes(rc_controller *c, http_router *r)
+{
+    const http_error_style P = HTTP_STYLE_PLATFORM;
+    int rc = http_route(r, HTTP_POST, "/v2/resource_instances", P, instance_create, c);
+    rc |= http_route(r, HTTP_GET, "/v2/resource_instances", P, instance_list, c);
+    rc |= http_route(r, HTTP_GET, "/v2/resource_instances/:id", P, instance_get, c);
+    rc |= http_route(r, HTTP_DELETE, "/v2/resource_instances/:id", P, instance_delete, c);
+    if (rc)
+        log_msg(LOG_ERROR, "controller: cannot register its routes");
+}
