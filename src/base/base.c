@@ -484,6 +484,50 @@ void secure_wipe(void *p, size_t n)
     sodium_memzero(p, n);
 }
 
+#define SEAL_VERSION 1
+#define SEAL_HEAD    (1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
+
+int seal_secret(const unsigned char key[32], const char *ad, const void *plain, size_t n,
+                unsigned char **out, size_t *outn)
+{
+    size_t total = SEAL_HEAD + n + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+    unsigned char *b = malloc(total);
+    if (!b)
+        return OSB_E_NOMEM;
+    b[0] = SEAL_VERSION;
+    randombytes_buf(b + 1, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    unsigned long long clen = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(b + SEAL_HEAD, &clen, plain, n,
+                                               (const unsigned char *)ad, strlen(ad), NULL,
+                                               b + 1, key);
+    *out = b;
+    *outn = SEAL_HEAD + (size_t)clen;
+    return 0;
+}
+
+int open_secret(const unsigned char key[32], const char *ad, const void *sealed, size_t n,
+                char *out, size_t outsz, size_t *plainn)
+{
+    const unsigned char *b = sealed;
+    if (!b || n < SEAL_HEAD + crypto_aead_xchacha20poly1305_ietf_ABYTES || b[0] != SEAL_VERSION)
+        return OSB_E_INVAL;
+    size_t plain = n - SEAL_HEAD - crypto_aead_xchacha20poly1305_ietf_ABYTES;
+    if (plain + 1 > outsz)
+        return OSB_E_TOOBIG;
+    unsigned long long mlen = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)out, &mlen, NULL,
+                                                   b + SEAL_HEAD, n - SEAL_HEAD,
+                                                   (const unsigned char *)ad, strlen(ad), b + 1,
+                                                   key) != 0) {
+        secure_wipe(out, outsz);
+        return OSB_E_INVAL;
+    }
+    out[mlen] = '\0';
+    if (plainn)
+        *plainn = (size_t)mlen;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- strings */
 
 bool str_eq(const char *a, const char *b)

@@ -109,6 +109,16 @@ void sha256(const void *in, size_t n, unsigned char out[32]);
 void hmac_sha256(const void *key, size_t keylen, const void *in, size_t n, unsigned char out[32]);
 /* Overwrites memory that held a secret, in a way the compiler keeps. */
 void secure_wipe(void *p, size_t n);
+/* Seals a secret for storage: version (1) || nonce (24) || XChaCha20-Poly1305(plain), with ad
+ * as additional data (what the secret belongs to: a sealed value copied onto another row
+ * does not open). *out is malloc'd (the caller frees it), *outn its length. OSB_E_NOMEM. */
+int seal_secret(const unsigned char key[32], const char *ad, const void *plain, size_t n,
+                unsigned char **out, size_t *outn) WARN_UNUSED;
+/* Opens what seal_secret sealed with the same key and ad into out (outsz bytes, plain text
+ * NUL-terminated after *plainn bytes). OSB_E_INVAL for a wrong key, ad or a tampered value
+ * (out is wiped), OSB_E_TOOBIG when out is too small. */
+int open_secret(const unsigned char key[32], const char *ad, const void *sealed, size_t n,
+                char *out, size_t outsz, size_t *plainn) WARN_UNUSED;
 
 /* ---- strings ---- */
 bool str_eq(const char *a, const char *b); /* NULL-safe */

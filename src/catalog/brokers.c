@@ -14,7 +14,6 @@
 #define MAX_USERNAME 255
 #define MAX_PASSWORD 1024
 #define MAX_BROKERS 64 /* per offering: one per region */
-#define SEAL_VERSION 1
 #define SEAL_AD_PREFIX "osbill broker password "
 
 static void copy(char *dst, size_t n, const char *src)
@@ -31,52 +30,20 @@ static void seal_ad(const char *broker_id, char *ad, size_t n)
     snprintf(ad, n, SEAL_AD_PREFIX "%s", broker_id);
 }
 
-/* version (1) || nonce (24) || XChaCha20-Poly1305(password); *out is malloc'd. */
 static int seal_password(const catalog *c, const char *broker_id, const char *password,
                          unsigned char **out, size_t *outn)
 {
     char ad[128];
-    size_t pn = strlen(password);
-    size_t n = 1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + pn +
-               crypto_aead_xchacha20poly1305_ietf_ABYTES;
-    unsigned char *b = malloc(n);
-    if (!b)
-        return OSB_E_NOMEM;
     seal_ad(broker_id, ad, sizeof ad);
-    b[0] = SEAL_VERSION;
-    unsigned char *nonce = b + 1;
-    randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-    unsigned long long clen = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(
-        nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen,
-        (const unsigned char *)password, pn, (const unsigned char *)ad, strlen(ad), NULL, nonce,
-        c->seal_key);
-    *out = b;
-    *outn = 1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + (size_t)clen;
-    return 0;
+    return seal_secret(c->seal_key, ad, password, strlen(password), out, outn);
 }
 
 int catalog_broker_password(const catalog *c, const char *broker_id, const void *sealed,
                             size_t n, char *out, size_t outsz)
 {
-    const unsigned char *b = sealed;
-    const size_t head = 1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
-    if (!b || n < head + crypto_aead_xchacha20poly1305_ietf_ABYTES || b[0] != SEAL_VERSION)
-        return OSB_E_INVAL;
-    size_t plain = n - head - crypto_aead_xchacha20poly1305_ietf_ABYTES;
-    if (plain + 1 > outsz)
-        return OSB_E_TOOBIG;
     char ad[128];
     seal_ad(broker_id, ad, sizeof ad);
-    unsigned long long mlen = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)out, &mlen, NULL, b + head,
-                                                   n - head, (const unsigned char *)ad,
-                                                   strlen(ad), b + 1, c->seal_key) != 0) {
-        secure_wipe(out, outsz);
-        return OSB_E_INVAL;
-    }
-    out[mlen] = '\0';
-    return 0;
+    return open_secret(c->seal_key, ad, sealed, n, out, outsz, NULL);
 }
 
 /* ---------------------------------------------------------------- field checks */

@@ -206,11 +206,15 @@ int cli_serve(int argc, char **argv)
         {"data", required_argument, 0, 'd'},      {"listen", required_argument, 0, 'l'},
         {"db", required_argument, 0, 'b'},        {"public-url", required_argument, 0, 'u'},
         {"log-level", required_argument, 0, 'L'}, {"access-log", no_argument, 0, 'A'},
+        {"reclamation-period", required_argument, 0, 'R'},
+        {"broker-timeout", required_argument, 0, 'T'},
         {0, 0, 0, 0}};
     const char *data = getenv("OSBILL_DATA");
     const char *listen = getenv("OSBILL_LISTEN") ? getenv("OSBILL_LISTEN") : "127.0.0.1:8080";
     const char *db_url = getenv("OSBILL_DB"), *public_url = getenv("OSBILL_PUBLIC_URL");
     const char *level = getenv("OSBILL_LOG_LEVEL");
+    const char *reclaim = getenv("OSBILL_RECLAMATION_PERIOD");
+    const char *btimeout = getenv("OSBILL_BROKER_TIMEOUT");
     bool access_log = false;
     int o;
     optind = 1;
@@ -222,8 +226,11 @@ int cli_serve(int argc, char **argv)
         case 'u': public_url = optarg; break;
         case 'L': level = optarg; break;
         case 'A': access_log = true; break;
+        case 'R': reclaim = optarg; break;
+        case 'T': btimeout = optarg; break;
         default: fprintf(stderr, "usage: osbill serve --data DIR [--listen HOST:PORT] [--db URL]"
-                                 " [--public-url URL] [--log-level L] [--access-log]\n");
+                                 " [--public-url URL] [--log-level L] [--access-log]"
+                                 " [--reclamation-period SECONDS] [--broker-timeout SECONDS]\n");
                  return 2;
         }
     }
@@ -233,6 +240,17 @@ int cli_serve(int argc, char **argv)
         return 2;
     }
     log_set_level(lv);
+    rc_options ro = {.reclamation_s = RC_DEFAULT_RECLAMATION_S};
+    int64_t bt = 0;
+    if (reclaim && str_to_i64(reclaim, false, &ro.reclamation_s)) {
+        fprintf(stderr, "osbill serve: --reclamation-period is a number of seconds\n");
+        return 2;
+    }
+    if (btimeout && (str_to_i64(btimeout, false, &bt) || bt < 1 || bt > 3600)) {
+        fprintf(stderr, "osbill serve: --broker-timeout is 1 to 3600 seconds\n");
+        return 2;
+    }
+    ro.broker_timeout_ms = (long)bt * 1000;
     if (!data) {
         fprintf(stderr, "osbill serve: --data DIR is required\n");
         return 2;
@@ -294,7 +312,7 @@ int cli_serve(int argc, char **argv)
     if (!rc)
         catalog_routes(cat, router);
     if (!rc)
-        rc = rc_open(db, m, cat, &ctl);
+        rc = rc_open(db, m, cat, &ro, &ctl);
     if (!rc)
         rc_routes(ctl, router);
     http_config hc = {.listen = listen, .listen_fd = fd, .access_log = access_log,

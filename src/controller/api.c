@@ -4,13 +4,14 @@
  * it without a worker thread (http_defer) and gets 202 when the broker takes longer. */
 #include "controller/controller_int.h"
 
+#include "base/jsonschema.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_NAME              180
 #define MAX_LIMIT             100
-#define DEFAULT_MAX_POLLING_S (7LL * 86400)
 
 /* ---------------------------------------------------------------- instance JSON */
 
@@ -63,10 +64,24 @@ json_t *rc_instance_json(store_tx *tx, const char *guid)
                       time_or_null(q, 14));
     }
     store_done(q);
+    if (j && strcmp(json_string_value(json_object_get(j, "state")), "removed") != 0) {
+        json_t *hist = json_array();
+        if (!store_query(tx,
+                         "SELECT plan_id, from_ms FROM instance_plan_history WHERE"
+                         " instance_id = ? ORDER BY from_ms",
+                         &q, "s", guid)) {
+            while (store_step(q) == STORE_ROW)
+                json_array_append_new(hist, json_pack("{s:s,s:o}", "resource_plan_id",
+                                                      store_col_text(q, 0), "from",
+                                                      time_or_null(q, 1)));
+            store_done(q);
+        }
+        json_object_set_new(j, "plan_history", hist);
+    }
     return j;
 }
 
-void rc_reply_instance(rc_controller *c, http_req *req, const char *guid, int status)
+void rc_reply(rc_controller *c, http_req *req, rc_object obj, const char *guid, int status)
 {
     if (status == 204) {
         http_reply(req, 204, NULL, NULL, 0);
@@ -75,11 +90,11 @@ void rc_reply_instance(rc_controller *c, http_req *req, const char *guid, int st
     store_tx *tx;
     json_t *j = NULL;
     if (!store_begin(c->db, false, &tx)) {
-        j = rc_instance_json(tx, guid);
+        j = obj == RC_KEY ? rc_key_json(c, tx, guid, true) : rc_instance_json(tx, guid);
         store_rollback(tx);
     }
     if (!j) {
-        http_reply_error(req, 500, "internal_error", "The instance cannot be read.", NULL);
+        http_reply_error(req, 500, "internal_error", "The resource cannot be read.", NULL);
         return;
     }
     if (status == 202)
@@ -90,29 +105,41 @@ void rc_reply_instance(rc_controller *c, http_req *req, const char *guid, int st
 
 /* ---------------------------------------------------------------- helpers */
 
-static void query_pct(const char *s, char *out, size_t n)
+bool rc_check_parameters(http_req *req, const json_t *plan_doc, const char *object,
+                         const char *action, const json_t *params)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && o + 4 < n; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
+    const json_t *schema = json_object_get(
+        json_object_get(json_object_get(json_object_get(plan_doc, "schemas"), object), action),
+        "parameters");
+    if (!json_is_object(schema) || !params)
+        return true;
+    jschema *js = NULL;
+    char err[512];
+    if (jschema_compile(schema, &js, err, sizeof err)) {
+        /* The catalog validated it on entry: a schema that no longer compiles checks nothing
+         * here; the broker still validates. */
+        log_msg(LOG_WARN, "controller: a plan's %s.%s schema does not compile: %s", object,
+                action, err);
+        return true;
     }
-    out[o] = '\0';
+    int v = jschema_validate(js, params, err, sizeof err);
+    jschema_free(js);
+    if (v == 0)
+        return true;
+    if (v < 0)
+        snprintf(err, sizeof err, "(root): too complex to validate");
+    char msg[700];
+    snprintf(msg, sizeof msg, "'parameters' do not match the plan's schema: %s", err);
+    http_reply_error(req, 400, "invalid_field", msg, "parameters");
+    return false;
 }
 
-static void field_error(http_req *req, const char *field, const char *message)
+void rc_field_error(http_req *req, const char *field, const char *message)
 {
     http_reply_error(req, 400, "invalid_field", message, field);
 }
 
-static bool begin(rc_controller *c, http_req *req, bool write, store_tx **tx)
+bool rc_begin(rc_controller *c, http_req *req, bool write, store_tx **tx)
 {
     if (store_begin(c->db, write, tx) == 0)
         return true;
@@ -120,17 +147,14 @@ static bool begin(rc_controller *c, http_req *req, bool write, store_tx **tx)
     return false;
 }
 
-typedef struct {
-    char guid[37], account_id[64], state[16], offering_id[72], service_name[64];
-} inst_ref;
-
 /* The instance a request names (guid or CRN, decoded by the router), if the caller's account
  * owns it (or the caller is the operator): existence does not leak across accounts. */
-static int find_instance(store_tx *tx, const char *id, const iam_principal *p, inst_ref *out)
+int rc_find_instance(store_tx *tx, const char *id, const iam_principal *p, rc_inst_ref *out)
 {
     store_stmt *q;
     int rc = store_query(tx,
-                         "SELECT i.guid, i.account_id, i.state, i.offering_id, o.name FROM"
+                         "SELECT i.guid, i.account_id, i.state, i.offering_id, o.name,"
+                         " i.plan_id, i.region, i.broker_id, i.crn, o.visibility FROM"
                          " resource_instances i JOIN offerings o ON o.id = i.offering_id"
                          " WHERE i.guid = ? OR i.crn = ?",
                          &q, "ss", id, id);
@@ -138,20 +162,27 @@ static int find_instance(store_tx *tx, const char *id, const iam_principal *p, i
         return rc;
     rc = OSB_E_NOTFOUND;
     if (store_step(q) == STORE_ROW) {
-        snprintf(out->guid, sizeof out->guid, "%s", store_col_text(q, 0));
-        snprintf(out->account_id, sizeof out->account_id, "%s", store_col_text(q, 1));
-        snprintf(out->state, sizeof out->state, "%s", store_col_text(q, 2));
-        snprintf(out->offering_id, sizeof out->offering_id, "%s", store_col_text(q, 3));
-        snprintf(out->service_name, sizeof out->service_name, "%s", store_col_text(q, 4));
-        if (p->operator|| strcmp(p->account_id, out->account_id) == 0)
+#define COL(i, dst) snprintf(dst, sizeof dst, "%s", store_col_text(q, i) ? store_col_text(q, i) : "")
+        COL(0, out->guid);
+        COL(1, out->account_id);
+        COL(2, out->state);
+        COL(3, out->offering_id);
+        COL(4, out->service_name);
+        COL(5, out->plan_id);
+        COL(6, out->region);
+        COL(7, out->broker_id);
+        COL(8, out->crn);
+        COL(9, out->visibility);
+#undef COL
+        if (p->operator || strcmp(p->account_id, out->account_id) == 0)
             rc = 0;
     }
     store_done(q);
     return rc;
 }
 
-static bool allowed(rc_controller *c, http_req *req, const iam_principal *p, const char *action,
-                    const inst_ref *i)
+bool rc_allowed(rc_controller *c, http_req *req, const iam_principal *p, const char *action,
+                const rc_inst_ref *i)
 {
     iam_resource r = {.account_id = i->account_id,
                       .service_name = i->service_name,
@@ -175,6 +206,19 @@ static bool valid_group(const char *s)
     return true;
 }
 
+bool rc_account_suspended(store_tx *tx, const char *account_id)
+{
+    store_stmt *q;
+    bool s = false;
+    if (store_query(tx, "SELECT state = 'suspended' FROM accounts WHERE id = ?", &q, "s",
+                    account_id))
+        return false;
+    if (store_step(q) == STORE_ROW)
+        s = store_col_int(q, 0) != 0;
+    store_done(q);
+    return s;
+}
+
 /* ---------------------------------------------------------------- create */
 
 static void instance_create(http_req *req, void *ud)
@@ -194,42 +238,43 @@ static void instance_create(http_req *req, void *ud)
     const char *group = jgroup ? json_string_value(jgroup) : "default";
     json_t *params = json_object_get(body, "parameters");
     catalog_offering o = {0};
+    json_t *plan_doc = NULL;
     store_tx *tx = NULL;
     char guid[37], op_id[37], crn[512];
     char *params_text = NULL;
     int rc = 0;
 
     if (!catalog_valid_text(jname, MAX_NAME, false)) {
-        field_error(req, "name", "'name' must be text of 1 to 180 characters.");
+        rc_field_error(req, "name", "'name' must be text of 1 to 180 characters.");
         goto out;
     }
     if (!region || !catalog_valid_region(region)) {
-        field_error(req, "target", "'target' must name a region.");
+        rc_field_error(req, "target", "'target' must name a region.");
         goto out;
     }
     if (!plan_id || !catalog_valid_osb_id(plan_id)) {
-        field_error(req, "resource_plan_id", "'resource_plan_id' must name a plan.");
+        rc_field_error(req, "resource_plan_id", "'resource_plan_id' must name a plan.");
         goto out;
     }
     if (!group || !valid_group(group)) {
-        field_error(req, "resource_group", "'resource_group' must be a resource group id.");
+        rc_field_error(req, "resource_group", "'resource_group' must be a resource group id.");
         goto out;
     }
     if (params && !json_is_object(params)) {
-        field_error(req, "parameters", "'parameters' must be an object.");
+        rc_field_error(req, "parameters", "'parameters' must be an object.");
         goto out;
     }
     if (params && !(params_text = json_dumps(params, JSON_COMPACT))) {
         http_reply_error(req, 500, "internal_error", "Out of memory.", NULL);
         goto out;
     }
-    if (!begin(c, req, true, &tx))
+    if (!rc_begin(c, req, true, &tx))
         goto out;
 
     /* The plan, its offering as the caller may see it, and a deployment in the region. */
     char offering_id[72] = "", plan_state[16] = "";
     bool published = false;
-    int64_t max_polling_s = DEFAULT_MAX_POLLING_S;
+    int64_t max_polling_s = RC_DEFAULT_MAX_POLL_S;
     store_stmt *q;
     if ((rc = store_query(tx, "SELECT offering_id, state, published, doc FROM plans WHERE id = ?",
                           &q, "s", plan_id)))
@@ -238,11 +283,10 @@ static void instance_create(http_req *req, void *ud)
         snprintf(offering_id, sizeof offering_id, "%s", store_col_text(q, 0));
         snprintf(plan_state, sizeof plan_state, "%s", store_col_text(q, 1));
         published = store_col_int(q, 2) != 0;
-        json_t *doc = json_loads(store_col_text(q, 3), 0, NULL);
-        json_int_t mpd = json_integer_value(json_object_get(doc, "maximum_polling_duration"));
+        plan_doc = json_loads(store_col_text(q, 3), 0, NULL);
+        json_int_t mpd = json_integer_value(json_object_get(plan_doc, "maximum_polling_duration"));
         if (mpd > 0)
             max_polling_s = mpd;
-        json_decref(doc);
     }
     store_done(q);
     rc = offering_id[0] ? catalog_offering_load(tx, offering_id, &o) : OSB_E_NOTFOUND;
@@ -250,7 +294,7 @@ static void instance_create(http_req *req, void *ud)
         goto store_fail;
     if (rc || !catalog_visible(tx, &o, &p)) {
         store_rollback(tx);
-        field_error(req, "resource_plan_id", "No such plan.");
+        rc_field_error(req, "resource_plan_id", "No such plan.");
         goto out;
     }
     iam_resource r = {
@@ -263,7 +307,17 @@ static void instance_create(http_req *req, void *ud)
     }
     if (strcmp(plan_state, "active") != 0 || !(published || strcmp(o.visibility, "limited") == 0)) {
         store_rollback(tx);
-        field_error(req, "resource_plan_id", "The plan is not available for new instances.");
+        rc_field_error(req, "resource_plan_id", "The plan is not available for new instances.");
+        goto out;
+    }
+    if (!rc_check_parameters(req, plan_doc, "service_instance", "create", params)) {
+        store_rollback(tx);
+        goto out;
+    }
+    if (rc_account_suspended(tx, p.account_id)) {
+        store_rollback(tx);
+        http_reply_error(req, 403, "account_suspended",
+                         "The account is suspended: it cannot create instances.", NULL);
         goto out;
     }
     char broker_id[64] = "";
@@ -277,7 +331,7 @@ static void instance_create(http_req *req, void *ud)
     store_done(q);
     if (!broker_id[0]) {
         store_rollback(tx);
-        field_error(req, "target", "The plan is not offered in this region.");
+        rc_field_error(req, "target", "The plan is not offered in this region.");
         goto out;
     }
 
@@ -312,12 +366,7 @@ static void instance_create(http_req *req, void *ud)
         goto store_fail;
     }
     tx = NULL;
-    if (http_defer(req)) {
-        rc_wait(c, req, op_id, guid, 201);
-    } else {
-        rc_reply_instance(c, req, guid, 202);
-        rc_kick(c);
-    }
+    rc_wait_or_accept(c, req, op_id, RC_INSTANCE, guid, 201);
     goto out;
 
 store_fail:
@@ -326,6 +375,7 @@ store_fail:
     http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
 out:
     catalog_offering_free(&o);
+    json_decref(plan_doc);
     free(params_text);
     json_decref(body);
 }
@@ -337,17 +387,17 @@ static void instance_get(http_req *req, void *ud)
     rc_controller *c = ud;
     iam_principal p;
     store_tx *tx;
-    inst_ref i;
-    if (!iam_authenticate(c->iam, req, &p) || !begin(c, req, false, &tx))
+    rc_inst_ref i;
+    if (!iam_authenticate(c->iam, req, &p) || !rc_begin(c, req, false, &tx))
         return;
-    int rc = find_instance(tx, req->params[0], &p, &i);
+    int rc = rc_find_instance(tx, req->params[0], &p, &i);
     json_t *j = rc ? NULL : rc_instance_json(tx, i.guid);
     store_rollback(tx);
     if (rc == OSB_E_NOTFOUND)
         http_reply_error(req, 404, "not_found", "No such instance.", NULL);
     else if (rc || !j)
         http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
-    else if (allowed(c, req, &p, "resource-controller.instance.read", &i))
+    else if (rc_allowed(c, req, &p, "resource-controller.instance.read", &i))
         http_reply_json(req, 200, j);
     json_decref(j);
 }
@@ -368,16 +418,16 @@ static void instance_list(http_req *req, void *ud)
     const char *plan = http_query(req, "resource_plan_id"), *state = http_query(req, "state");
     int64_t limit = MAX_LIMIT, after = 0;
     if (ls && (str_to_i64(ls, false, &limit) || limit < 1 || limit > MAX_LIMIT)) {
-        field_error(req, "limit", "'limit' must be 1 to 100.");
+        rc_field_error(req, "limit", "'limit' must be 1 to 100.");
         return;
     }
     if (start && (str_to_i64(start, false, &after) || after < 0)) {
-        field_error(req, "start", "'start' must be a next_url's start.");
+        rc_field_error(req, "start", "'start' must be a next_url's start.");
         return;
     }
     store_tx *tx;
     store_stmt *q;
-    if (!begin(c, req, false, &tx))
+    if (!rc_begin(c, req, false, &tx))
         return;
     json_t *rows = json_array();
     int64_t last = 0;
@@ -420,11 +470,11 @@ static void instance_list(http_req *req, void *ud)
         int brc = buf_printf(&b, "/v2/resource_instances?limit=%lld&start=%lld", (long long)limit,
                              (long long)last);
         if (plan) {
-            query_pct(plan, ep, sizeof ep);
+            rc_pct(plan, ep, sizeof ep);
             brc |= buf_printf(&b, "&resource_plan_id=%s", ep);
         }
         if (state) {
-            query_pct(state, es, sizeof es);
+            rc_pct(state, es, sizeof es);
             brc |= buf_printf(&b, "&state=%s", es);
         }
         if (!brc)
@@ -437,17 +487,219 @@ static void instance_list(http_req *req, void *ud)
     json_decref(j);
 }
 
+/* ---------------------------------------------------------------- update */
+
+static void busy(http_req *req)
+{
+    http_reply_error(req, 409, "operation_in_progress",
+                     "Another operation of this instance is in progress; try again when it "
+                     "has finished.",
+                     NULL);
+}
+
+/* PATCH: a new name (the platform's alone), and a plan change or parameters, which go to the
+ * broker; the instance keeps its plan until the broker has accepted the change. */
+static void instance_update(http_req *req, void *ud)
+{
+    rc_controller *c = ud;
+    iam_principal p;
+    store_tx *tx = NULL;
+    rc_inst_ref i;
+    json_t *plan_doc = NULL, *old_doc = NULL;
+    char *params_text = NULL;
+    if (!iam_authenticate(c->iam, req, &p))
+        return;
+    json_t *body = http_json_body(req);
+    if (!body)
+        return;
+    const json_t *jname = json_object_get(body, "name");
+    const json_t *jplan = json_object_get(body, "resource_plan_id");
+    json_t *params = json_object_get(body, "parameters");
+    const char *plan_id = json_string_value(jplan);
+    int rc;
+    if (jname && !catalog_valid_text(jname, MAX_NAME, false)) {
+        rc_field_error(req, "name", "'name' must be text of 1 to 180 characters.");
+        goto out;
+    }
+    if (jplan && (!plan_id || !catalog_valid_osb_id(plan_id))) {
+        rc_field_error(req, "resource_plan_id", "'resource_plan_id' must name a plan.");
+        goto out;
+    }
+    if (params && !json_is_object(params)) {
+        rc_field_error(req, "parameters", "'parameters' must be an object.");
+        goto out;
+    }
+    if (!jname && !jplan && !params) {
+        rc_field_error(req, "name", "Nothing to change: send name, resource_plan_id or parameters.");
+        goto out;
+    }
+    if (!rc_begin(c, req, true, &tx))
+        goto out;
+    if ((rc = rc_find_instance(tx, req->params[0], &p, &i))) {
+        store_rollback(tx);
+        if (rc == OSB_E_NOTFOUND)
+            http_reply_error(req, 404, "not_found", "No such instance.", NULL);
+        else
+            http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
+        goto out;
+    }
+    if (!rc_allowed(c, req, &p, "resource-controller.instance.update", &i)) {
+        store_rollback(tx);
+        goto out;
+    }
+    if (strcmp(i.state, "active") != 0) {
+        store_rollback(tx);
+        http_reply_errorf(req, strcmp(i.state, "removed") == 0 ? 410 : 409, "invalid_state",
+                          "The instance is %s: only an active instance can be changed.", i.state);
+        goto out;
+    }
+    if (jname && (rc = store_exec(tx,
+                                  "UPDATE resource_instances SET name = ?, updated_ms = ? WHERE"
+                                  " guid = ?",
+                                  "sis", json_string_value(jname), time_now_ms(), i.guid)))
+        goto store_fail;
+    if (plan_id && strcmp(plan_id, i.plan_id) == 0)
+        plan_id = NULL; /* the plan it has: no change */
+    if (!plan_id && !params) {
+        if ((rc = store_commit(tx))) {
+            tx = NULL;
+            goto store_fail;
+        }
+        rc_reply(c, req, RC_INSTANCE, i.guid, 200);
+        goto out;
+    }
+
+    /* The plans: the current one says whether it may change, the new one must be of the same
+     * offering, available and served by the same broker in the instance's region. */
+    store_stmt *q;
+    bool updateable = false;
+    int64_t max_polling_s = 0;
+    if ((rc = store_query(tx, "SELECT doc FROM plans WHERE id = ?", &q, "s", i.plan_id)))
+        goto store_fail;
+    if (store_step(q) == STORE_ROW)
+        old_doc = json_loads(store_col_text(q, 0), 0, NULL);
+    store_done(q);
+    if (plan_id) {
+        char offering[72] = "", state[16] = "", broker[64] = "";
+        bool published = false;
+        if ((rc = store_query(tx,
+                              "SELECT p.offering_id, p.state, p.published, p.doc, d.broker_id"
+                              " FROM plans p LEFT JOIN deployments d ON d.plan_id = p.id AND"
+                              " d.region = ? WHERE p.id = ?",
+                              &q, "ss", i.region, plan_id)))
+            goto store_fail;
+        if (store_step(q) == STORE_ROW) {
+            snprintf(offering, sizeof offering, "%s", store_col_text(q, 0));
+            snprintf(state, sizeof state, "%s", store_col_text(q, 1));
+            published = store_col_int(q, 2) != 0;
+            plan_doc = json_loads(store_col_text(q, 3), 0, NULL);
+            snprintf(broker, sizeof broker, "%s",
+                     store_col_text(q, 4) ? store_col_text(q, 4) : "");
+        }
+        store_done(q);
+        updateable = json_is_true(json_object_get(old_doc, "plan_updateable"));
+        if (strcmp(offering, i.offering_id) != 0) {
+            store_rollback(tx);
+            rc_field_error(req, "resource_plan_id", "No such plan of this instance's service.");
+            goto out;
+        }
+        if (!updateable) {
+            store_rollback(tx);
+            http_reply_error(req, 422, "plan_not_updateable",
+                             "The instance's plan cannot be changed to another one.",
+                             "resource_plan_id");
+            goto out;
+        }
+        if (strcmp(state, "active") != 0 || !(published || strcmp(i.visibility, "limited") == 0)) {
+            store_rollback(tx);
+            rc_field_error(req, "resource_plan_id", "The plan is not available.");
+            goto out;
+        }
+        if (strcmp(broker, i.broker_id) != 0) {
+            store_rollback(tx);
+            rc_field_error(req, "resource_plan_id",
+                        "The plan is not served by this instance's broker in its region.");
+            goto out;
+        }
+        json_int_t mpd = json_integer_value(json_object_get(plan_doc, "maximum_polling_duration"));
+        if (mpd > 0)
+            max_polling_s = mpd;
+    }
+    if (!rc_check_parameters(req, plan_doc ? plan_doc : old_doc, "service_instance", "update",
+                             params)) {
+        store_rollback(tx);
+        goto out;
+    }
+    if (params && !(params_text = json_dumps(params, JSON_COMPACT))) {
+        rc = OSB_E_NOMEM;
+        goto store_fail;
+    }
+    char op_id[37];
+    rc_new_op n = {.kind = "update", .instance_id = i.guid, .initiator = p.iam_id,
+                   .prior_state = i.state, .plan_id = plan_id, .parameters = params_text,
+                   .max_polling_s = max_polling_s};
+    rc = rc_insert_op(tx, &n, op_id);
+    if (rc == OSB_E_CONFLICT) {
+        store_rollback(tx);
+        busy(req);
+        goto out;
+    }
+    if (rc || (rc = rc_set_last_operation(tx, "resource_instances", i.guid, "update",
+                                          "in progress", false, "")))
+        goto store_fail;
+    if ((rc = store_commit(tx))) {
+        tx = NULL;
+        goto store_fail;
+    }
+    rc_wait_or_accept(c, req, op_id, RC_INSTANCE, i.guid, 200);
+    goto out;
+
+store_fail:
+    if (tx)
+        store_rollback(tx);
+    http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
+out:
+    json_decref(plan_doc);
+    json_decref(old_doc);
+    free(params_text);
+    json_decref(body);
+}
+
 /* ---------------------------------------------------------------- delete */
 
+static bool has_keys(store_tx *tx, const char *guid)
+{
+    store_stmt *q;
+    bool any = false;
+    if (store_query(tx,
+                    "SELECT 1 FROM resource_keys WHERE instance_id = ? AND state IN"
+                    " ('provisioning', 'active', 'removing') LIMIT 1",
+                    &q, "s", guid))
+        return true;
+    any = store_step(q) == STORE_ROW;
+    store_done(q);
+    return any;
+}
+
+/* DELETE: with keys, only when recursive=true (the delete unbinds them first). An active
+ * instance is kept for the reclamation period, disabled, before it is deprovisioned; one
+ * that never became active (failed) is deprovisioned at once. */
 static void instance_delete(http_req *req, void *ud)
 {
     rc_controller *c = ud;
     iam_principal p;
     store_tx *tx;
-    inst_ref i;
-    if (!iam_authenticate(c->iam, req, &p) || !begin(c, req, true, &tx))
+    rc_inst_ref i;
+    if (!iam_authenticate(c->iam, req, &p))
         return;
-    int rc = find_instance(tx, req->params[0], &p, &i);
+    const char *recursive = http_query(req, "recursive");
+    if (recursive && strcmp(recursive, "true") != 0 && strcmp(recursive, "false") != 0) {
+        rc_field_error(req, "recursive", "'recursive' is true or false.");
+        return;
+    }
+    if (!rc_begin(c, req, true, &tx))
+        return;
+    int rc = rc_find_instance(tx, req->params[0], &p, &i);
     if (rc) {
         store_rollback(tx);
         if (rc == OSB_E_NOTFOUND)
@@ -456,7 +708,7 @@ static void instance_delete(http_req *req, void *ud)
             http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
         return;
     }
-    if (!allowed(c, req, &p, "resource-controller.instance.delete", &i)) {
+    if (!rc_allowed(c, req, &p, "resource-controller.instance.delete", &i)) {
         store_rollback(tx);
         return;
     }
@@ -465,43 +717,75 @@ static void instance_delete(http_req *req, void *ud)
         http_reply_error(req, 410, "gone", "The instance has been deleted.", NULL);
         return;
     }
-    char op_id[37];
-    uuid_v4(op_id);
-    int64_t now = time_now_ms();
-    /* The partial unique index on rc_operations refuses a second operation in flight. */
-    rc = store_exec(tx,
-                    "INSERT INTO rc_operations (id, kind, instance_id, initiator,"
-                    " prior_state, state, next_at_ms, deadline_ms, created_ms, updated_ms)"
-                    " VALUES (?, 'delete', ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                    "ssssiiii", op_id, i.guid, p.iam_id, i.state, now,
-                    now + DEFAULT_MAX_POLLING_S * 1000, now, now);
-    if (rc == OSB_E_CONFLICT) {
+    if (strcmp(i.state, "pending_reclamation") == 0) {
         store_rollback(tx);
-        http_reply_error(req, 409, "operation_in_progress",
-                         "Another operation of this instance "
-                         "is in progress; try again when it has finished.",
+        http_reply_error(req, 409, "pending_reclamation",
+                         "The instance is already deleted and waits for its reclamation; "
+                         "reclaim or restore it through /v1/reclamations.",
                          NULL);
         return;
     }
-    if (!rc)
-        rc = store_exec(tx,
-                        "UPDATE resource_instances SET state = 'removing', last_operation ="
-                        " ?, updated_ms = ? WHERE guid = ?",
-                        "sis",
-                        "{\"type\":\"delete\",\"state\":\"in progress\",\"async\":false,"
-                        "\"description\":\"\"}",
-                        now, i.guid);
+    if (!str_eq(recursive, "true") && has_keys(tx, i.guid)) {
+        store_rollback(tx);
+        http_reply_error(req, 409, "instance_has_keys",
+                         "The instance has resource keys: delete them first, or delete with "
+                         "recursive=true.",
+                         NULL);
+        return;
+    }
+    char op_id[37];
+    bool reclaim = c->opt.reclamation_s > 0 &&
+                   (strcmp(i.state, "active") == 0 || strcmp(i.state, "inactive") == 0);
+    if (reclaim) {
+        /* Disabled at the broker now, deprovisioned when the period is over. */
+        rc_new_op n = {.kind = "disable", .instance_id = i.guid, .initiator = p.iam_id,
+                       .prior_state = i.state, .reason = "IBMCLOUD_RECLAMATION_SCHEDULE"};
+        rc = rc_insert_op(tx, &n, op_id);
+        if (!rc) {
+            char rid[37];
+            int64_t now = time_now_ms();
+            uuid_v4(rid);
+            rc = store_exec(tx,
+                            "INSERT INTO reclamations (id, instance_id, account_id, state,"
+                            " initiator, reclaim_at_ms, created_ms, updated_ms) VALUES (?, ?,"
+                            " ?, 'SCHEDULED', ?, ?, ?, ?)",
+                            "ssssiii", rid, i.guid, i.account_id, p.iam_id,
+                            now + c->opt.reclamation_s * 1000, now, now);
+        }
+        if (!rc)
+            rc = store_exec(tx,
+                            "UPDATE resource_instances SET state = 'pending_reclamation',"
+                            " updated_ms = ? WHERE guid = ?",
+                            "is", time_now_ms(), i.guid);
+    } else {
+        rc_new_op n = {.kind = "delete", .instance_id = i.guid, .initiator = p.iam_id,
+                       .prior_state = i.state};
+        rc = rc_insert_op(tx, &n, op_id);
+        if (!rc)
+            rc = store_exec(tx,
+                            "UPDATE resource_instances SET state = 'removing', last_operation ="
+                            " ?, updated_ms = ? WHERE guid = ?",
+                            "sis",
+                            "{\"type\":\"delete\",\"state\":\"in progress\",\"async\":false,"
+                            "\"description\":\"\"}",
+                            time_now_ms(), i.guid);
+    }
+    if (rc == OSB_E_CONFLICT) {
+        store_rollback(tx);
+        busy(req);
+        return;
+    }
     rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
     if (rc) {
         http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
         return;
     }
-    if (http_defer(req)) {
-        rc_wait(c, req, op_id, i.guid, 204);
-    } else {
-        rc_reply_instance(c, req, i.guid, 202);
+    if (reclaim) {
         rc_kick(c);
+        rc_reply(c, req, RC_INSTANCE, i.guid, 202);
+        return;
     }
+    rc_wait_or_accept(c, req, op_id, RC_INSTANCE, i.guid, 204);
 }
 
 void rc_api_routes(rc_controller *c, http_router *r)
@@ -510,6 +794,7 @@ void rc_api_routes(rc_controller *c, http_router *r)
     int rc = http_route(r, HTTP_POST, "/v2/resource_instances", P, instance_create, c);
     rc |= http_route(r, HTTP_GET, "/v2/resource_instances", P, instance_list, c);
     rc |= http_route(r, HTTP_GET, "/v2/resource_instances/:id", P, instance_get, c);
+    rc |= http_route(r, HTTP_PATCH, "/v2/resource_instances/:id", P, instance_update, c);
     rc |= http_route(r, HTTP_DELETE, "/v2/resource_instances/:id", P, instance_delete, c);
     if (rc)
         log_msg(LOG_ERROR, "controller: cannot register its routes");

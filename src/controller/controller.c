@@ -15,6 +15,7 @@
 #define MAX_RETRY_AFTER_S   3600
 #define MAX_BACKOFF_S       300
 #define MAX_OPERATION_CHARS 10000 /* OSB caps a broker's "operation" */
+#define MAX_CREDENTIALS     (64 * 1024)
 #define DUE_BATCH           32
 
 struct rc_result {
@@ -30,6 +31,7 @@ struct rc_result {
 struct rc_waiter {
     rc_waiter *next;
     http_req *req;
+    rc_object obj;
     char op_id[37], guid[37];
     int ok_status;
     int64_t deadline_us;
@@ -42,7 +44,7 @@ typedef struct {
 
 /* ---------------------------------------------------------------- helpers */
 
-static void pct(const char *s, char *out, size_t n)
+void rc_pct(const char *s, char *out, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
@@ -85,7 +87,7 @@ static int flying_add(rc_controller *c, const char *id)
         c->flying = n;
         c->capflying = cap;
     }
-    snprintf(c->flying[c->nflying++], 37, "%s", id);
+    snprintf(c->flying[c->nflying++], 37, "%.36s", id);
     return 0;
 }
 
@@ -107,16 +109,18 @@ void rc_kick(rc_controller *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-void rc_wait(rc_controller *c, http_req *req, const char *op_id, const char *guid, int ok_status)
+void rc_wait(rc_controller *c, http_req *req, const char *op_id, rc_object obj, const char *guid,
+             int ok_status)
 {
     rc_waiter *w = calloc(1, sizeof *w);
     if (!w) {
-        rc_reply_instance(c, req, guid, 202);
+        rc_reply(c, req, obj, guid, 202);
         http_resume(req);
         rc_kick(c);
         return;
     }
     w->req = req;
+    w->obj = obj;
     snprintf(w->op_id, sizeof w->op_id, "%s", op_id);
     snprintf(w->guid, sizeof w->guid, "%s", guid);
     w->ok_status = ok_status;
@@ -127,6 +131,17 @@ void rc_wait(rc_controller *c, http_req *req, const char *op_id, const char *gui
     c->kick = true;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
+}
+
+void rc_wait_or_accept(rc_controller *c, http_req *req, const char *op_id, rc_object obj,
+                       const char *guid, int ok_status)
+{
+    if (http_defer(req)) {
+        rc_wait(c, req, op_id, obj, guid, ok_status);
+    } else {
+        rc_reply(c, req, obj, guid, 202);
+        rc_kick(c);
+    }
 }
 
 /* Removes and returns the waiters of op_id (all of them, when op_id is NULL and only the
@@ -166,7 +181,7 @@ static void answer_waiters(rc_controller *c, const char *op_id, const outcome *o
     while (w) {
         rc_waiter *next = w->next;
         if (oc->status == -1 || oc->status == 202) {
-            rc_reply_instance(c, w->req, w->guid, oc->status == -1 ? w->ok_status : 202);
+            rc_reply(c, w->req, w->obj, w->guid, oc->status == -1 ? w->ok_status : 202);
         } else {
             http_reply_error(w->req, oc->status, oc->code, oc->message, NULL);
         }
@@ -176,43 +191,25 @@ static void answer_waiters(rc_controller *c, const char *op_id, const outcome *o
     }
 }
 
-/* ---------------------------------------------------------------- the broker's answers */
+/* ---------------------------------------------------------------- operations in the store */
 
-typedef struct {
-    char kind[24], state[16], instance_id[37], prior_state[16], offering_id[72];
-    int64_t attempts, deadline_ms;
-} op_row;
-
-static int load_op(store_tx *tx, const char *id, op_row *o)
+int rc_insert_op(store_tx *tx, const rc_new_op *n, char id_out[37])
 {
-    store_stmt *q;
-    int rc = store_query(tx,
-                         "SELECT o.kind, o.state, o.instance_id, o.prior_state, o.attempts,"
-                         " o.deadline_ms, i.offering_id FROM rc_operations o JOIN"
-                         " resource_instances i ON i.guid = o.instance_id WHERE o.id = ?",
-                         &q, "s", id);
-    if (rc)
-        return rc;
-    rc = store_step(q);
-    if (rc == STORE_ROW) {
-        snprintf(o->kind, sizeof o->kind, "%s", store_col_text(q, 0));
-        snprintf(o->state, sizeof o->state, "%s", store_col_text(q, 1));
-        snprintf(o->instance_id, sizeof o->instance_id, "%s", store_col_text(q, 2));
-        snprintf(o->prior_state, sizeof o->prior_state, "%s",
-                 store_col_text(q, 3) ? store_col_text(q, 3) : "active");
-        o->attempts = store_col_int(q, 4);
-        o->deadline_ms = store_col_int(q, 5);
-        snprintf(o->offering_id, sizeof o->offering_id, "%s", store_col_text(q, 6));
-        rc = 0;
-    } else if (rc == STORE_DONE) {
-        rc = OSB_E_NOTFOUND;
-    }
-    store_done(q);
-    return rc;
+    int64_t now = time_now_ms();
+    int64_t poll = n->max_polling_s > 0 ? n->max_polling_s : RC_DEFAULT_MAX_POLL_S;
+    uuid_v4(id_out);
+    return store_exec(tx,
+                      "INSERT INTO rc_operations (id, kind, instance_id, key_id, initiator,"
+                      " prior_state, plan_id, parameters, reason, state, next_at_ms,"
+                      " deadline_ms, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                      " 'pending', ?, ?, ?, ?)",
+                      "sssssssssiiii", id_out, n->kind, n->instance_id, n->key_id, n->initiator,
+                      n->prior_state, n->plan_id, n->parameters, n->reason, now,
+                      now + poll * 1000, now, now);
 }
 
-static int set_last_operation(store_tx *tx, const char *guid, const char *type, const char *state,
-                              bool async, const char *description)
+int rc_set_last_operation(store_tx *tx, const char *table, const char *guid, const char *type,
+                          const char *state, bool async, const char *description)
 {
     json_t *lo = json_pack("{s:s,s:s,s:b,s:s,s:I}", "type", type, "state", state, "async", async,
                            "description", description ? description : "", "updated_ms",
@@ -221,12 +218,18 @@ static int set_last_operation(store_tx *tx, const char *guid, const char *type, 
     json_decref(lo);
     if (!s)
         return OSB_E_NOMEM;
-    int rc = store_exec(tx,
-                        "UPDATE resource_instances SET last_operation = ?, updated_ms = ?"
-                        " WHERE guid = ?",
-                        "sis", s, time_now_ms(), guid);
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE %s SET last_operation = ?, updated_ms = ? WHERE guid = ?",
+             table);
+    int rc = store_exec(tx, sql, "sis", s, time_now_ms(), guid);
     free(s);
     return rc;
+}
+
+static int set_last_operation(store_tx *tx, const char *guid, const char *type, const char *state,
+                              bool async, const char *description)
+{
+    return rc_set_last_operation(tx, "resource_instances", guid, type, state, async, description);
 }
 
 static int set_instance_state(store_tx *tx, const char *guid, const char *state)
@@ -237,6 +240,17 @@ static int set_instance_state(store_tx *tx, const char *guid, const char *state)
                           " updated_ms = ? WHERE guid = ?",
                           "iis", time_now_ms(), time_now_ms(), guid);
     return store_exec(tx, "UPDATE resource_instances SET state = ?, updated_ms = ? WHERE guid = ?",
+                      "sis", state, time_now_ms(), guid);
+}
+
+static int set_key_state(store_tx *tx, const char *guid, const char *state)
+{
+    if (strcmp(state, "removed") == 0)
+        return store_exec(tx,
+                          "UPDATE resource_keys SET state = 'removed', credentials = NULL,"
+                          " deleted_ms = ?, updated_ms = ? WHERE guid = ?",
+                          "iis", time_now_ms(), time_now_ms(), guid);
+    return store_exec(tx, "UPDATE resource_keys SET state = ?, updated_ms = ? WHERE guid = ?",
                       "sis", state, time_now_ms(), guid);
 }
 
@@ -265,18 +279,123 @@ static int reschedule(store_tx *tx, const char *id, const char *state, int64_t a
 }
 
 /* Orphan mitigation: a DELETE without the user's identity, retried with backoff until the
- * broker answers 200 or 410. */
-static int queue_orphan_mitigation(store_tx *tx, const char *guid)
+ * broker answers 200 or 410; key_id names a binding, NULL the instance. */
+static int queue_orphan_mitigation(store_tx *tx, const char *guid, const char *key_id)
 {
     char id[37];
-    uuid_v4(id);
-    int64_t now = time_now_ms();
-    return store_exec(tx,
-                      "INSERT INTO rc_operations (id, kind, instance_id, state, next_at_ms,"
-                      " deadline_ms, created_ms, updated_ms) VALUES (?, 'orphan_mitigation',"
-                      " ?, 'pending', ?, ?, ?, ?)",
-                      "ssiiii", id, guid, now, now + 7LL * 86400 * 1000, now, now);
+    rc_new_op n = {.kind = "orphan_mitigation", .instance_id = guid, .key_id = key_id};
+    return rc_insert_op(tx, &n, id);
 }
+
+/* ---------------------------------------------------------------- one operation, loaded */
+
+typedef struct {
+    char id[37], kind[24], state[16], phase[16], key_id[37], initiator[130], prior_state[24];
+    char target_plan[72], reason[48];
+    char *target_params, *broker_op;
+    int64_t attempts, deadline_ms;
+    /* the instance */
+    char instance_id[37], crn[512], account[64], group[64], offering[72], plan[72];
+    char inst_state[24];
+    char *inst_params;
+    /* the key */
+    char key_crn[512], key_role[64];
+    char *key_params;
+    /* the broker */
+    char broker_id[64], url[2100], auth[16], user[256], version[16];
+    const void *sealed;
+    size_t nsealed;
+} op_row;
+
+static void op_row_free(op_row *o)
+{
+    free(o->target_params);
+    free(o->broker_op);
+    free(o->inst_params);
+    free(o->key_params);
+    memset(o, 0, sizeof *o);
+}
+
+static char *dup_col(store_stmt *q, int i)
+{
+    const char *s = store_col_text(q, i);
+    return s ? strdup(s) : NULL;
+}
+
+/* Loads an operation with its instance, key and broker. With password (≥ 1100 bytes) the
+ * broker's Basic password is opened into it. */
+static int load_op(rc_controller *c, store_tx *tx, const char *id, op_row *o, char *password,
+                   size_t pwsz)
+{
+    store_stmt *q;
+    memset(o, 0, sizeof *o);
+    int rc = store_query(tx,
+                         "SELECT o.kind, o.state, o.phase, o.key_id, o.initiator, o.prior_state,"
+                         " o.plan_id, o.reason, o.parameters, o.broker_operation, o.attempts,"
+                         " o.deadline_ms, i.guid, i.crn, i.account_id, i.resource_group_id,"
+                         " i.offering_id, i.plan_id, i.state, i.parameters, k.crn, k.role,"
+                         " k.parameters, b.id, b.url, b.auth, b.username, b.api_version,"
+                         " b.secret FROM rc_operations o JOIN resource_instances i ON i.guid ="
+                         " o.instance_id JOIN brokers b ON b.id = i.broker_id LEFT JOIN"
+                         " resource_keys k ON k.guid = o.key_id WHERE o.id = ?",
+                         &q, "s", id);
+    if (rc)
+        return rc;
+    rc = store_step(q);
+    if (rc == STORE_ROW) {
+#define COL(i, dst)                                                                                \
+    snprintf(dst, sizeof dst, "%s", store_col_text(q, i) ? store_col_text(q, i) : "")
+        snprintf(o->id, sizeof o->id, "%s", id);
+        COL(0, o->kind);
+        COL(1, o->state);
+        COL(2, o->phase);
+        COL(3, o->key_id);
+        COL(4, o->initiator);
+        COL(5, o->prior_state);
+        if (!o->prior_state[0])
+            snprintf(o->prior_state, sizeof o->prior_state, "active");
+        COL(6, o->target_plan);
+        COL(7, o->reason);
+        o->target_params = dup_col(q, 8);
+        o->broker_op = dup_col(q, 9);
+        o->attempts = store_col_int(q, 10);
+        o->deadline_ms = store_col_int(q, 11);
+        COL(12, o->instance_id);
+        COL(13, o->crn);
+        COL(14, o->account);
+        COL(15, o->group);
+        COL(16, o->offering);
+        COL(17, o->plan);
+        COL(18, o->inst_state);
+        o->inst_params = dup_col(q, 19);
+        COL(20, o->key_crn);
+        COL(21, o->key_role);
+        o->key_params = dup_col(q, 22);
+        COL(23, o->broker_id);
+        COL(24, o->url);
+        COL(25, o->auth);
+        COL(26, o->user);
+        COL(27, o->version);
+#undef COL
+        if (password) {
+            size_t n = 0;
+            const void *sealed = store_col_blob(q, 28, &n);
+            password[0] = '\0';
+            if (strcmp(o->auth, "basic") == 0 &&
+                catalog_broker_password(c->cat, o->broker_id, sealed, n, password, pwsz))
+                password[0] = '\0';
+        }
+        for (size_t ul = strlen(o->url); ul > 0 && o->url[ul - 1] == '/';)
+            o->url[--ul] = '\0';
+        rc = 0;
+    } else if (rc == STORE_DONE) {
+        rc = OSB_E_NOTFOUND;
+    }
+    store_done(q);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the broker's answers */
 
 /* An instance of an offering in limited visibility that was created and then deleted: what
  * onboarding step 5 asks for. */
@@ -288,7 +407,7 @@ static int record_evidence(store_tx *tx, const op_row *o)
                          "SELECT visibility = 'limited', EXISTS (SELECT 1 FROM rc_operations"
                          " WHERE instance_id = ? AND kind = 'create' AND state = 'succeeded')"
                          " FROM offerings WHERE id = ?",
-                         &q, "ss", o->instance_id, o->offering_id);
+                         &q, "ss", o->instance_id, o->offering);
     if (rc)
         return rc;
     if (store_step(q) == STORE_ROW) {
@@ -303,7 +422,7 @@ static int record_evidence(store_tx *tx, const op_row *o)
     return store_exec(tx,
                       "INSERT INTO offering_evidence (offering_id, kind, detail, created_ms)"
                       " VALUES (?, 'instance_lifecycle', ?, ?)",
-                      "ssi", o->offering_id, detail, time_now_ms());
+                      "ssi", o->offering, detail, time_now_ms());
 }
 
 static const char *description_of(const json_t *body)
@@ -320,6 +439,12 @@ static int64_t next_poll_ms(const rc_result *r)
     return time_now_ms() + s * 1000;
 }
 
+static const char *operation_of(const json_t *body)
+{
+    const char *bop = json_string_value(json_object_get(body, "operation"));
+    return bop && strlen(bop) <= MAX_OPERATION_CHARS ? bop : "";
+}
+
 /* A 4xx from the broker, as the caller sees it: the broker's 400/409/422 pass through. */
 static void refused(outcome *oc, long status, const char *what, const char *description)
 {
@@ -330,38 +455,121 @@ static void refused(outcome *oc, long status, const char *what, const char *desc
              what, status, description[0] ? ": " : ".", description);
 }
 
-static int apply_create(store_tx *tx, const char *id, const op_row *o, const rc_result *r,
-                        const json_t *body, outcome *oc)
+/* A timeout, a 5xx, an unexpected 2xx or a malformed answer. */
+static void broken(outcome *oc, const rc_result *r, bool obj, const char *what,
+                   const char *consequence)
+{
+    oc->status = 502;
+    snprintf(oc->code, sizeof oc->code, "broker_error");
+    if (r->status)
+        snprintf(oc->message, sizeof oc->message,
+                 "The service's broker answered the %s with HTTP %ld%s; %s", what, r->status,
+                 obj || r->status >= 300 ? "" : " and a malformed body", consequence);
+    else
+        snprintf(oc->message, sizeof oc->message,
+                 "The service's broker did not answer the %s (%s); %s", what, r->error,
+                 consequence);
+}
+
+static void failed_async(outcome *oc, const char *code, const char *what, const json_t *body)
+{
+    oc->status = 502;
+    snprintf(oc->code, sizeof oc->code, "%s", code);
+    snprintf(oc->message, sizeof oc->message, "The service's broker failed the %s%s%s", what,
+             description_of(body)[0] ? ": " : ".", description_of(body));
+}
+
+/* The poll's verdict: 1 succeeded, -1 failed, 0 in progress, -2 nonsense. gone_is_success
+ * for deletes, where 410 means done. */
+static int poll_verdict(const rc_result *r, const json_t *body, bool gone_is_success)
+{
+    if (r->status == 410)
+        return gone_is_success ? 1 : -1;
+    const char *st = json_string_value(json_object_get(body, "state"));
+    if (r->status != 200 || !st)
+        return -2;
+    if (strcmp(st, "succeeded") == 0)
+        return 1;
+    if (strcmp(st, "failed") == 0)
+        return -1;
+    if (strcmp(st, "in progress") == 0)
+        return 0;
+    return -2;
+}
+
+static int retry_poll(store_tx *tx, const op_row *o, const rc_result *r, outcome *oc)
+{
+    oc->status = 202; /* a poll that went wrong is retried; the caller sees it in progress */
+    return reschedule(tx, o->id, "in_progress", time_now_ms() + backoff_ms(o->attempts), true,
+                      NULL, r->status ? "last_operation answered unexpectedly" : r->error);
+}
+
+/* Keeps a key's credentials, sealed to the key. */
+static int store_credentials(rc_controller *c, store_tx *tx, const char *key_id,
+                             const json_t *creds)
+{
+    char *s = json_dumps(creds ? creds : json_object(), JSON_COMPACT);
+    if (!s)
+        return OSB_E_NOMEM;
+    char ad[80];
+    snprintf(ad, sizeof ad, "osbill credentials %s", key_id);
+    unsigned char *sealed = NULL;
+    size_t n = 0;
+    int rc = seal_secret(c->cred_key, ad, s, strlen(s), &sealed, &n);
+    secure_wipe(s, strlen(s));
+    free(s);
+    if (!rc)
+        rc = store_exec(tx, "UPDATE resource_keys SET credentials = ? WHERE guid = ?", "bs",
+                        sealed, n, key_id);
+    free(sealed);
+    return rc;
+}
+
+int rc_open_credentials(rc_controller *c, const char *key_id, const void *sealed, size_t n,
+                        json_t **out)
+{
+    char ad[80];
+    snprintf(ad, sizeof ad, "osbill credentials %s", key_id);
+    char *plain = malloc(MAX_CREDENTIALS + 1);
+    if (!plain)
+        return OSB_E_NOMEM;
+    size_t pn = 0;
+    int rc = open_secret(c->cred_key, ad, sealed, n, plain, MAX_CREDENTIALS + 1, &pn);
+    if (!rc) {
+        *out = json_loadb(plain, pn, 0, NULL);
+        rc = *out ? 0 : OSB_E_INVAL;
+    }
+    secure_wipe(plain, MAX_CREDENTIALS + 1);
+    free(plain);
+    return rc;
+}
+
+static int apply_create(store_tx *tx, const op_row *o, const rc_result *r, const json_t *body,
+                        outcome *oc)
 {
     const char *g = o->instance_id;
     int rc;
     bool obj = json_is_object(body);
     if (strcmp(o->state, "pending") == 0) { /* the PUT's answer */
-        if ((r->status == 200 || r->status == 201) && obj) {
+        if ((r->status == 200 || r->status == 201 || r->status == 202) && obj) {
             const char *dash = json_string_value(json_object_get(body, "dashboard_url"));
-            oc->status = -1;
+            bool async = r->status == 202;
+            oc->status = async ? 202 : -1;
             if ((rc = store_exec(tx,
                                  "UPDATE resource_instances SET dashboard_url = ? WHERE"
                                  " guid = ?",
-                                 "ss", dash, g)) ||
-                (rc = set_instance_state(tx, g, "active")) ||
+                                 "ss", dash, g)))
+                return rc;
+            if (async) {
+                if ((rc = set_last_operation(tx, g, "create", "in progress", true, "")))
+                    return rc;
+                return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false,
+                                  operation_of(body), NULL);
+            }
+            if ((rc = set_instance_state(tx, g, "active")) ||
                 (rc = set_last_operation(tx, g, "create", "succeeded", false, "")))
                 return rc;
-            return finish_op(tx, id, "succeeded", NULL);
-        }
-        if (r->status == 202 && obj) {
-            const char *bop = json_string_value(json_object_get(body, "operation"));
-            if (bop && strlen(bop) > MAX_OPERATION_CHARS)
-                bop = NULL;
-            const char *dash = json_string_value(json_object_get(body, "dashboard_url"));
-            oc->status = 202;
-            if ((rc = store_exec(tx,
-                                 "UPDATE resource_instances SET dashboard_url = ? WHERE"
-                                 " guid = ?",
-                                 "ss", dash, g)) ||
-                (rc = set_last_operation(tx, g, "create", "in progress", true, "")))
-                return rc;
-            return reschedule(tx, id, "in_progress", next_poll_ms(r), false, bop ? bop : "", NULL);
+            return finish_op(tx, o->id, "succeeded", NULL);
         }
         if (r->status >= 400 && r->status < 500) {
             /* The broker created nothing: no orphan mitigation (spec/osb.md). */
@@ -369,113 +577,380 @@ static int apply_create(store_tx *tx, const char *id, const op_row *o, const rc_
             if ((rc = set_instance_state(tx, g, "failed")) ||
                 (rc = set_last_operation(tx, g, "create", "failed", false, oc->message)))
                 return rc;
-            return finish_op(tx, id, "failed", oc->message);
+            return finish_op(tx, o->id, "failed", oc->message);
         }
-        /* A timeout, 5xx, another 2xx or a malformed answer: what the broker holds is
-         * unknown, so the platform deletes it (orphan mitigation). */
-        oc->status = 502;
-        snprintf(oc->code, sizeof oc->code, "broker_error");
-        if (r->status)
-            snprintf(oc->message, sizeof oc->message,
-                     "The service's broker answered the "
-                     "provision with HTTP %ld%s; the instance failed.",
-                     r->status, obj || r->status >= 300 ? "" : " and a malformed body");
-        else
-            snprintf(oc->message, sizeof oc->message,
-                     "The service's broker did not answer the "
-                     "provision (%s); the instance failed.",
-                     r->error);
+        /* What the broker holds is unknown, so the platform deletes it (orphan mitigation). */
+        broken(oc, r, obj, "provision", "the instance failed.");
         if ((rc = set_instance_state(tx, g, "failed")) ||
             (rc = set_last_operation(tx, g, "create", "failed", false, oc->message)) ||
-            (rc = finish_op(tx, id, "failed", oc->message)))
+            (rc = finish_op(tx, o->id, "failed", oc->message)))
             return rc;
-        return queue_orphan_mitigation(tx, g);
+        return queue_orphan_mitigation(tx, g, NULL);
     }
-    /* last_operation's answer */
-    const char *st = json_string_value(json_object_get(body, "state"));
-    if (r->status == 200 && st && strcmp(st, "succeeded") == 0) {
+    switch (poll_verdict(r, body, false)) {
+    case 1:
         oc->status = -1;
         if ((rc = set_instance_state(tx, g, "active")) ||
             (rc = set_last_operation(tx, g, "create", "succeeded", true, description_of(body))))
             return rc;
-        return finish_op(tx, id, "succeeded", NULL);
-    }
-    if ((r->status == 200 && st && strcmp(st, "failed") == 0) || r->status == 410) {
-        oc->status = 502;
-        snprintf(oc->code, sizeof oc->code, "provision_failed");
-        snprintf(oc->message, sizeof oc->message, "The service's broker failed the provision%s%s",
-                 description_of(body)[0] ? ": " : ".", description_of(body));
+        return finish_op(tx, o->id, "succeeded", NULL);
+    case -1:
+        failed_async(oc, "provision_failed", "provision", body);
         if ((rc = set_instance_state(tx, g, "failed")) ||
             (rc = set_last_operation(tx, g, "create", "failed", true, oc->message)))
             return rc;
-        return finish_op(tx, id, "failed", oc->message);
-    }
-    if (r->status == 200 && st && strcmp(st, "in progress") == 0) {
+        return finish_op(tx, o->id, "failed", oc->message);
+    case 0:
         oc->status = 202;
-        return reschedule(tx, id, "in_progress", next_poll_ms(r), false, NULL, NULL);
+        return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false, NULL, NULL);
+    default:
+        return retry_poll(tx, o, r, oc);
     }
-    oc->status = 202; /* a poll that went wrong is retried; the caller sees it in progress */
-    return reschedule(tx, id, "in_progress", time_now_ms() + backoff_ms(o->attempts), true, NULL,
-                      r->status ? "last_operation answered unexpectedly" : r->error);
 }
 
-static int apply_delete(store_tx *tx, const char *id, const op_row *o, const rc_result *r,
-                        const json_t *body, outcome *oc)
+/* The plan change or parameters the broker accepted become the instance's. */
+static int updated(store_tx *tx, const op_row *o, bool async, const char *description)
 {
     const char *g = o->instance_id;
+    int rc = 0;
+    if (o->target_plan[0] && strcmp(o->target_plan, o->plan) != 0) {
+        int64_t now = time_now_ms();
+        if ((rc = store_exec(tx, "UPDATE resource_instances SET plan_id = ? WHERE guid = ?", "ss",
+                             o->target_plan, g)) ||
+            (rc = store_exec(tx,
+                             "INSERT INTO instance_plan_history (instance_id, plan_id, from_ms)"
+                             " VALUES (?, ?, ?) ON CONFLICT (instance_id, from_ms) DO UPDATE"
+                             " SET plan_id = excluded.plan_id",
+                             "ssi", g, o->target_plan, now)))
+            return rc;
+    }
+    if (o->target_params) {
+        json_t *now = o->inst_params ? json_loads(o->inst_params, 0, NULL) : NULL;
+        json_t *add = json_loads(o->target_params, 0, NULL);
+        if (!json_is_object(now)) {
+            json_decref(now);
+            now = json_object();
+        }
+        if (json_is_object(add))
+            json_object_update(now, add);
+        char *s = now ? json_dumps(now, JSON_COMPACT) : NULL;
+        json_decref(now);
+        json_decref(add);
+        if (!s)
+            return OSB_E_NOMEM;
+        rc = store_exec(tx, "UPDATE resource_instances SET parameters = ? WHERE guid = ?", "ss", s,
+                        g);
+        free(s);
+        if (rc)
+            return rc;
+    }
+    if ((rc = set_instance_state(tx, g, o->prior_state)) ||
+        (rc = set_last_operation(tx, g, "update", "succeeded", async, description)))
+        return rc;
+    return finish_op(tx, o->id, "succeeded", NULL);
+}
+
+/* A failed update leaves the instance as it was: no orphan mitigation (spec/osb.md). */
+static int update_failed(store_tx *tx, const op_row *o, bool async, const outcome *oc)
+{
     int rc;
-    const char *st = json_string_value(json_object_get(body, "state"));
+    if ((rc = set_instance_state(tx, o->instance_id, o->prior_state)) ||
+        (rc = set_last_operation(tx, o->instance_id, "update", "failed", async, oc->message)))
+        return rc;
+    return finish_op(tx, o->id, "failed", oc->message);
+}
+
+static int apply_update(store_tx *tx, const op_row *o, const rc_result *r, const json_t *body,
+                        outcome *oc)
+{
+    bool obj = json_is_object(body);
+    if (strcmp(o->state, "pending") == 0) {
+        if (r->status == 200 && obj) {
+            oc->status = -1;
+            return updated(tx, o, false, "");
+        }
+        if (r->status == 202 && obj) {
+            oc->status = 202;
+            int rc = set_last_operation(tx, o->instance_id, "update", "in progress", true, "");
+            return rc ? rc
+                      : reschedule(tx, o->id, "in_progress", next_poll_ms(r), false,
+                                   operation_of(body), NULL);
+        }
+        if (r->status >= 400 && r->status < 500)
+            refused(oc, r->status, "update", description_of(body));
+        else
+            broken(oc, r, obj, "update", "the instance is unchanged.");
+        return update_failed(tx, o, false, oc);
+    }
+    switch (poll_verdict(r, body, false)) {
+    case 1:
+        oc->status = -1;
+        return updated(tx, o, true, description_of(body));
+    case -1:
+        failed_async(oc, "update_failed", "update", body);
+        return update_failed(tx, o, true, oc);
+    case 0:
+        oc->status = 202;
+        return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false, NULL, NULL);
+    default:
+        return retry_poll(tx, o, r, oc);
+    }
+}
+
+/* Is the binding gone (1), still going (0), refused (-1) or unknown (-2)? For the answer to
+ * a DELETE (polling false) or its last_operation. */
+static int unbind_verdict(const op_row *o, const rc_result *r, const json_t *body)
+{
+    if (strcmp(o->state, "in_progress") == 0)
+        return poll_verdict(r, body, true);
+    if (r->status == 200 || r->status == 410)
+        return 1;
+    if (r->status == 202 && json_is_object(body))
+        return 0;
+    if (r->status >= 400 && r->status < 500)
+        return -1;
+    return -2;
+}
+
+/* A delete first unbinds the instance's keys, one call each (key_id names the one in
+ * flight), then deprovisions it. */
+static int apply_delete(store_tx *tx, const op_row *o, const rc_result *r, const json_t *body,
+                        outcome *oc)
+{
+    const char *g = o->instance_id;
     bool polling = strcmp(o->state, "in_progress") == 0;
+    int rc;
+    if (o->key_id[0]) {
+        switch (unbind_verdict(o, r, body)) {
+        case 1:
+            if ((rc = set_key_state(tx, o->key_id, "removed")))
+                return rc;
+            return store_exec(tx,
+                              "UPDATE rc_operations SET state = 'pending', key_id = NULL,"
+                              " broker_operation = NULL, next_at_ms = 0, updated_ms = ? WHERE"
+                              " id = ?",
+                              "is", time_now_ms(), o->id);
+        case 0:
+            if (polling)
+                return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false, NULL, NULL);
+            return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false,
+                              operation_of(body), NULL);
+        case -1:
+            if (polling)
+                failed_async(oc, "delete_failed", "unbind before the delete", body);
+            else
+                refused(oc, r->status, "unbind before the delete", description_of(body));
+            if ((rc = set_key_state(tx, o->key_id, "active")) ||
+                (rc = set_instance_state(tx, g, o->prior_state)) ||
+                (rc = set_last_operation(tx, g, "delete", "failed", polling, oc->message)))
+                return rc;
+            return finish_op(tx, o->id, "failed", oc->message);
+        default:
+            oc->status = 202;
+            return reschedule(tx, o->id, o->state, time_now_ms() + backoff_ms(o->attempts), true,
+                              NULL, r->status ? "the broker answered unexpectedly" : r->error);
+        }
+    }
+    const char *st = json_string_value(json_object_get(body, "state"));
     bool gone = polling ? (r->status == 410 || (r->status == 200 && st && !strcmp(st, "succeeded")))
                         : (r->status == 200 || r->status == 410);
     if (gone) {
         oc->status = -1;
         if ((rc = set_instance_state(tx, g, "removed")) ||
             (rc = set_last_operation(tx, g, "delete", "succeeded", polling, "")) ||
-            (rc = finish_op(tx, id, "succeeded", NULL)))
+            (rc = finish_op(tx, o->id, "succeeded", NULL)) ||
+            (rc = store_exec(tx,
+                             "UPDATE reclamations SET state = 'RECLAIMED', updated_ms = ? WHERE"
+                             " instance_id = ? AND state = 'RECLAIMING'",
+                             "is", time_now_ms(), g)))
             return rc;
         return record_evidence(tx, o);
     }
     if (!polling && r->status == 202 && json_is_object(body)) {
-        const char *bop = json_string_value(json_object_get(body, "operation"));
-        if (bop && strlen(bop) > MAX_OPERATION_CHARS)
-            bop = NULL;
         oc->status = 202;
         if ((rc = set_last_operation(tx, g, "delete", "in progress", true, "")))
             return rc;
-        return reschedule(tx, id, "in_progress", next_poll_ms(r), false, bop ? bop : "", NULL);
+        return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false, operation_of(body),
+                          NULL);
     }
     bool failed = polling ? (r->status == 200 && st && !strcmp(st, "failed"))
                           : (r->status >= 400 && r->status < 500);
     if (failed) {
-        if (polling) {
-            oc->status = 502;
-            snprintf(oc->code, sizeof oc->code, "delete_failed");
-            snprintf(oc->message, sizeof oc->message, "The service's broker failed the delete%s%s",
-                     description_of(body)[0] ? ": " : ".", description_of(body));
-        } else {
+        if (polling)
+            failed_async(oc, "delete_failed", "delete", body);
+        else
             refused(oc, r->status, "delete", description_of(body));
-        }
         if ((rc = set_instance_state(tx, g, o->prior_state)) ||
             (rc = set_last_operation(tx, g, "delete", "failed", polling, oc->message)))
             return rc;
-        return finish_op(tx, id, "failed", oc->message);
+        /* A reclamation the broker refused is tried again in an hour. */
+        if ((rc = store_exec(tx,
+                             "UPDATE reclamations SET state = 'SCHEDULED', reclaim_at_ms = ?,"
+                             " updated_ms = ? WHERE instance_id = ? AND state = 'RECLAIMING'",
+                             "iis", time_now_ms() + 3600 * 1000, time_now_ms(), g)))
+            return rc;
+        return finish_op(tx, o->id, "failed", oc->message);
     }
     if (polling && r->status == 200 && st && !strcmp(st, "in progress")) {
         oc->status = 202;
-        return reschedule(tx, id, "in_progress", next_poll_ms(r), false, NULL, NULL);
+        return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false, NULL, NULL);
     }
     /* No answer, a 5xx or nonsense: DELETE is idempotent, try again later. */
     oc->status = 202;
-    return reschedule(tx, id, o->state, time_now_ms() + backoff_ms(o->attempts), true, NULL,
+    return reschedule(tx, o->id, o->state, time_now_ms() + backoff_ms(o->attempts), true, NULL,
                       r->status ? "the broker answered unexpectedly" : r->error);
 }
 
-static int apply_orphan(store_tx *tx, const char *id, const op_row *o, const rc_result *r)
+static int key_bound(rc_controller *c, store_tx *tx, const op_row *o, const json_t *body,
+                     bool async, outcome *oc)
+{
+    const json_t *creds = json_object_get(body, "credentials");
+    int rc;
+    oc->status = -1;
+    if ((rc = store_credentials(c, tx, o->key_id, json_is_object(creds) ? creds : NULL)) ||
+        (rc = set_key_state(tx, o->key_id, "active")) ||
+        (rc = rc_set_last_operation(tx, "resource_keys", o->key_id, "create", "succeeded", async,
+                                    "")))
+        return rc;
+    return finish_op(tx, o->id, "succeeded", NULL);
+}
+
+static int key_failed(store_tx *tx, const op_row *o, bool async, const outcome *oc)
+{
+    int rc;
+    if ((rc = set_key_state(tx, o->key_id, "failed")) ||
+        (rc = rc_set_last_operation(tx, "resource_keys", o->key_id, "create", "failed", async,
+                                    oc->message)))
+        return rc;
+    return finish_op(tx, o->id, "failed", oc->message);
+}
+
+static int apply_bind(rc_controller *c, store_tx *tx, const op_row *o, const rc_result *r,
+                      const json_t *body, outcome *oc)
+{
+    bool obj = json_is_object(body);
+    int rc;
+    if (strcmp(o->phase, "fetch") == 0) { /* GET of an asynchronous binding */
+        if (r->status == 200 && obj)
+            return key_bound(c, tx, o, body, true, oc);
+        oc->status = 202;
+        return reschedule(tx, o->id, "in_progress", time_now_ms() + backoff_ms(o->attempts), true,
+                          NULL, "the binding's credentials cannot be fetched yet");
+    }
+    if (strcmp(o->state, "pending") == 0) {
+        if ((r->status == 200 || r->status == 201) && obj)
+            return key_bound(c, tx, o, body, false, oc);
+        if (r->status == 202 && obj) {
+            oc->status = 202;
+            if ((rc = rc_set_last_operation(tx, "resource_keys", o->key_id, "create",
+                                            "in progress", true, "")))
+                return rc;
+            return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false,
+                              operation_of(body), NULL);
+        }
+        if (r->status >= 400 && r->status < 500) {
+            refused(oc, r->status, "binding", description_of(body));
+            return key_failed(tx, o, false, oc);
+        }
+        broken(oc, r, obj, "binding", "the key failed.");
+        if ((rc = key_failed(tx, o, false, oc)))
+            return rc;
+        return queue_orphan_mitigation(tx, o->instance_id, o->key_id);
+    }
+    switch (poll_verdict(r, body, false)) {
+    case 1: /* the credentials come with a GET of the binding */
+        oc->status = 0;
+        return store_exec(tx,
+                          "UPDATE rc_operations SET phase = 'fetch', next_at_ms = 0,"
+                          " updated_ms = ? WHERE id = ?",
+                          "is", time_now_ms(), o->id);
+    case -1:
+        failed_async(oc, "binding_failed", "binding", body);
+        return key_failed(tx, o, true, oc);
+    case 0:
+        oc->status = 202;
+        return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false, NULL, NULL);
+    default:
+        return retry_poll(tx, o, r, oc);
+    }
+}
+
+static int apply_unbind(store_tx *tx, const op_row *o, const rc_result *r, const json_t *body,
+                        outcome *oc)
+{
+    bool polling = strcmp(o->state, "in_progress") == 0;
+    int rc;
+    switch (unbind_verdict(o, r, body)) {
+    case 1:
+        oc->status = -1;
+        if ((rc = set_key_state(tx, o->key_id, "removed")) ||
+            (rc = rc_set_last_operation(tx, "resource_keys", o->key_id, "delete", "succeeded",
+                                        polling, "")))
+            return rc;
+        return finish_op(tx, o->id, "succeeded", NULL);
+    case 0:
+        oc->status = 202;
+        return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false,
+                          polling ? NULL : operation_of(body), NULL);
+    case -1:
+        if (polling)
+            failed_async(oc, "delete_failed", "unbinding", body);
+        else
+            refused(oc, r->status, "unbinding", description_of(body));
+        if ((rc = set_key_state(tx, o->key_id, "active")) ||
+            (rc = rc_set_last_operation(tx, "resource_keys", o->key_id, "delete", "failed",
+                                        polling, oc->message)))
+            return rc;
+        return finish_op(tx, o->id, "failed", oc->message);
+    default:
+        oc->status = 202;
+        return reschedule(tx, o->id, o->state, time_now_ms() + backoff_ms(o->attempts), true, NULL,
+                          r->status ? "the broker answered unexpectedly" : r->error);
+    }
+}
+
+/* /bluemix_v1 enable or disable. The instance's state changed when the operation was made;
+ * the broker is told until it confirms (or the instance is unknown to it). */
+static int apply_toggle(store_tx *tx, const op_row *o, const rc_result *r)
+{
+    bool enable = strcmp(o->kind, "enable") == 0;
+    int rc;
+    if (r->status == 200 || r->status == 204) {
+        if ((rc = store_exec(tx, "UPDATE resource_instances SET enabled = ? WHERE guid = ?", "is",
+                             (int64_t)enable, o->instance_id)))
+            return rc;
+        if (enable && (rc = store_exec(tx,
+                                       "UPDATE reclamations SET state = 'RESTORED', updated_ms = ?"
+                                       " WHERE instance_id = ? AND state = 'RESTORING'",
+                                       "is", time_now_ms(), o->instance_id)))
+            return rc;
+        return finish_op(tx, o->id, "succeeded", NULL);
+    }
+    if (r->status == 404 || (r->status >= 400 && r->status < 500 && r->status != 408 &&
+                             r->status != 429)) {
+        char why[96];
+        snprintf(why, sizeof why, "the broker refused to %s the instance (HTTP %ld)",
+                 enable ? "enable" : "disable", r->status);
+        /* Final: recorded as done so that reconciling does not ask again and again. */
+        if ((rc = store_exec(tx, "UPDATE resource_instances SET enabled = ? WHERE guid = ?", "is",
+                             (int64_t)enable, o->instance_id)))
+            return rc;
+        if (enable && (rc = store_exec(tx,
+                                       "UPDATE reclamations SET state = 'RESTORED', updated_ms = ?"
+                                       " WHERE instance_id = ? AND state = 'RESTORING'",
+                                       "is", time_now_ms(), o->instance_id)))
+            return rc;
+        return finish_op(tx, o->id, "failed", why);
+    }
+    return reschedule(tx, o->id, "pending", time_now_ms() + backoff_ms(o->attempts), true, NULL,
+                      r->status ? "the broker answered unexpectedly" : r->error);
+}
+
+static int apply_orphan(store_tx *tx, const op_row *o, const rc_result *r)
 {
     if (r->status == 200 || r->status == 410)
-        return finish_op(tx, id, "succeeded", NULL);
-    return reschedule(tx, id, "pending", time_now_ms() + backoff_ms(o->attempts), true, NULL,
+        return finish_op(tx, o->id, "succeeded", NULL);
+    return reschedule(tx, o->id, "pending", time_now_ms() + backoff_ms(o->attempts), true, NULL,
                       r->status ? "the broker has not confirmed the delete" : r->error);
 }
 
@@ -484,20 +959,32 @@ static void apply_result(rc_controller *c, rc_result *r)
     json_t *body = r->body ? json_loads(r->body, JSON_REJECT_DUPLICATES, NULL) : NULL;
     outcome oc = {0};
     store_tx *tx;
-    op_row o;
+    op_row o = {0};
     int rc = store_begin(c->db, true, &tx);
     if (!rc) {
-        rc = load_op(tx, r->op_id, &o);
+        rc = load_op(c, tx, r->op_id, &o, NULL, 0);
         if (!rc && strcmp(o.state, "pending") && strcmp(o.state, "in_progress"))
             rc = OSB_E_CONFLICT; /* finished meanwhile: the answer is stale */
         if (!rc) {
             if (strcmp(o.kind, "create") == 0)
-                rc = apply_create(tx, r->op_id, &o, r, body, &oc);
+                rc = apply_create(tx, &o, r, body, &oc);
+            else if (strcmp(o.kind, "update") == 0)
+                rc = apply_update(tx, &o, r, body, &oc);
             else if (strcmp(o.kind, "delete") == 0)
-                rc = apply_delete(tx, r->op_id, &o, r, body, &oc);
+                rc = apply_delete(tx, &o, r, body, &oc);
+            else if (strcmp(o.kind, "bind") == 0)
+                rc = apply_bind(c, tx, &o, r, body, &oc);
+            else if (strcmp(o.kind, "unbind") == 0)
+                rc = apply_unbind(tx, &o, r, body, &oc);
+            else if (strcmp(o.kind, "enable") == 0 || strcmp(o.kind, "disable") == 0)
+                rc = apply_toggle(tx, &o, r);
             else
-                rc = apply_orphan(tx, r->op_id, &o, r);
+                rc = apply_orphan(tx, &o, r);
         }
+        /* An operation that ended may leave an instance out of line with its account (it
+         * was suspended or reactivated meanwhile). */
+        if (!rc && oc.status != 202)
+            rc = rc_reconcile(tx, o.instance_id, NULL, NULL, NULL);
         rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
     }
     if (rc == OSB_E_CONFLICT || rc == OSB_E_NOTFOUND) {
@@ -508,7 +995,10 @@ static void apply_result(rc_controller *c, rc_result *r)
                 r->op_id, base_strerror(rc));
     } else {
         answer_waiters(c, r->op_id, &oc);
+        if (!oc.status || oc.status == -1)
+            rc_kick(c); /* a next step is due at once (a key unbound, credentials to fetch) */
     }
+    op_row_free(&o);
     json_decref(body);
 }
 
@@ -553,140 +1043,226 @@ static void expire_op(rc_controller *c, const char *id)
              "maximum polling duration.");
     if (store_begin(c->db, true, &tx))
         return;
-    int rc = load_op(tx, id, &o);
-    if (!rc && strcmp(o.kind, "orphan_mitigation") != 0) {
+    int rc = load_op(c, tx, id, &o, NULL, 0);
+    if (!rc && (strcmp(o.kind, "create") == 0 || strcmp(o.kind, "update") == 0 ||
+                strcmp(o.kind, "delete") == 0)) {
         const char *back = strcmp(o.kind, "create") == 0 ? "failed" : o.prior_state;
         rc = set_instance_state(tx, o.instance_id, back);
         if (!rc)
             rc = set_last_operation(tx, o.instance_id, o.kind, "failed", true, oc.message);
+    } else if (!rc && (strcmp(o.kind, "bind") == 0 || strcmp(o.kind, "unbind") == 0)) {
+        rc = set_key_state(tx, o.key_id, strcmp(o.kind, "bind") == 0 ? "failed" : "active");
+        if (!rc)
+            rc = rc_set_last_operation(tx, "resource_keys", o.key_id,
+                                       strcmp(o.kind, "bind") == 0 ? "create" : "delete",
+                                       "failed", true, oc.message);
     }
     if (!rc)
         rc = finish_op(tx, id, "failed", oc.message);
     rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
     if (!rc)
         answer_waiters(c, id, &oc);
+    op_row_free(&o);
+}
+
+/* The OSB body's "context" (IBM Cloud's shape). */
+static json_t *osb_context(const op_row *o)
+{
+    char rg[256];
+    snprintf(rg, sizeof rg, "crn:v1:osbill:public:resource-controller::a/%s::resource-group:%s",
+             o->account, o->group);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s}", "platform", "osbill", "account_id", o->account,
+                     "crn", o->crn, "resource_group_crn", rg, "target_crn", o->crn);
+}
+
+static void set_json_text(json_t *b, const char *key, const char *text)
+{
+    json_t *p = text ? json_loads(text, 0, NULL) : NULL;
+    if (p)
+        json_object_set_new(b, key, p);
+}
+
+/* A delete unbinds the instance's keys first: the next one still bound, if any. */
+static int next_key_to_unbind(rc_controller *c, op_row *o)
+{
+    store_tx *tx;
+    store_stmt *q;
+    char key[37] = "";
+    int rc = store_begin(c->db, true, &tx);
+    if (rc)
+        return rc;
+    rc = store_query(tx,
+                     "SELECT guid FROM resource_keys WHERE instance_id = ? AND state IN"
+                     " ('active', 'removing') ORDER BY created_ms LIMIT 1",
+                     &q, "s", o->instance_id);
+    if (!rc) {
+        if (store_step(q) == STORE_ROW)
+            snprintf(key, sizeof key, "%s", store_col_text(q, 0));
+        store_done(q);
+    }
+    if (!rc && key[0])
+        rc = store_exec(tx, "UPDATE resource_keys SET state = 'removing' WHERE guid = ?", "s",
+                        key);
+    if (!rc && key[0])
+        rc = store_exec(tx, "UPDATE rc_operations SET key_id = ? WHERE id = ?", "ss", key, o->id);
+    if (!rc && key[0]) {
+        store_stmt *k;
+        rc = store_query(tx, "SELECT crn FROM resource_keys WHERE guid = ?", &k, "s", key);
+        if (!rc) {
+            if (store_step(k) == STORE_ROW) {
+                snprintf(o->key_id, sizeof o->key_id, "%s", key);
+                snprintf(o->key_crn, sizeof o->key_crn, "%s", store_col_text(k, 0));
+            }
+            store_done(k);
+        }
+    }
+    return rc ? (store_rollback(tx), rc) : store_commit(tx);
+}
+
+/* The broker call an operation waits for: method, URL (malloc'd) and JSON body (malloc'd or
+ * NULL). *identity tells whether the user's identity goes with it. */
+static int build_call(const op_row *o, const char **method, char **url, char **body,
+                      bool *identity)
+{
+    char ecrn[1600], ekey[1600], esvc[220], eplan[220];
+    char *eop = malloc(3 * MAX_OPERATION_CHARS + 1);
+    if (!eop)
+        return OSB_E_NOMEM;
+    rc_pct(o->crn, ecrn, sizeof ecrn);
+    rc_pct(o->key_crn, ekey, sizeof ekey);
+    rc_pct(o->offering, esvc, sizeof esvc);
+    rc_pct(o->plan, eplan, sizeof eplan);
+    rc_pct(o->broker_op ? o->broker_op : "", eop, 3 * MAX_OPERATION_CHARS + 1);
+    const char *amp = eop[0] ? "&operation=" : "";
+    bool polling = strcmp(o->state, "in_progress") == 0;
+    bool binding = o->key_id[0] != '\0';
+    const char *k = o->kind;
+    json_t *b = NULL;
+    buf u;
+    buf_init(&u, 64 * 1024);
+    int rc = 0;
+    *method = "GET";
+    *body = NULL;
+    *identity = o->initiator[0] && strcmp(k, "orphan_mitigation") != 0 && !polling;
+    if (strcmp(k, "bind") == 0 && strcmp(o->phase, "fetch") == 0) {
+        rc = buf_printf(&u, "%s/v2/service_instances/%s/service_bindings/%s", o->url, ecrn, ekey);
+        *identity = false;
+    } else if (polling && binding) {
+        rc = buf_printf(&u,
+                        "%s/v2/service_instances/%s/service_bindings/%s/last_operation?"
+                        "service_id=%s&plan_id=%s%s%s",
+                        o->url, ecrn, ekey, esvc, eplan, amp, eop);
+    } else if (polling) {
+        rc = buf_printf(&u,
+                        "%s/v2/service_instances/%s/last_operation?service_id=%s&plan_id=%s%s%s",
+                        o->url, ecrn, esvc, eplan, amp, eop);
+    } else if (strcmp(k, "create") == 0) {
+        *method = "PUT";
+        b = json_pack("{s:s,s:s,s:o}", "service_id", o->offering, "plan_id", o->plan, "context",
+                      osb_context(o));
+        if (b)
+            set_json_text(b, "parameters", o->inst_params);
+        rc = buf_printf(&u, "%s/v2/service_instances/%s?accepts_incomplete=true", o->url, ecrn);
+    } else if (strcmp(k, "update") == 0) {
+        *method = "PATCH";
+        b = json_pack("{s:s,s:s,s:o,s:{s:s,s:s}}", "service_id", o->offering, "plan_id",
+                      o->target_plan[0] ? o->target_plan : o->plan, "context", osb_context(o),
+                      "previous_values", "service_id", o->offering, "plan_id", o->plan);
+        if (b)
+            set_json_text(b, "parameters", o->target_params);
+        rc = buf_printf(&u, "%s/v2/service_instances/%s?accepts_incomplete=true", o->url, ecrn);
+    } else if (strcmp(k, "bind") == 0) {
+        *method = "PUT";
+        b = json_pack("{s:s,s:s,s:o,s:{s:s}}", "service_id", o->offering, "plan_id", o->plan,
+                      "context", osb_context(o), "bind_resource", "app_guid", o->key_crn);
+        if (b) {
+            /* IBM Cloud sends the key's role in the parameters as well. */
+            json_t *p = o->key_params ? json_loads(o->key_params, 0, NULL) : NULL;
+            if (p)
+                json_object_set_new(b, "parameters", p);
+        }
+        rc = buf_printf(&u,
+                        "%s/v2/service_instances/%s/service_bindings/%s?accepts_incomplete=true",
+                        o->url, ecrn, ekey);
+    } else if (binding) { /* unbind, a delete's unbind, a binding's orphan mitigation */
+        *method = "DELETE";
+        rc = buf_printf(&u,
+                        "%s/v2/service_instances/%s/service_bindings/%s?service_id=%s&plan_id=%s"
+                        "&accepts_incomplete=true",
+                        o->url, ecrn, ekey, esvc, eplan);
+    } else if (strcmp(k, "enable") == 0 || strcmp(k, "disable") == 0) {
+        *method = "PUT";
+        b = json_pack("{s:b,s:s,s:s}", "enabled", strcmp(k, "enable") == 0, "initiator_id",
+                      o->initiator[0] ? o->initiator : "osbill", "reason_code",
+                      o->reason[0] ? o->reason : "IBMCLOUD_ADMIN_REQUEST");
+        rc = buf_printf(&u, "%s/bluemix_v1/service_instances/%s", o->url, ecrn);
+        *identity = false;
+    } else { /* delete, an instance's orphan mitigation */
+        *method = "DELETE";
+        rc = buf_printf(&u,
+                        "%s/v2/service_instances/%s?service_id=%s&plan_id=%s"
+                        "&accepts_incomplete=true",
+                        o->url, ecrn, esvc, eplan);
+    }
+    free(eop);
+    if (b) {
+        *body = json_dumps(b, JSON_COMPACT);
+        json_decref(b);
+        if (!*body)
+            rc = OSB_E_NOMEM;
+    } else if (strcmp(*method, "PUT") == 0 || strcmp(*method, "PATCH") == 0) {
+        rc = OSB_E_NOMEM;
+    }
+    *url = rc ? NULL : buf_take(&u);
+    buf_free(&u);
+    if (!rc && !*url)
+        rc = OSB_E_NOMEM;
+    if (rc) {
+        free(*body);
+        *body = NULL;
+    }
+    return rc;
 }
 
 /* Sends the broker call operation id is waiting for. */
 static void start_op(rc_controller *c, const char *id)
 {
     store_tx *tx;
-    store_stmt *q;
-    char kind[24] = "", state[16] = "", guid[37] = "", initiator[130] = "", bop[10001] = "";
-    char crn[512] = "", account[64] = "", group[64] = "", offering[72] = "", plan[72] = "";
-    char broker_id[64] = "", url[2100] = "", auth[16] = "", user[256] = "", version[16] = "";
+    op_row o;
     char password[1100] = "";
-    char *params = NULL;
-    int64_t deadline = 0;
-    bool found = false;
     int rc = store_begin(c->db, false, &tx);
     if (rc)
         return;
-    rc = store_query(tx,
-                     "SELECT o.kind, o.state, o.instance_id, o.initiator, o.broker_operation,"
-                     " o.deadline_ms, i.crn, i.account_id, i.resource_group_id,"
-                     " i.offering_id, i.plan_id, i.parameters, b.id, b.url, b.auth,"
-                     " b.username, b.secret, b.api_version FROM rc_operations o JOIN"
-                     " resource_instances i ON i.guid = o.instance_id JOIN brokers b ON"
-                     " b.id = i.broker_id WHERE o.id = ?",
-                     &q, "s", id);
-    if (!rc) {
-        if (store_step(q) == STORE_ROW) {
-            found = true;
-#define COL(i, dst)                                                                                \
-    snprintf(dst, sizeof dst, "%s", store_col_text(q, i) ? store_col_text(q, i) : "")
-            COL(0, kind);
-            COL(1, state);
-            COL(2, guid);
-            COL(3, initiator);
-            COL(4, bop);
-            deadline = store_col_int(q, 5);
-            COL(6, crn);
-            COL(7, account);
-            COL(8, group);
-            COL(9, offering);
-            COL(10, plan);
-            params = store_col_text(q, 11) ? strdup(store_col_text(q, 11)) : NULL;
-            COL(12, broker_id);
-            COL(13, url);
-            COL(14, auth);
-            COL(15, user);
-            COL(17, version);
-#undef COL
-            size_t n = 0;
-            const void *sealed = store_col_blob(q, 16, &n);
-            if (strcmp(auth, "basic") == 0 &&
-                catalog_broker_password(c->cat, broker_id, sealed, n, password, sizeof password))
-                password[0] = '\0';
-        }
-        store_done(q);
-    }
+    rc = load_op(c, tx, id, &o, password, sizeof password);
     store_rollback(tx);
-    if (!found) {
-        free(params);
+    if (rc) {
+        secure_wipe(password, sizeof password);
         return;
     }
-    for (size_t ul = strlen(url); ul > 0 && url[ul - 1] == '/';)
-        url[--ul] = '\0';
-    if (time_now_ms() > deadline) {
-        free(params);
+    if (time_now_ms() > o.deadline_ms) {
+        secure_wipe(password, sizeof password);
+        op_row_free(&o);
         expire_op(c, id);
         return;
     }
-
-    char ecrn[1100], eop[30100], esvc[220], eplan[220];
-    pct(crn, ecrn, sizeof ecrn);
-    pct(offering, esvc, sizeof esvc);
-    pct(plan, eplan, sizeof eplan);
-    pct(bop, eop, sizeof eop);
-    const char *method = "GET";
-    char *body = NULL;
-    bool polling = strcmp(state, "in_progress") == 0;
-    bool identity = initiator[0] && strcmp(kind, "orphan_mitigation") != 0;
-    buf u;
-    buf_init(&u, 64 * 1024);
-    int urc;
-    if (polling) {
-        urc = buf_printf(&u,
-                         "%s/v2/service_instances/%s/last_operation?service_id=%s&plan_id=%s"
-                         "%s%s",
-                         url, ecrn, esvc, eplan, eop[0] ? "&operation=" : "", eop);
-        identity = false;
-    } else if (strcmp(kind, "create") == 0) {
-        method = "PUT";
-        json_t *ctx = json_pack("{s:s,s:s,s:s,s:s}", "platform", "osbill", "account_id", account,
-                                "crn", crn, "resource_group_crn", "");
-        char rg[256];
-        snprintf(rg, sizeof rg, "crn:v1:osbill:public:resource-controller::a/%s::resource-group:%s",
-                 account, group);
-        json_object_set_new(ctx, "resource_group_crn", json_string(rg));
-        json_t *b =
-            json_pack("{s:s,s:s,s:o}", "service_id", offering, "plan_id", plan, "context", ctx);
-        json_t *p = params ? json_loads(params, 0, NULL) : NULL;
-        if (b && p)
-            json_object_set_new(b, "parameters", p);
-        else
-            json_decref(p);
-        body = b ? json_dumps(b, JSON_COMPACT) : NULL;
-        json_decref(b);
-        urc = buf_printf(&u, "%s/v2/service_instances/%s?accepts_incomplete=true", url, ecrn);
-    } else {
-        method = "DELETE";
-        urc = buf_printf(&u,
-                         "%s/v2/service_instances/%s?service_id=%s&plan_id=%s"
-                         "&accepts_incomplete=true",
-                         url, ecrn, esvc, eplan);
+    if (strcmp(o.kind, "delete") == 0 && strcmp(o.state, "pending") == 0 && !o.key_id[0] &&
+        next_key_to_unbind(c, &o)) {
+        secure_wipe(password, sizeof password);
+        op_row_free(&o);
+        return; /* tried again on the next tick */
     }
-    free(params);
-    char *full = urc ? NULL : buf_take(&u);
-    buf_free(&u);
+
+    const char *method = "GET";
+    char *url = NULL, *body = NULL;
+    bool identity = false;
+    rc = build_call(&o, &method, &url, &body, &identity);
     char hv[64], hid[96], horigin[600] = "";
     char rid[37];
     uuid_v4(rid);
-    snprintf(hv, sizeof hv, "X-Broker-API-Version: %s", version[0] ? version : "2.17");
+    snprintf(hv, sizeof hv, "X-Broker-API-Version: %s", o.version[0] ? o.version : "2.17");
     snprintf(hid, sizeof hid, "X-Broker-API-Request-Identity: %s", rid);
-    if (identity) {
-        json_t *w = json_pack("{s:s}", "iam_id", initiator);
+    if (!rc && identity) {
+        json_t *w = json_pack("{s:s}", "iam_id", o.initiator);
         char *wj = w ? json_dumps(w, JSON_COMPACT) : NULL;
         char enc[400];
         if (wj && b64_encode(wj, strlen(wj), enc, sizeof enc) >= 0)
@@ -705,21 +1281,24 @@ static void start_op(rc_controller *c, const char *id)
         headers[nh++] = "Content-Type: application/json";
     headers[nh] = NULL;
 
+    bool basic = strcmp(o.auth, "basic") == 0 && o.user[0];
     http_client_request req = {
         .method = method,
-        .url = full,
+        .url = url,
         .headers = headers,
         .body = body,
         .body_len = body ? strlen(body) : 0,
         .max_body = MAX_ANSWER,
-        .basic_user = strcmp(auth, "basic") == 0 && user[0] ? user : NULL,
-        .basic_password = strcmp(auth, "basic") == 0 && user[0] ? password : NULL,
+        .timeout_ms = c->opt.broker_timeout_ms,
+        .basic_user = basic ? o.user : NULL,
+        .basic_password = basic ? password : NULL,
     };
-    call_ctx *x = calloc(1, sizeof *x);
-    rc = (!full || !x || (strcmp(method, "PUT") == 0 && !body)) ? OSB_E_NOMEM : 0;
+    call_ctx *x = rc ? NULL : calloc(1, sizeof *x);
+    if (!rc && !x)
+        rc = OSB_E_NOMEM;
     if (!rc) {
         x->c = c;
-        snprintf(x->op_id, sizeof x->op_id, "%s", id);
+        snprintf(x->op_id, sizeof x->op_id, "%.36s", id);
         pthread_mutex_lock(&c->mu);
         rc = flying_add(c, id);
         pthread_mutex_unlock(&c->mu);
@@ -730,8 +1309,9 @@ static void start_op(rc_controller *c, const char *id)
         pthread_mutex_unlock(&c->mu);
     }
     secure_wipe(password, sizeof password);
-    free(full);
+    free(url);
     free(body);
+    op_row_free(&o);
     if (rc) {
         free(x);
         log_msg(LOG_WARN, "controller: operation %s: cannot call the broker (%s); retrying", id,
@@ -779,6 +1359,7 @@ static void start_due(rc_controller *c)
 static void *driver_main(void *arg)
 {
     rc_controller *c = arg;
+    int64_t last_reclaim_us = 0;
     pthread_mutex_lock(&c->mu);
     while (!c->closing) {
         rc_result *rs = c->results;
@@ -798,9 +1379,13 @@ static void *driver_main(void *arg)
         }
         for (rc_waiter *w = take_waiters(c, NULL, true), *next; w; w = next) {
             next = w->next;
-            rc_reply_instance(c, w->req, w->guid, 202);
+            rc_reply(c, w->req, w->obj, w->guid, 202);
             http_resume(w->req);
             free(w);
+        }
+        if (time_mono_us() - last_reclaim_us > 1000000) {
+            rc_reclaim_due(c);
+            last_reclaim_us = time_mono_us();
         }
         start_due(c);
         pthread_mutex_lock(&c->mu);
@@ -821,7 +1406,7 @@ static void *driver_main(void *arg)
 
 /* ---------------------------------------------------------------- module */
 
-int rc_open(store *db, iam *m, catalog *cat, rc_controller **out)
+int rc_open(store *db, iam *m, catalog *cat, const rc_options *opt, rc_controller **out)
 {
     rc_controller *c = calloc(1, sizeof *c);
     if (!c)
@@ -829,6 +1414,10 @@ int rc_open(store *db, iam *m, catalog *cat, rc_controller **out)
     c->db = db;
     c->iam = m;
     c->cat = cat;
+    c->opt.reclamation_s = RC_DEFAULT_RECLAMATION_S;
+    if (opt)
+        c->opt = *opt;
+    iam_derive_key(m, "controller credentials", c->cred_key);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     http_client_config cc = {.name = "controller", .user_agent = "osbill-controller",
@@ -876,6 +1465,7 @@ void rc_close(rc_controller *c)
         free(w);
     }
     free(c->flying);
+    secure_wipe(c->cred_key, sizeof c->cred_key);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
@@ -884,4 +1474,6 @@ void rc_close(rc_controller *c)
 void rc_routes(rc_controller *c, http_router *r)
 {
     rc_api_routes(c, r);
+    rc_key_routes(c, r);
+    rc_lifecycle_routes(c, r);
 }

@@ -13,12 +13,24 @@
 
 typedef struct rc_controller rc_controller;
 
+typedef struct {
+    /* How long a deleted instance is kept disabled, restorable, before it is deprovisioned;
+     * 0 deprovisions at once. rc_open's NULL options: 7 days. */
+    int64_t reclamation_s;
+    long broker_timeout_ms; /* each call to a broker; 0 = 60 s */
+} rc_options;
+
+#define RC_DEFAULT_RECLAMATION_S (7LL * 86400)
+
 /* Opens the controller on a migrated store, beside the identity service and the catalog
  * (whose brokers it calls). Starts its HTTP client and its operation driver, which resumes
- * every unfinished operation. OSB_E_NOMEM, OSB_E_IO (a thread or the client cannot start). */
-int rc_open(store *db, iam *m, catalog *cat, rc_controller **out) WARN_UNUSED;
+ * every unfinished operation. opt may be NULL for the defaults. OSB_E_NOMEM, OSB_E_IO (a
+ * thread or the client cannot start). */
+int rc_open(store *db, iam *m, catalog *cat, const rc_options *opt,
+            rc_controller **out) WARN_UNUSED;
 
-/* Registers /v2/resource_instances and /v2/resource_instances/:id. */
+/* Registers /v2/resource_instances, /v2/resource_keys, /v1/reclamations and the operator's
+ * account suspension and reactivation. */
 void rc_routes(rc_controller *c, http_router *r);
 
 /* Stops the driver and the client; operations in flight stay persisted and are resumed by

@@ -169,6 +169,14 @@ class DraftToPublicTest(unittest.TestCase):
         self.call("outsider", "GET", "/v2/resource_instances/" + guid, status=404)
         r = self.call("tester", "DELETE", "/v2/resource_instances/" + guid)
         self.assertIn(r.status, (200, 202, 204), r)
+        # A deleted instance waits for its reclamation (7 days by default); the tester
+        # reclaims it at once, which deprovisions it at the broker.
+        self.wait_instance("tester", guid, ("pending_reclamation",))
+        recl = self.call("tester", "GET", "/v1/reclamations",
+                         query={"resource_instance_id": guid}, status=200).json["resources"]
+        self.assertEqual([x["state"] for x in recl], ["SCHEDULED"], recl)
+        self.call("tester", "POST", "/v1/reclamations/%s/actions/reclaim" % recl[0]["id"],
+                  status=202)
         self.wait_instance("tester", guid, ("removed",))
         # 6. Publication: requested by the provider, approved by the operator only.
         self.assertEqual(self.gates(oid), [])

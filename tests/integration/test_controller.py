@@ -23,7 +23,7 @@ class ControllerTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.p = Platform().start()
+        cls.p = Platform(extra=["--reclamation-period", "0"]).start()
         cls.brokers = {FAST: Broker(async_seconds=1).start(),
                        SLOW: Broker(async_seconds=4).start()}
         try:
