@@ -86,6 +86,7 @@ CREATE TABLE rc_operations (
     updated_ms INTEGER NOT NULL
 );
 CREATE INDEX rc_operations_due ON rc_operations(state, next_at_ms);
+CREATE INDEX rc_operations_by_instance ON rc_operations(instance_id, kind, state);
 -- One operation at a time per instance: the store itself refuses a second one.
 CREATE UNIQUE INDEX rc_operations_one_running ON rc_operations(instance_id)
     WHERE state IN ('pending', 'in_progress');

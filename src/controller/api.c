@@ -221,6 +221,56 @@ bool rc_account_suspended(store_tx *tx, const char *account_id)
 
 /* ---------------------------------------------------------------- create */
 
+/* A new instance and its create operation, written through the group commit. */
+typedef struct {
+    rc_write w;
+    char guid[37], op_id[37], crn[512], account[64], group[64], offering[72], plan[72];
+    char region[40], broker[64], iam_id[130];
+    char *name, *params;
+    int64_t max_polling_s;
+} create_unit;
+
+static int create_work(store_tx *tx, void *ud)
+{
+    create_unit *u = ud;
+    int64_t now = time_now_ms();
+    int rc;
+    if ((rc = store_exec(tx,
+                         "INSERT INTO resource_instances (guid, crn, account_id,"
+                         " resource_group_id, name, offering_id, plan_id, region, broker_id,"
+                         " parameters, state, last_operation, created_ms, updated_ms) VALUES"
+                         " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'provisioning', ?, ?, ?)",
+                         "sssssssssssii", u->guid, u->crn, u->account, u->group, u->name,
+                         u->offering, u->plan, u->region, u->broker, u->params,
+                         "{\"type\":\"create\",\"state\":\"in progress\",\"async\":false,"
+                         "\"description\":\"\"}",
+                         now, now)) ||
+        (rc = store_exec(tx,
+                         "INSERT INTO instance_plan_history (instance_id, plan_id, from_ms)"
+                         " VALUES (?, ?, ?)",
+                         "ssi", u->guid, u->plan, now)))
+        return rc;
+    return store_exec(tx,
+                      "INSERT INTO rc_operations (id, kind, instance_id, initiator, state,"
+                      " next_at_ms, deadline_ms, created_ms, updated_ms) VALUES (?, 'create', ?,"
+                      " ?, 'pending', ?, ?, ?, ?)",
+                      "sssiiii", u->op_id, u->guid, u->iam_id, now,
+                      now + u->max_polling_s * 1000, now, now);
+}
+
+static void create_then(rc_write *w, int rc)
+{
+    create_unit *u = (create_unit *)w;
+    if (rc)
+        rc_write_fail(w, 500, "internal_error", "The store failed.");
+    else
+        rc_write_wait(w, u->op_id, RC_INSTANCE, u->guid, 201);
+    free(u->name);
+    free(u->params);
+    free(u);
+}
+
+
 static void instance_create(http_req *req, void *ud)
 {
     rc_controller *c = ud;
@@ -240,7 +290,6 @@ static void instance_create(http_req *req, void *ud)
     catalog_offering o = {0};
     json_t *plan_doc = NULL;
     store_tx *tx = NULL;
-    char guid[37], op_id[37], crn[512];
     char *params_text = NULL;
     int rc = 0;
 
@@ -268,7 +317,7 @@ static void instance_create(http_req *req, void *ud)
         http_reply_error(req, 500, "internal_error", "Out of memory.", NULL);
         goto out;
     }
-    if (!rc_begin(c, req, true, &tx))
+    if (!rc_begin(c, req, false, &tx))
         goto out;
 
     /* The plan, its offering as the caller may see it, and a deployment in the region. */
@@ -335,38 +384,31 @@ static void instance_create(http_req *req, void *ud)
         goto out;
     }
 
-    int64_t now = time_now_ms();
-    uuid_v4(guid);
-    uuid_v4(op_id);
-    snprintf(crn, sizeof crn, "crn:v1:osbill:public:%s:%s:a/%s:%s::", o.name, region, p.account_id,
-             guid);
-    if ((rc = store_exec(tx,
-                         "INSERT INTO resource_instances (guid, crn, account_id,"
-                         " resource_group_id, name, offering_id, plan_id, region, broker_id,"
-                         " parameters, state, last_operation, created_ms, updated_ms) VALUES"
-                         " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'provisioning', ?, ?, ?)",
-                         "sssssssssssii", guid, crn, p.account_id, group, name, o.id, plan_id,
-                         region, broker_id, params_text,
-                         "{\"type\":\"create\",\"state\":\"in progress\",\"async\":false,"
-                         "\"description\":\"\"}",
-                         now, now)) ||
-        (rc = store_exec(tx,
-                         "INSERT INTO instance_plan_history (instance_id, plan_id, from_ms)"
-                         " VALUES (?, ?, ?)",
-                         "ssi", guid, plan_id, now)) ||
-        (rc = store_exec(tx,
-                         "INSERT INTO rc_operations (id, kind, instance_id, initiator, state,"
-                         " next_at_ms, deadline_ms, created_ms, updated_ms) VALUES (?,"
-                         " 'create', ?, ?, 'pending', ?, ?, ?, ?)",
-                         "sssiiii", op_id, guid, p.iam_id, now, now + max_polling_s * 1000, now,
-                         now)))
-        goto store_fail;
-    if ((rc = store_commit(tx))) {
-        tx = NULL;
+    store_rollback(tx);
+    tx = NULL;
+    create_unit *u = calloc(1, sizeof *u);
+    if (!u || !(u->name = strdup(name))) {
+        free(u);
+        rc = OSB_E_NOMEM;
         goto store_fail;
     }
-    tx = NULL;
-    rc_wait_or_accept(c, req, op_id, RC_INSTANCE, guid, 201);
+    u->w.c = c;
+    u->w.req = req;
+    uuid_v4(u->guid);
+    uuid_v4(u->op_id);
+    snprintf(u->crn, sizeof u->crn, "crn:v1:osbill:public:%s:%s:a/%s:%s::", o.name, region,
+             p.account_id, u->guid);
+    snprintf(u->account, sizeof u->account, "%s", p.account_id);
+    snprintf(u->group, sizeof u->group, "%s", group);
+    snprintf(u->offering, sizeof u->offering, "%s", o.id);
+    snprintf(u->plan, sizeof u->plan, "%s", plan_id);
+    snprintf(u->region, sizeof u->region, "%s", region);
+    snprintf(u->broker, sizeof u->broker, "%s", broker_id);
+    snprintf(u->iam_id, sizeof u->iam_id, "%s", p.iam_id);
+    u->params = params_text;
+    params_text = NULL;
+    u->max_polling_s = max_polling_s;
+    rc_submit(&u->w, create_work, create_then);
     goto out;
 
 store_fail:
@@ -681,6 +723,89 @@ static bool has_keys(store_tx *tx, const char *guid)
     return any;
 }
 
+/* DELETE's write, through the group commit: checked again inside it, since the instance
+ * may have changed since the handler looked. */
+typedef struct {
+    rc_write w;
+    char guid[37], account[64], state[24], iam_id[130], op_id[37];
+    bool recursive, reclaim;
+    int64_t reclamation_s;
+    const char *refusal; /* why work refused: "keys", "changed" */
+} delete_unit;
+
+static int delete_work(store_tx *tx, void *ud)
+{
+    delete_unit *u = ud;
+    store_stmt *q;
+    char now_state[24] = "";
+    int rc = store_query(tx, "SELECT state FROM resource_instances WHERE guid = ?", &q, "s",
+                         u->guid);
+    if (rc)
+        return rc;
+    if (store_step(q) == STORE_ROW)
+        snprintf(now_state, sizeof now_state, "%s", store_col_text(q, 0));
+    store_done(q);
+    if (strcmp(now_state, u->state) != 0) {
+        u->refusal = "changed";
+        return OSB_E_CONFLICT;
+    }
+    if (!u->recursive && has_keys(tx, u->guid)) {
+        u->refusal = "keys";
+        return OSB_E_CONFLICT;
+    }
+    int64_t now = time_now_ms();
+    if (u->reclaim) {
+        /* Disabled at the broker now, deprovisioned when the period is over. */
+        rc_new_op n = {.kind = "disable", .instance_id = u->guid, .initiator = u->iam_id,
+                       .prior_state = u->state, .reason = "IBMCLOUD_RECLAMATION_SCHEDULE"};
+        char rid[37];
+        uuid_v4(rid);
+        if ((rc = rc_insert_op(tx, &n, u->op_id)) ||
+            (rc = store_exec(tx,
+                             "INSERT INTO reclamations (id, instance_id, account_id, state,"
+                             " initiator, reclaim_at_ms, created_ms, updated_ms) VALUES (?, ?,"
+                             " ?, 'SCHEDULED', ?, ?, ?, ?)",
+                             "ssssiii", rid, u->guid, u->account, u->iam_id,
+                             now + u->reclamation_s * 1000, now, now)))
+            return rc;
+        return store_exec(tx,
+                          "UPDATE resource_instances SET state = 'pending_reclamation',"
+                          " updated_ms = ? WHERE guid = ?",
+                          "is", now, u->guid);
+    }
+    rc_new_op n = {.kind = "delete", .instance_id = u->guid, .initiator = u->iam_id,
+                   .prior_state = u->state};
+    if ((rc = rc_insert_op(tx, &n, u->op_id)))
+        return rc;
+    return store_exec(tx,
+                      "UPDATE resource_instances SET state = 'removing', last_operation = ?,"
+                      " updated_ms = ? WHERE guid = ?",
+                      "sis",
+                      "{\"type\":\"delete\",\"state\":\"in progress\",\"async\":false,"
+                      "\"description\":\"\"}",
+                      now, u->guid);
+}
+
+static void delete_then(rc_write *w, int rc)
+{
+    delete_unit *u = (delete_unit *)w;
+    if (rc == OSB_E_CONFLICT && str_eq(u->refusal, "keys"))
+        rc_write_fail(w, 409, "instance_has_keys",
+                      "The instance has resource keys: delete them first, or delete with "
+                      "recursive=true.");
+    else if (rc == OSB_E_CONFLICT)
+        rc_write_fail(w, 409, "operation_in_progress",
+                      "Another operation of this instance is in progress; try again when it "
+                      "has finished.");
+    else if (rc)
+        rc_write_fail(w, 500, "internal_error", "The store failed.");
+    else if (u->reclaim)
+        rc_write_reply(w, RC_INSTANCE, u->guid, 202);
+    else
+        rc_write_wait(w, u->op_id, RC_INSTANCE, u->guid, 204);
+    free(u);
+}
+
 /* DELETE: with keys, only when recursive=true (the delete unbinds them first). An active
  * instance is kept for the reclamation period, disabled, before it is deprovisioned; one
  * that never became active (failed) is deprovisioned at once. */
@@ -697,95 +822,46 @@ static void instance_delete(http_req *req, void *ud)
         rc_field_error(req, "recursive", "'recursive' is true or false.");
         return;
     }
-    if (!rc_begin(c, req, true, &tx))
+    if (!rc_begin(c, req, false, &tx))
         return;
     int rc = rc_find_instance(tx, req->params[0], &p, &i);
+    store_rollback(tx);
     if (rc) {
-        store_rollback(tx);
         if (rc == OSB_E_NOTFOUND)
             http_reply_error(req, 404, "not_found", "No such instance.", NULL);
         else
             http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
         return;
     }
-    if (!rc_allowed(c, req, &p, "resource-controller.instance.delete", &i)) {
-        store_rollback(tx);
+    if (!rc_allowed(c, req, &p, "resource-controller.instance.delete", &i))
         return;
-    }
     if (strcmp(i.state, "removed") == 0) {
-        store_rollback(tx);
         http_reply_error(req, 410, "gone", "The instance has been deleted.", NULL);
         return;
     }
     if (strcmp(i.state, "pending_reclamation") == 0) {
-        store_rollback(tx);
         http_reply_error(req, 409, "pending_reclamation",
                          "The instance is already deleted and waits for its reclamation; "
                          "reclaim or restore it through /v1/reclamations.",
                          NULL);
         return;
     }
-    if (!str_eq(recursive, "true") && has_keys(tx, i.guid)) {
-        store_rollback(tx);
-        http_reply_error(req, 409, "instance_has_keys",
-                         "The instance has resource keys: delete them first, or delete with "
-                         "recursive=true.",
-                         NULL);
+    delete_unit *u = calloc(1, sizeof *u);
+    if (!u) {
+        http_reply_error(req, 500, "internal_error", "Out of memory.", NULL);
         return;
     }
-    char op_id[37];
-    bool reclaim = c->opt.reclamation_s > 0 &&
-                   (strcmp(i.state, "active") == 0 || strcmp(i.state, "inactive") == 0);
-    if (reclaim) {
-        /* Disabled at the broker now, deprovisioned when the period is over. */
-        rc_new_op n = {.kind = "disable", .instance_id = i.guid, .initiator = p.iam_id,
-                       .prior_state = i.state, .reason = "IBMCLOUD_RECLAMATION_SCHEDULE"};
-        rc = rc_insert_op(tx, &n, op_id);
-        if (!rc) {
-            char rid[37];
-            int64_t now = time_now_ms();
-            uuid_v4(rid);
-            rc = store_exec(tx,
-                            "INSERT INTO reclamations (id, instance_id, account_id, state,"
-                            " initiator, reclaim_at_ms, created_ms, updated_ms) VALUES (?, ?,"
-                            " ?, 'SCHEDULED', ?, ?, ?, ?)",
-                            "ssssiii", rid, i.guid, i.account_id, p.iam_id,
-                            now + c->opt.reclamation_s * 1000, now, now);
-        }
-        if (!rc)
-            rc = store_exec(tx,
-                            "UPDATE resource_instances SET state = 'pending_reclamation',"
-                            " updated_ms = ? WHERE guid = ?",
-                            "is", time_now_ms(), i.guid);
-    } else {
-        rc_new_op n = {.kind = "delete", .instance_id = i.guid, .initiator = p.iam_id,
-                       .prior_state = i.state};
-        rc = rc_insert_op(tx, &n, op_id);
-        if (!rc)
-            rc = store_exec(tx,
-                            "UPDATE resource_instances SET state = 'removing', last_operation ="
-                            " ?, updated_ms = ? WHERE guid = ?",
-                            "sis",
-                            "{\"type\":\"delete\",\"state\":\"in progress\",\"async\":false,"
-                            "\"description\":\"\"}",
-                            time_now_ms(), i.guid);
-    }
-    if (rc == OSB_E_CONFLICT) {
-        store_rollback(tx);
-        busy(req);
-        return;
-    }
-    rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
-    if (rc) {
-        http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
-        return;
-    }
-    if (reclaim) {
-        rc_kick(c);
-        rc_reply(c, req, RC_INSTANCE, i.guid, 202);
-        return;
-    }
-    rc_wait_or_accept(c, req, op_id, RC_INSTANCE, i.guid, 204);
+    u->w.c = c;
+    u->w.req = req;
+    snprintf(u->guid, sizeof u->guid, "%s", i.guid);
+    snprintf(u->account, sizeof u->account, "%s", i.account_id);
+    snprintf(u->state, sizeof u->state, "%s", i.state);
+    snprintf(u->iam_id, sizeof u->iam_id, "%s", p.iam_id);
+    u->recursive = str_eq(recursive, "true");
+    u->reclamation_s = c->opt.reclamation_s;
+    u->reclaim = c->opt.reclamation_s > 0 &&
+                 (strcmp(i.state, "active") == 0 || strcmp(i.state, "inactive") == 0);
+    rc_submit(&u->w, delete_work, delete_then);
 }
 
 void rc_api_routes(rc_controller *c, http_router *r)

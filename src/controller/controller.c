@@ -144,6 +144,47 @@ void rc_wait_or_accept(rc_controller *c, http_req *req, const char *op_id, rc_ob
     }
 }
 
+static void write_done(void *ud, int rc)
+{
+    rc_write *w = ud;
+    w->then(w, rc);
+}
+
+void rc_submit(rc_write *w, store_work_fn work, void (*then)(rc_write *w, int rc))
+{
+    w->then = then;
+    w->deferred = http_defer(w->req);
+    if (w->deferred && store_group_submit(w->c->group, work, write_done, w) == 0)
+        return;
+    then(w, store_write(w->c->db, work, w));
+}
+
+void rc_write_fail(rc_write *w, int status, const char *code, const char *message)
+{
+    http_reply_error(w->req, status, code, message, NULL);
+    if (w->deferred)
+        http_resume(w->req);
+}
+
+void rc_write_wait(rc_write *w, const char *op_id, rc_object obj, const char *guid,
+                   int ok_status)
+{
+    if (w->deferred) {
+        rc_wait(w->c, w->req, op_id, obj, guid, ok_status);
+    } else {
+        rc_reply(w->c, w->req, obj, guid, 202);
+        rc_kick(w->c);
+    }
+}
+
+void rc_write_reply(rc_write *w, rc_object obj, const char *guid, int status)
+{
+    rc_reply(w->c, w->req, obj, guid, status);
+    if (w->deferred)
+        http_resume(w->req);
+    rc_kick(w->c);
+}
+
 /* Removes and returns the waiters of op_id (all of them, when op_id is NULL and only the
  * expired ones when expired_only). */
 static rc_waiter *take_waiters(rc_controller *c, const char *op_id, bool expired_only)
@@ -402,20 +443,19 @@ static int load_op(rc_controller *c, store_tx *tx, const char *id, op_row *o, ch
 static int record_evidence(store_tx *tx, const op_row *o)
 {
     store_stmt *q;
-    bool limited = false, created = false;
+    bool wanted = false;
+    /* Cheapest first: most offerings are public, and one piece of evidence is enough. */
     int rc = store_query(tx,
-                         "SELECT visibility = 'limited', EXISTS (SELECT 1 FROM rc_operations"
-                         " WHERE instance_id = ? AND kind = 'create' AND state = 'succeeded')"
-                         " FROM offerings WHERE id = ?",
-                         &q, "ss", o->instance_id, o->offering);
+                         "SELECT 1 FROM offerings WHERE id = ? AND visibility = 'limited' AND"
+                         " NOT EXISTS (SELECT 1 FROM offering_evidence WHERE offering_id = ? AND"
+                         " kind = 'instance_lifecycle') AND EXISTS (SELECT 1 FROM rc_operations"
+                         " WHERE instance_id = ? AND kind = 'create' AND state = 'succeeded')",
+                         &q, "sss", o->offering, o->offering, o->instance_id);
     if (rc)
         return rc;
-    if (store_step(q) == STORE_ROW) {
-        limited = store_col_int(q, 0) != 0;
-        created = store_col_int(q, 1) != 0;
-    }
+    wanted = store_step(q) == STORE_ROW;
     store_done(q);
-    if (!limited || !created)
+    if (!wanted)
         return 0;
     char detail[96];
     snprintf(detail, sizeof detail, "{\"instance\":\"%s\"}", o->instance_id);
@@ -954,52 +994,113 @@ static int apply_orphan(store_tx *tx, const op_row *o, const rc_result *r)
                       r->status ? "the broker has not confirmed the delete" : r->error);
 }
 
-static void apply_result(rc_controller *c, rc_result *r)
+/* One broker answer, applied inside the group commit's transaction (on its thread) and then
+ * handed back to the driver, which answers the waiting requests. */
+struct rc_applied {
+    rc_applied *next;
+    rc_controller *c;
+    rc_result *r;
+    json_t *body;
+    outcome oc;
+    int rc;
+};
+
+static int apply_work(store_tx *tx, void *ud)
 {
-    json_t *body = r->body ? json_loads(r->body, JSON_REJECT_DUPLICATES, NULL) : NULL;
-    outcome oc = {0};
-    store_tx *tx;
+    rc_applied *a = ud;
+    rc_controller *c = a->c;
+    const rc_result *r = a->r;
+    const json_t *body = a->body;
+    outcome *oc = &a->oc;
     op_row o = {0};
-    int rc = store_begin(c->db, true, &tx);
+    int rc = load_op(c, tx, r->op_id, &o, NULL, 0);
+    if (!rc && strcmp(o.state, "pending") && strcmp(o.state, "in_progress"))
+        rc = OSB_E_CONFLICT; /* finished meanwhile: the answer is stale */
     if (!rc) {
-        rc = load_op(c, tx, r->op_id, &o, NULL, 0);
-        if (!rc && strcmp(o.state, "pending") && strcmp(o.state, "in_progress"))
-            rc = OSB_E_CONFLICT; /* finished meanwhile: the answer is stale */
-        if (!rc) {
-            if (strcmp(o.kind, "create") == 0)
-                rc = apply_create(tx, &o, r, body, &oc);
-            else if (strcmp(o.kind, "update") == 0)
-                rc = apply_update(tx, &o, r, body, &oc);
-            else if (strcmp(o.kind, "delete") == 0)
-                rc = apply_delete(tx, &o, r, body, &oc);
-            else if (strcmp(o.kind, "bind") == 0)
-                rc = apply_bind(c, tx, &o, r, body, &oc);
-            else if (strcmp(o.kind, "unbind") == 0)
-                rc = apply_unbind(tx, &o, r, body, &oc);
-            else if (strcmp(o.kind, "enable") == 0 || strcmp(o.kind, "disable") == 0)
-                rc = apply_toggle(tx, &o, r);
-            else
-                rc = apply_orphan(tx, &o, r);
-        }
-        /* An operation that ended may leave an instance out of line with its account (it
-         * was suspended or reactivated meanwhile). */
-        if (!rc && oc.status != 202)
-            rc = rc_reconcile(tx, o.instance_id, NULL, NULL, NULL);
-        rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
+        if (strcmp(o.kind, "create") == 0)
+            rc = apply_create(tx, &o, r, body, oc);
+        else if (strcmp(o.kind, "update") == 0)
+            rc = apply_update(tx, &o, r, body, oc);
+        else if (strcmp(o.kind, "delete") == 0)
+            rc = apply_delete(tx, &o, r, body, oc);
+        else if (strcmp(o.kind, "bind") == 0)
+            rc = apply_bind(c, tx, &o, r, body, oc);
+        else if (strcmp(o.kind, "unbind") == 0)
+            rc = apply_unbind(tx, &o, r, body, oc);
+        else if (strcmp(o.kind, "enable") == 0 || strcmp(o.kind, "disable") == 0)
+            rc = apply_toggle(tx, &o, r);
+        else
+            rc = apply_orphan(tx, &o, r);
     }
-    if (rc == OSB_E_CONFLICT || rc == OSB_E_NOTFOUND) {
+    /* An operation that ended may leave an instance out of line with its account (it was
+     * suspended or reactivated meanwhile). */
+    if (!rc && oc->status != 202)
+        rc = rc_reconcile(tx, o.instance_id, NULL, NULL, NULL);
+    op_row_free(&o);
+    return rc;
+}
+
+static void apply_done(void *ud, int rc)
+{
+    rc_applied *a = ud;
+    rc_controller *c = a->c;
+    a->rc = rc;
+    pthread_mutex_lock(&c->mu);
+    a->next = c->applied;
+    c->applied = a;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void applied_free(rc_applied *a)
+{
+    json_decref(a->body);
+    free(a->r->body);
+    free(a->r);
+    free(a);
+}
+
+/* On the driver's thread, once the answer's effects are on disk (or failed to get there). */
+static void finish_applied(rc_controller *c, rc_applied *a)
+{
+    const char *op_id = a->r->op_id;
+    if (a->rc == OSB_E_CONFLICT || a->rc == OSB_E_NOTFOUND) {
         /* A late answer to an operation that has finished or gone: nothing to do. */
-    } else if (rc) {
+    } else if (a->rc) {
         /* Nothing was recorded: the operation stays due and is tried again. */
         log_msg(LOG_WARN, "controller: operation %s: cannot record the broker's answer (%s)",
-                r->op_id, base_strerror(rc));
+                op_id, base_strerror(a->rc));
     } else {
-        answer_waiters(c, r->op_id, &oc);
-        if (!oc.status || oc.status == -1)
-            rc_kick(c); /* a next step is due at once (a key unbound, credentials to fetch) */
+        answer_waiters(c, op_id, &a->oc);
     }
-    op_row_free(&o);
-    json_decref(body);
+    pthread_mutex_lock(&c->mu);
+    flying_remove(c, op_id);
+    if (!a->rc && (!a->oc.status || a->oc.status == -1))
+        c->kick = true; /* a next step may be due at once (a key unbound, a reconcile) */
+    pthread_mutex_unlock(&c->mu);
+    applied_free(a);
+}
+
+/* Queues a broker answer for the group commit. */
+static void apply_result(rc_controller *c, rc_result *r)
+{
+    rc_applied *a = calloc(1, sizeof *a);
+    if (a) {
+        a->c = c;
+        a->r = r;
+        a->body = r->body ? json_loads(r->body, JSON_REJECT_DUPLICATES, NULL) : NULL;
+        if (store_group_submit(c->group, apply_work, apply_done, a) == 0)
+            return;
+        a->r = NULL;
+        json_decref(a->body);
+        free(a);
+    }
+    /* Not queued: the operation stays due and is sent again. */
+    pthread_mutex_lock(&c->mu);
+    flying_remove(c, r->op_id);
+    pthread_mutex_unlock(&c->mu);
+    free(r->body);
+    free(r);
 }
 
 /* ---------------------------------------------------------------- calling the broker */
@@ -1365,17 +1466,26 @@ static void *driver_main(void *arg)
         rc_result *rs = c->results;
         c->results = NULL;
         c->kick = false;
+        rc_applied *done = c->applied;
+        c->applied = NULL;
         pthread_mutex_unlock(&c->mu);
         while (rs) {
             rc_result *next = rs->next;
-            if (!rs->canceled)
-                apply_result(c, rs);
-            pthread_mutex_lock(&c->mu);
-            flying_remove(c, rs->op_id);
-            pthread_mutex_unlock(&c->mu);
-            free(rs->body);
-            free(rs);
+            if (!rs->canceled) {
+                apply_result(c, rs); /* owns rs from here */
+            } else {
+                pthread_mutex_lock(&c->mu);
+                flying_remove(c, rs->op_id);
+                pthread_mutex_unlock(&c->mu);
+                free(rs->body);
+                free(rs);
+            }
             rs = next;
+        }
+        while (done) {
+            rc_applied *next = done->next;
+            finish_applied(c, done);
+            done = next;
         }
         for (rc_waiter *w = take_waiters(c, NULL, true), *next; w; w = next) {
             next = w->next;
@@ -1389,7 +1499,7 @@ static void *driver_main(void *arg)
         }
         start_due(c);
         pthread_mutex_lock(&c->mu);
-        if (!c->results && !c->kick && !c->closing) {
+        if (!c->results && !c->applied && !c->kick && !c->closing) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += TICK_MS * 1000000L;
@@ -1423,6 +1533,8 @@ int rc_open(store *db, iam *m, catalog *cat, const rc_options *opt, rc_controlle
     http_client_config cc = {.name = "controller", .user_agent = "osbill-controller",
                              .untrusted_targets = true};
     int rc = http_client_start(&cc, &c->client);
+    if (!rc)
+        rc = store_group_start(db, &c->group);
     if (!rc) {
         /* Unfinished operations are due at once: polls and sends resume where they were. */
         if (pthread_create(&c->driver, NULL, driver_main, c) == 0)
@@ -1450,10 +1562,16 @@ void rc_close(rc_controller *c)
         pthread_join(c->driver, NULL);
     /* Calls in flight end "canceled"; their operations stay due for the next start. */
     http_client_stop(c->client);
+    /* What is queued for the disk gets there; its waiters hear 503 below. */
+    store_group_stop(c->group);
     for (rc_result *r = c->results, *next; r; r = next) {
         next = r->next;
         free(r->body);
         free(r);
+    }
+    for (rc_applied *a = c->applied, *next; a; a = next) {
+        next = a->next;
+        applied_free(a);
     }
     for (rc_waiter *w = take_waiters(c, NULL, false), *next; w; w = next) {
         next = w->next;

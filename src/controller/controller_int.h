@@ -13,6 +13,7 @@
 #define RC_DEFAULT_MAX_POLL_S (7LL * 86400)
 
 typedef struct rc_result rc_result;
+typedef struct rc_applied rc_applied;
 typedef struct rc_waiter rc_waiter;
 
 /* What a waiting request is answered with. */
@@ -23,6 +24,7 @@ struct rc_controller {
     iam *iam;
     catalog *cat;
     http_client *client;
+    store_group *group; /* every write of the hot path shares its commits */
     rc_options opt;
     unsigned char cred_key[32]; /* seals the brokers' credentials */
 
@@ -32,7 +34,8 @@ struct rc_controller {
     pthread_cond_t cv;
     bool closing, kick;
     /* under mu */
-    rc_result *results; /* broker answers waiting for the driver (LIFO; order is free) */
+    rc_result *results;   /* broker answers waiting for the driver (LIFO; order is free) */
+    rc_applied *applied;  /* answers on disk, their waiters to be answered */
     rc_waiter *waiters; /* requests deferred until their operation's first outcome */
     char (*flying)[37]; /* ids of operations with a broker call in flight */
     size_t nflying, capflying;
@@ -49,6 +52,25 @@ void rc_kick(rc_controller *c);
 /* rc_wait when the request can be deferred, else an immediate 202 (the server is stopping). */
 void rc_wait_or_accept(rc_controller *c, http_req *req, const char *op_id, rc_object obj,
                        const char *guid, int ok_status);
+
+/* A handler's write through the group commit: the request is deferred while its write waits
+ * for the shared commit; then runs (on the committer's thread, or at once when the request
+ * cannot be deferred) with the write's result, answers or hands over the request with the
+ * rc_write_* helpers, and frees the unit. Embed rc_write first in the unit. */
+typedef struct rc_write rc_write;
+struct rc_write {
+    rc_controller *c;
+    http_req *req;
+    bool deferred;
+    void (*then)(rc_write *w, int rc);
+};
+void rc_submit(rc_write *w, store_work_fn work, void (*then)(rc_write *w, int rc));
+void rc_write_fail(rc_write *w, int status, const char *code, const char *message);
+/* The write made operation op_id: the request waits for it as rc_wait says. */
+void rc_write_wait(rc_write *w, const char *op_id, rc_object obj, const char *guid,
+                   int ok_status);
+/* Answers with the object as it is now. */
+void rc_write_reply(rc_write *w, rc_object obj, const char *guid, int status);
 
 /* The instance as the API shows it (IBM Cloud resource controller shape); NULL when absent
  * or on a store error. */
