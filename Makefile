@@ -19,6 +19,7 @@ bench:
 	@scripts/install-deps
 	@bench/run-broker-bench
 	@bench/run-token-bench
+	@bench/run-controller-bench
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -29,6 +29,11 @@ typedef struct conn {
     sqlite3 *db;
     store_stmt cache[STMT_CACHE];
     store_tx tx;
+    /* The thread in a transaction on this connection (atomic: others only compare it with
+     * themselves), and how many read transactions it opened inside that one. */
+    pthread_t owner;
+    bool owned;
+    int depth;
 } conn;
 
 struct store {
@@ -118,9 +123,40 @@ static int raw_exec(sqlite3 *db, const char *sql)
     return 0;
 }
 
+static bool mine(conn *c)
+{
+    return __atomic_load_n(&c->owned, __ATOMIC_ACQUIRE) &&
+           pthread_equal(__atomic_load_n(&c->owner, __ATOMIC_RELAXED), pthread_self());
+}
+
+static void own(conn *c, bool on)
+{
+    if (on)
+        __atomic_store_n(&c->owner, pthread_self(), __ATOMIC_RELAXED);
+    __atomic_store_n(&c->owned, on, __ATOMIC_RELEASE);
+}
+
+/* A thread already in a transaction that asks for a read one gets the same transaction back:
+ * waiting for another connection while holding one would deadlock once every reader is held
+ * by a thread doing the same (a handler's read that calls the access check, which reads). */
+static conn *held_by_this_thread(store *st)
+{
+    if (mine(&st->writer))
+        return &st->writer;
+    for (int i = 0; i < NREADERS; i++)
+        if (mine(&st->readers[i]))
+            return &st->readers[i];
+    return NULL;
+}
+
 int store_begin(store *st, bool write, store_tx **out)
 {
     conn *c;
+    if (!write && (c = held_by_this_thread(st))) {
+        c->depth++;
+        *out = &c->tx;
+        return 0;
+    }
     if (write) {
         c = &st->writer;
         pthread_mutex_lock(&c->mu);
@@ -147,6 +183,8 @@ int store_begin(store *st, bool write, store_tx **out)
     c->tx.c = c;
     c->tx.write = write;
     c->tx.changes = 0;
+    c->depth = 0;
+    own(c, true);
     *out = &c->tx;
     return 0;
 }
@@ -154,9 +192,14 @@ int store_begin(store *st, bool write, store_tx **out)
 int store_commit(store_tx *tx)
 {
     conn *c = tx->c;
+    if (c->depth > 0) { /* a read inside this thread's transaction ends; the outer goes on */
+        c->depth--;
+        return 0;
+    }
     int rc = raw_exec(c->db, "COMMIT");
     if (rc)
         raw_exec(c->db, "ROLLBACK");
+    own(c, false);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -164,8 +207,13 @@ int store_commit(store_tx *tx)
 void store_rollback(store_tx *tx)
 {
     conn *c = tx->c;
+    if (c->depth > 0) {
+        c->depth--;
+        return;
+    }
     if (!sqlite3_get_autocommit(c->db))
         raw_exec(c->db, "ROLLBACK");
+    own(c, false);
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -43,7 +43,9 @@ int store_migrate(store *st, const store_migration *m, size_t n) WARN_UNUSED;
 int store_schema_version(store *st, int *out) WARN_UNUSED;
 
 /* Transactions. A write transaction takes the writer lock at once (BEGIN IMMEDIATE), so two
- * writers never deadlock on upgrade. Every statement runs inside a transaction. */
+ * writers never deadlock on upgrade. Every statement runs inside a transaction. A read
+ * transaction begun by a thread that is already in one (read or write) is that same
+ * transaction, ended by its own commit or rollback without ending the outer one. */
 int store_begin(store *st, bool write, store_tx **out) WARN_UNUSED;
 int store_commit(store_tx *tx) WARN_UNUSED; /* on failure the transaction is rolled back */
 void store_rollback(store_tx *tx);

@@ -288,6 +288,18 @@ static void test_commit_visible_rollback_not(void **state)
     assert_int_equal(query_int(f->st, "SELECT count(*) FROM kv WHERE k = 'b'"), 1);
 }
 
+typedef struct {
+    store *st;
+    int64_t count;
+} counter;
+
+static void *count_on_another_thread(void *arg)
+{
+    counter *k = arg;
+    k->count = query_int(k->st, "SELECT count(*) FROM kv");
+    return NULL;
+}
+
 static void test_read_isolation(void **state)
 {
     fixture *f = *state;
@@ -298,19 +310,37 @@ static void test_read_isolation(void **state)
     assert_int_equal(store_begin(f->st, true, &w), 0);
     assert_int_equal(store_exec(w, "INSERT INTO kv VALUES (?, ?)", "ss", "x", "1"), 0);
 
-    /* a reader does not see uncommitted writes */
+    /* another thread's reader does not see uncommitted writes */
+    counter k = {.st = f->st, .count = -1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, count_on_another_thread, &k), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(k.count, 0);
+    /* ... while a read begun inside the write is that transaction, and sees them */
+    assert_int_equal(store_begin(f->st, false, &r), 0);
+    assert_ptr_equal(r, w);
+    assert_int_equal(store_query(r, "SELECT count(*) FROM kv", &q, ""), 0);
+    assert_int_equal(store_step(q), STORE_ROW);
+    assert_int_equal(store_col_int(q, 0), 1);
+    store_done(q);
+    store_rollback(r); /* ends the nested read only */
+    assert_int_equal(store_exec(w, "INSERT INTO kv VALUES (?, ?)", "ss", "y", "2"), 0);
+    assert_int_equal(store_commit(w), 0);
+    assert_int_equal(query_int(f->st, "SELECT count(*) FROM kv"), 2);
+
+    /* a reader keeps the snapshot it started with */
     assert_int_equal(store_begin(f->st, false, &r), 0);
     assert_int_equal(store_query(r, "SELECT count(*) FROM kv", &q, ""), 0);
     assert_int_equal(store_step(q), STORE_ROW);
-    assert_int_equal(store_col_int(q, 0), 0);
+    assert_int_equal(store_col_int(q, 0), 2);
     store_done(q);
-
-    assert_int_equal(store_commit(w), 0);
-
-    /* a reader keeps the snapshot it started with */
+    store_tx *w2;
+    assert_int_equal(store_begin(f->st, true, &w2), 0);
+    assert_int_equal(store_exec(w2, "INSERT INTO kv VALUES (?, ?)", "ss", "z", "3"), 0);
+    assert_int_equal(store_commit(w2), 0);
     assert_int_equal(store_query(r, "SELECT count(*) FROM kv", &q, ""), 0);
     assert_int_equal(store_step(q), STORE_ROW);
-    assert_int_equal(store_col_int(q, 0), 0);
+    assert_int_equal(store_col_int(q, 0), 2);
     store_done(q);
     store_rollback(r);
 
@@ -322,6 +352,55 @@ static void test_read_isolation(void **state)
     assert_int_equal(store_step(q), STORE_DONE);
     store_done(q);
     store_rollback(r);
+}
+
+/* Every reader connection held by a thread that asks for another read: each gets its own
+ * transaction back instead of waiting for a connection that no one will release. */
+typedef struct {
+    store *st;
+    pthread_barrier_t *all_hold;
+    int ok;
+} nester;
+
+static void *nest_main(void *arg)
+{
+    nester *n = arg;
+    store_tx *outer, *inner;
+    if (store_begin(n->st, false, &outer))
+        return NULL;
+    pthread_barrier_wait(n->all_hold);
+    if (store_begin(n->st, false, &inner) == 0) {
+        n->ok = inner == outer;
+        store_rollback(inner);
+    }
+    store_rollback(outer);
+    return NULL;
+}
+
+static void test_nested_reads_do_not_deadlock(void **state)
+{
+    fixture *f = *state;
+    create_kv(f->st);
+    enum { THREADS = 8 }; /* more than the store's reader connections */
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, 4);
+    nester ns[THREADS];
+    pthread_t th[THREADS];
+    /* four at a time hold every reader, then each asks for one more */
+    for (int round = 0; round < THREADS / 4; round++) {
+        for (int i = 0; i < 4; i++) {
+            ns[round * 4 + i] = (nester){.st = f->st, .all_hold = &b};
+            assert_int_equal(pthread_create(&th[round * 4 + i], NULL, nest_main,
+                                            &ns[round * 4 + i]),
+                             0);
+        }
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(pthread_join(th[round * 4 + i], NULL), 0);
+    }
+    pthread_barrier_destroy(&b);
+    for (int i = 0; i < THREADS; i++)
+        assert_true(ns[i].ok);
+    assert_int_equal(query_int(f->st, "SELECT count(*) FROM kv"), 0);
 }
 
 static void test_reads_see_commits_on_every_reader(void **state)
@@ -680,6 +759,7 @@ int main(void)
         T(test_unordered_migrations_refused_before_applying),
         T(test_commit_visible_rollback_not),
         T(test_read_isolation),
+        T(test_nested_reads_do_not_deadlock),
         T(test_reads_see_commits_on_every_reader),
         T(test_write_in_read_tx_fails),
         T(test_write_tx_takes_lock_at_once),
