@@ -33,5 +33,9 @@ int cli_request(json_t *s, const char *method, const char *path, const json_t *b
 void cli_print(const json_t *j, bool json_out);
 /* osbill offering ... */
 int cli_offering(int argc, char **argv);
+/* osbill instance|key|reclamation ... (instance.c): the resource controller's resources. */
+int cli_instance(int argc, char **argv);
+int cli_key(int argc, char **argv);
+int cli_reclamation(int argc, char **argv);
 
 #endif

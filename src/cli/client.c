@@ -303,12 +303,25 @@ void cli_print(const json_t *j, bool json_out)
     free(text);
 }
 
-static int run(json_t *s, const char *method, const char *path, json_t *body, bool json_out)
+/* An account's suspension or reactivation, as a line. */
+static void print_account_state(const json_t *j)
+{
+    printf("account %s: %s (%lld instances changing)\n",
+           json_string_value(json_object_get(j, "account_id")),
+           json_string_value(json_object_get(j, "state")),
+           (long long)json_integer_value(json_object_get(j, "instances_changing")));
+}
+
+/* Calls and prints the answer: JSON, or human when given and not --output json. */
+static int run(json_t *s, const char *method, const char *path, json_t *body, bool json_out,
+               void (*human)(const json_t *))
 {
     json_t *j;
     long status = 0;
     int rc = cli_request(s, method, path, body, &j, &status);
-    if (!rc)
+    if (!rc && human && !json_out && j)
+        human(j);
+    else if (!rc)
         cli_print(j, json_out);
     json_decref(j);
     return rc;
@@ -344,6 +357,7 @@ int cli_api(const char *group, int argc, char **argv)
     const char *method = "GET";
     int rc = 2;
     char *e1 = NULL;
+    void (*human)(const json_t *) = NULL;
 #define NEED(x) do { if (!(x)) goto usage; } while (0)
     if (!strcmp(group, "token")) {
         printf("%s\n", json_string_value(json_object_get(s, "access_token")));
@@ -368,6 +382,12 @@ int cli_api(const char *group, int argc, char **argv)
             NEED(id);
             e1 = q(id);
             snprintf(path, sizeof path, "/v1/accounts/%s", e1);
+        } else if (!strcmp(verb, "suspend") || !strcmp(verb, "reactivate")) {
+            NEED(id);
+            e1 = q(id);
+            method = "POST";
+            snprintf(path, sizeof path, "/v1/accounts/%s/%s", e1, verb);
+            human = print_account_state;
         } else {
             goto usage;
         }
@@ -488,7 +508,7 @@ int cli_api(const char *group, int argc, char **argv)
         method = "POST";
         snprintf(path, sizeof path, "/identity/keys/rotate");
     }
-    rc = run(s, method, path, body, json_out);
+    rc = run(s, method, path, body, json_out, human);
     goto out;
 usage:
     fprintf(stderr, "osbill %s: missing or unknown arguments (see osbill --help)\n", group);

@@ -19,7 +19,8 @@ static void usage(FILE *f)
             "client (after login; every command takes --output json):\n"
             "  login --endpoint URL --apikey KEY\n"
             "  account   create --name N --kind provider|consumer [--owner-email E --owner-name N\n"
-            "                   --owner-password P] | list | get ID\n"
+            "                   --owner-password P] | list | get ID |\n"
+            "            suspend ID | reactivate ID   (operator: disables or enables its instances)\n"
             "  user      create --account ID --email E --name N --password P | list --account ID\n"
             "  serviceid create --account ID --name N [--description D] | list --account ID |\n"
             "            get ID | delete ID\n"
@@ -33,6 +34,9 @@ static void usage(FILE *f)
             "  offering  create | list | get | steps | update | delete | iam | redirect-uris |\n"
             "            visibility | allow | disallow | allowlist | listing | publication |\n"
             "            reviews | catalog-json | search   (osbill offering --help)\n"
+            "  instance  create | list | get | update | delete | wait   (osbill instance --help)\n"
+            "  key       create | list | get | delete   resource keys: an instance's credentials\n"
+            "  reclamation list | restore | reclaim   deleted instances in their reclamation period\n"
             "  token                      print a fresh access token\n");
 }
 
@@ -52,6 +56,12 @@ int main(int argc, char **argv)
         return cli_login(argc - 1, argv + 1);
     if (!strcmp(cmd, "offering"))
         return cli_offering(argc - 1, argv + 1);
+    if (!strcmp(cmd, "instance"))
+        return cli_instance(argc - 1, argv + 1);
+    if (!strcmp(cmd, "key"))
+        return cli_key(argc - 1, argv + 1);
+    if (!strcmp(cmd, "reclamation"))
+        return cli_reclamation(argc - 1, argv + 1);
     static const char *const groups[] = {"account", "user", "serviceid", "apikey", "policy",
                                          "client", "keys", "token"};
     for (size_t i = 0; i < ARRAY_LEN(groups); i++)
