@@ -491,6 +491,9 @@ static void refused(outcome *oc, long status, const char *what, const char *desc
     oc->status = (status == 400 || status == 409 || status == 422) ? (int)status : 502;
     snprintf(oc->code, sizeof oc->code, "%s",
              oc->status == 502 ? "broker_error" : "broker_refused");
+    if (status == 401 || status == 403)
+        description = "it does not accept the platform's credentials; the provider must correct"
+                      " the broker's registration";
     snprintf(oc->message, sizeof oc->message, "The service's broker refused the %s (HTTP %ld)%s%s",
              what, status, description[0] ? ": " : ".", description);
 }
@@ -501,10 +504,11 @@ static void broken(outcome *oc, const rc_result *r, bool obj, const char *what,
 {
     oc->status = 502;
     snprintf(oc->code, sizeof oc->code, "broker_error");
+    bool malformed = !obj && r->status >= 200 && r->status <= 202;
     if (r->status)
         snprintf(oc->message, sizeof oc->message,
                  "The service's broker answered the %s with HTTP %ld%s; %s", what, r->status,
-                 obj || r->status >= 300 ? "" : " and a malformed body", consequence);
+                 malformed ? " and a malformed body" : "", consequence);
     else
         snprintf(oc->message, sizeof oc->message,
                  "The service's broker did not answer the %s (%s); %s", what, r->error,
@@ -619,11 +623,12 @@ static int apply_create(store_tx *tx, const op_row *o, const rc_result *r, const
                 return rc;
             return finish_op(tx, o->id, "failed", oc->message);
         }
-        /* What the broker holds is unknown, so the platform deletes it (orphan mitigation). */
+        /* What the broker holds is unknown, so the platform deletes it (orphan mitigation);
+         * except after a malformed 200, which OSB counts as a plain failure. */
         broken(oc, r, obj, "provision", "the instance failed.");
         if ((rc = set_instance_state(tx, g, "failed")) ||
             (rc = set_last_operation(tx, g, "create", "failed", false, oc->message)) ||
-            (rc = finish_op(tx, o->id, "failed", oc->message)))
+            (rc = finish_op(tx, o->id, "failed", oc->message)) || r->status == 200)
             return rc;
         return queue_orphan_mitigation(tx, g, NULL);
     }
@@ -893,8 +898,8 @@ static int apply_bind(rc_controller *c, store_tx *tx, const op_row *o, const rc_
             return key_failed(tx, o, false, oc);
         }
         broken(oc, r, obj, "binding", "the key failed.");
-        if ((rc = key_failed(tx, o, false, oc)))
-            return rc;
+        if ((rc = key_failed(tx, o, false, oc)) || r->status == 200)
+            return rc; /* a malformed 200: failed, without orphan mitigation */
         return queue_orphan_mitigation(tx, o->instance_id, o->key_id);
     }
     switch (poll_verdict(r, body, false)) {
@@ -1530,8 +1535,11 @@ int rc_open(store *db, iam *m, catalog *cat, const rc_options *opt, rc_controlle
     iam_derive_key(m, "controller credentials", c->cred_key);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    /* Up to 32 calls at once per broker: a broker that commits its state in groups (as
+     * libosb does) gets groups worth the flush. */
     http_client_config cc = {.name = "controller", .user_agent = "osbill-controller",
-                             .untrusted_targets = true};
+                             .untrusted_targets = true, .max_host_connections = 32,
+                             .max_connections = 256};
     int rc = http_client_start(&cc, &c->client);
     if (!rc)
         rc = store_group_start(db, &c->group);

@@ -16,9 +16,33 @@ scorecard names exactly that failure:
                    Retry-After
   dashboard        the catalog declares the dashboard_client it is given
 
+Modes for the platform's side (the resource controller), each breaking provisioning, binding or
+deprovisioning in one way (everything else stays correct):
+
+  provision_hang           PUT of an instance keeps it, then answers 201 only after hang_s
+  provision_200_garbage    PUT keeps the instance and answers 200 with a body that is not JSON
+  provision_201_garbage    the same with 201
+  provision_201_empty      PUT keeps the instance and answers 201 with an empty body
+  provision_202_nonobject  PUT keeps the instance and answers 202 with a JSON array
+  provision_204            PUT keeps the instance and answers 204 (a 2xx OSB does not define)
+  provision_408            PUT answers 408 (and keeps nothing)
+  provision_400            PUT answers 400 (and keeps nothing)
+  provision_422            PUT answers 422 ConcurrencyError (and keeps nothing)
+  async_retry_after        PUT answers 202; the first last_operation answers "in progress" with
+                           Retry-After: retry_after_s, the next one "succeeded"
+  async_garbage_poll       PUT answers 202; last_operation answers a body that is not JSON
+                           garbage_polls times, then "succeeded"
+  async_failed             PUT answers 202; last_operation answers "failed" (and drops it)
+  bind_500                 PUT of a binding keeps it and answers 500
+  bind_400                 PUT of a binding answers 400 (and keeps nothing)
+  deprovision_500          DELETE of an instance answers 500 fail_deletes times, then 200
+
+A broker can also break one way per plan: plan_modes {plan_id: mode} picks the mode of the
+requests naming that plan (the others follow mode).
+
 Used in-process by tests (BadBroker(...).start()), or alone:
   python3 bad_broker.py --mode wrong_codes --port 8099 --service-id ID --service-name NAME \
-      --plan ID:NAME [--plan ...]
+      --plan ID:NAME[:MODE] [--plan ...]
 Every request is kept in .requests (method, path, headers, time) for the tests to inspect."""
 
 import argparse
@@ -30,15 +54,40 @@ import time
 import urllib.parse
 
 MODES = ("good", "bad_json", "missing_service", "plan_mismatch", "wrong_codes", "errors_500",
-         "hang", "async", "dashboard")
+         "hang", "async", "dashboard",
+         "provision_hang", "provision_200_garbage", "provision_201_garbage", "provision_201_empty",
+         "provision_202_nonobject", "provision_204", "provision_408", "provision_400",
+         "provision_422", "async_retry_after", "async_garbage_poll", "async_failed", "bind_500",
+         "bind_400", "deprovision_500")
+
+GARBAGE = b"<html><body>502 Bad Gateway</body></html>"
+# provisions answered "successfully" but wrongly: status, raw body (the instance is kept)
+BROKEN_PROVISION = {"provision_200_garbage": (200, GARBAGE),
+                    "provision_201_garbage": (201, GARBAGE),
+                    "provision_201_empty": (201, b""),
+                    "provision_202_nonobject": (202, b'["provision"]'),
+                    "provision_204": (204, b"")}
+# provisions refused: status, OSB error body (nothing is kept)
+REFUSED_PROVISION = {"provision_408": (408, {"description": "The request timed out."}),
+                     "provision_400": (400, {"description": "The parameters are wrong."}),
+                     "provision_422": (422, {"error": "ConcurrencyError",
+                                             "description": "Another operation is running."})}
+NEW_ASYNC = ("async_retry_after", "async_garbage_poll", "async_failed")
 
 
 class BadBroker:
     def __init__(self, service_id, service_name, plans, mode="good", user="bad-user",
-                 password="bad-broker-pw", hang_s=5.0, dashboard_client=None, port=0):
+                 password="bad-broker-pw", hang_s=5.0, dashboard_client=None, port=0,
+                 plan_modes=None, retry_after_s=4, garbage_polls=2, fail_deletes=2):
         """plans: [{"id", "name", "free": bool, "bindable": bool}]"""
-        if mode not in MODES:
-            raise ValueError("unknown mode %r" % mode)
+        self.plan_modes = dict(plan_modes or {})
+        for m in [mode] + list(self.plan_modes.values()):
+            if m not in MODES:
+                raise ValueError("unknown mode %r" % m)
+        self.retry_after_s, self.garbage_polls = retry_after_s, garbage_polls
+        self.fail_deletes = fail_deletes
+        self.polls = {}            # instance id -> last_operation polls answered (new modes)
+        self.delete_failures = {}  # instance id -> DELETEs answered 500 (deprovision_500)
         self.service_id, self.service_name = service_id, service_name
         self.plans = plans
         self.mode, self.user, self.password = mode, user, password
@@ -80,6 +129,10 @@ class BadBroker:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+    def mode_for(self, plan_id):
+        """The mode of a request naming plan_id."""
+        return self.plan_modes.get(plan_id, self.mode)
 
     def seen(self, method=None, prefix=""):
         with self.lock:
@@ -207,6 +260,8 @@ class BrokerHandler(http.server.BaseHTTPRequestHandler):
         wrong = b.mode == "wrong_codes"
         with b.lock:
             inst = b.instances.get(iid)
+        plan = body.get("plan_id") if method in ("PUT", "PATCH") else q.get("plan_id")
+        mode = b.mode_for(plan or (inst or {}).get("plan_id"))
         if not rest:
             if method == "PUT":
                 if (body.get("service_id") != b.service_id
@@ -214,8 +269,11 @@ class BrokerHandler(http.server.BaseHTTPRequestHandler):
                     return self.reply(400, _error("service_id and context are required."))
                 if body.get("plan_id") not in self.plan_ids() and not wrong:
                     return self.reply(400, _error("Unknown plan_id."))
-                if b.mode == "errors_500":
+                if mode == "errors_500":
                     return self.reply(500, _error("Internal error while provisioning."))
+                if mode in REFUSED_PROVISION:
+                    status, err = REFUSED_PROVISION[mode]
+                    return self.reply(status, err)
                 if inst:
                     if inst["plan_id"] != body.get("plan_id"):
                         return self.reply(409, _error("Different attributes."))
@@ -227,9 +285,17 @@ class BrokerHandler(http.server.BaseHTTPRequestHandler):
                     b.instances[iid] = {"service_id": body["service_id"],
                                         "plan_id": body.get("plan_id"), "enabled": True,
                                         "bindings": {}}
-                    if b.mode == "async" and q.get("accepts_incomplete") == "true":
+                    if mode == "async" and q.get("accepts_incomplete") == "true":
                         b.operations[iid] = 2
                         return self.reply(202, {"operation": "provision"})
+                    if mode in NEW_ASYNC and q.get("accepts_incomplete") == "true":
+                        b.polls[iid] = 0
+                        return self.reply(202, {"operation": "provision-" + mode})
+                if mode == "provision_hang":
+                    time.sleep(b.hang_s)  # kept already: a DELETE meanwhile finds it
+                if mode in BROKEN_PROVISION:
+                    status, raw = BROKEN_PROVISION[mode]
+                    return self.reply(status, raw=raw)
                 return self.reply(201, {})
             if method == "GET":
                 if not inst:
@@ -247,14 +313,38 @@ class BrokerHandler(http.server.BaseHTTPRequestHandler):
                     return self.reply(400, _error("service_id and plan_id are required."))
                 if not inst:
                     return self.reply(200 if wrong else 410, {})
+                if mode == "deprovision_500":
+                    with b.lock:
+                        n = b.delete_failures.get(iid, 0)
+                        b.delete_failures[iid] = n + 1
+                    if n < b.fail_deletes:
+                        return self.reply(500, _error("Internal error while deprovisioning."))
                 with b.lock:
-                    del b.instances[iid]
-                    if b.mode == "async" and q.get("accepts_incomplete") == "true":
+                    b.instances.pop(iid, None)
+                    if mode == "async" and q.get("accepts_incomplete") == "true":
                         b.gone.add(iid)
                         return self.reply(202, {"operation": "deprovision"})
                 return self.reply(200, {})
             return self.reply(405, _error("Method not allowed."))
         if rest == ["last_operation"] and method == "GET":
+            if mode in NEW_ASYNC and inst and iid in b.polls:
+                with b.lock:
+                    n = b.polls[iid]
+                    b.polls[iid] = n + 1
+                    if mode == "async_failed":
+                        del b.polls[iid]
+                        b.instances.pop(iid, None)
+                if mode == "async_failed":
+                    return self.reply(200, {"state": "failed",
+                                            "description": "The disk array is on fire."})
+                if mode == "async_retry_after" and n == 0:
+                    return self.reply(200, {"state": "in progress", "description": "Copying."},
+                                      headers={"Retry-After": str(b.retry_after_s)})
+                if mode == "async_garbage_poll" and n < b.garbage_polls:
+                    return self.reply(200, raw=GARBAGE)
+                with b.lock:
+                    b.polls.pop(iid, None)
+                return self.reply(200, {"state": "succeeded"})
             with b.lock:
                 if iid in b.gone:
                     b.gone.discard(iid)
@@ -274,11 +364,15 @@ class BrokerHandler(http.server.BaseHTTPRequestHandler):
                 return self.reply(404, _error("No such instance."))
             binding = inst["bindings"].get(bid)
             if method == "PUT":
+                if mode == "bind_400":
+                    return self.reply(400, _error("The binding parameters are wrong."))
                 if binding is not None:
                     return self.reply(200, {"credentials": binding})
                 creds = {"uri": "bad://%s/%s" % (iid, bid), "password": "pw-" + bid[:8]}
                 with b.lock:
                     inst["bindings"][bid] = creds
+                if mode == "bind_500":
+                    return self.reply(500, _error("Internal error while binding."))
                 return self.reply(201, {"credentials": creds})
             if method == "GET":
                 if binding is None:
@@ -290,7 +384,7 @@ class BrokerHandler(http.server.BaseHTTPRequestHandler):
                 if binding is None:
                     return self.reply(200 if wrong else 410, {})
                 with b.lock:
-                    del inst["bindings"][bid]
+                    inst["bindings"].pop(bid, None)
                 return self.reply(200, {})
         return self.reply(404, _error("No such route."))
 
@@ -317,14 +411,17 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--service-id", required=True)
     ap.add_argument("--service-name", required=True)
-    ap.add_argument("--plan", action="append", default=[], help="ID:NAME")
+    ap.add_argument("--plan", action="append", default=[], help="ID:NAME[:MODE]")
     ap.add_argument("--user", default="bad-user")
     ap.add_argument("--password", default="bad-broker-pw")
     ap.add_argument("--hang-seconds", type=float, default=5.0)
     a = ap.parse_args()
-    plans = [{"id": p.split(":", 1)[0], "name": p.split(":", 1)[1]} for p in a.plan]
+    parts = [p.split(":", 2) for p in a.plan]
+    plans = [{"id": p[0], "name": p[1]} for p in parts]
+    plan_modes = {p[0]: p[2] for p in parts if len(p) == 3}
     b = BadBroker(a.service_id, a.service_name, plans, mode=a.mode, user=a.user,
-                  password=a.password, hang_s=a.hang_seconds, port=a.port).start()
+                  password=a.password, hang_s=a.hang_seconds, port=a.port,
+                  plan_modes=plan_modes).start()
     print("bad-broker listening on %s (mode %s)" % (b.url, a.mode), flush=True)
     try:
         threading.Event().wait()
