@@ -1465,6 +1465,7 @@ static void start_due(rc_controller *c)
 static void *driver_main(void *arg)
 {
     rc_controller *c = arg;
+    pthread_setname_np(pthread_self(), "rc-driver");
     int64_t last_reclaim_us = 0;
     pthread_mutex_lock(&c->mu);
     while (!c->closing) {

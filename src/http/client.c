@@ -279,6 +279,7 @@ static void reap(http_client *c)
 static void *run(void *arg)
 {
     http_client *c = arg;
+    pthread_setname_np(pthread_self(), "http-client");
     for (;;) {
         pthread_mutex_lock(&c->mu);
         transfer *q = c->queue_head;

@@ -55,6 +55,7 @@ static void run_batch(store_group *g, unit *batch)
 static void *committer(void *arg)
 {
     store_group *g = arg;
+    pthread_setname_np(pthread_self(), "store-commit");
     pthread_mutex_lock(&g->mu);
     for (;;) {
         while (!g->head && !g->stopping)
