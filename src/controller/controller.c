@@ -1330,6 +1330,37 @@ static int build_call(const op_row *o, const char **method, char **url, char **b
     return rc;
 }
 
+/* The platform's token for a broker (driver thread), renewed well before it expires. NULL
+ * when none can be issued. */
+static const char *broker_token(rc_controller *c, const char *broker_id)
+{
+    int64_t now = time_now_ms() / 1000;
+    struct rc_broker_token *slot = NULL, *oldest = &c->tokens[0];
+    for (size_t i = 0; i < ARRAY_LEN(c->tokens); i++) {
+        struct rc_broker_token *t = &c->tokens[i];
+        if (strcmp(t->broker_id, broker_id) == 0) {
+            slot = t;
+            break;
+        }
+        if (t->exp < oldest->exp)
+            oldest = t;
+    }
+    if (slot && slot->token && slot->exp - now > 300)
+        return slot->token;
+    if (!slot)
+        slot = oldest;
+    if (slot->token)
+        secure_wipe(slot->token, strlen(slot->token));
+    free(slot->token);
+    memset(slot, 0, sizeof *slot);
+    char crn[128];
+    snprintf(crn, sizeof crn, "crn:v1:osbill:public:resource-controller::::broker:%s", broker_id);
+    if (iam_issue_broker_token(c->iam, crn, &slot->token, &slot->exp))
+        return NULL;
+    snprintf(slot->broker_id, sizeof slot->broker_id, "%s", broker_id);
+    return slot->token;
+}
+
 /* Sends the broker call operation id is waiting for. */
 static void start_op(rc_controller *c, const char *id)
 {
@@ -1388,6 +1419,9 @@ static void start_op(rc_controller *c, const char *id)
     headers[nh] = NULL;
 
     bool basic = strcmp(o.auth, "basic") == 0 && o.user[0];
+    const char *bearer = strcmp(o.auth, "bearer") == 0 ? broker_token(c, o.broker_id) : NULL;
+    if (!rc && strcmp(o.auth, "bearer") == 0 && !bearer)
+        rc = OSB_E_NOMEM;
     http_client_request req = {
         .method = method,
         .url = url,
@@ -1398,6 +1432,7 @@ static void start_op(rc_controller *c, const char *id)
         .timeout_ms = c->opt.broker_timeout_ms,
         .basic_user = basic ? o.user : NULL,
         .basic_password = basic ? password : NULL,
+        .bearer_token = bearer,
     };
     call_ctx *x = rc ? NULL : calloc(1, sizeof *x);
     if (!rc && !x)
@@ -1592,6 +1627,11 @@ void rc_close(rc_controller *c)
         free(w);
     }
     free(c->flying);
+    for (size_t i = 0; i < ARRAY_LEN(c->tokens); i++) {
+        if (c->tokens[i].token)
+            secure_wipe(c->tokens[i].token, strlen(c->tokens[i].token));
+        free(c->tokens[i].token);
+    }
     secure_wipe(c->cred_key, sizeof c->cred_key);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);

@@ -39,6 +39,13 @@ struct rc_controller {
     rc_waiter *waiters; /* requests deferred until their operation's first outcome */
     char (*flying)[37]; /* ids of operations with a broker call in flight */
     size_t nflying, capflying;
+
+    /* the driver thread's: tokens for brokers that take the platform's bearer token */
+    struct rc_broker_token {
+        char broker_id[64];
+        char *token;
+        int64_t exp;
+    } tokens[16];
 };
 
 /* Hands a deferred request to the driver: it is answered (and resumed) when the operation

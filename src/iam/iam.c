@@ -335,7 +335,20 @@ bool iam_authenticate(iam *m, http_req *req, iam_principal *p)
         unauthorized(req, "The bearer token is not valid.");
         return false;
     }
+    /* The tokens the platform sends to brokers are for brokers: one that comes back (a broker
+     * replaying what it was sent) is refused, whatever account it names. */
+    if (strcmp(p->client_id, IAM_BROKER_CLIENT) == 0) {
+        unauthorized(req, "The bearer token was issued for service brokers, not for this API.");
+        return false;
+    }
     return true;
+}
+
+int iam_issue_broker_token(iam *m, const char *broker_crn, char **token, int64_t *exp)
+{
+    return iam_issue_access_token(m, broker_crn, m->operator_account, IAM_BROKER_CLIENT,
+                                  "urn:osbill:params:oauth:grant-type:platform", "osb", token,
+                                  exp);
 }
 
 /* ---------------------------------------------------------------- decisions */

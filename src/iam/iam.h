@@ -82,6 +82,15 @@ int iam_create_client(iam *m, store_tx *tx, const char *account_id, const char *
  * NULL): what an offering's IAM integration made, when the offering goes away. */
 int iam_delete_service_identity(iam *m, store_tx *tx, const char *service_iam_id,
                                 const char *client_id) WARN_UNUSED;
+/* The client_id of the tokens the platform sends to brokers (spec/iam.md); the platform's own
+ * APIs refuse them. */
+#define IAM_BROKER_CLIENT "resource-controller"
+
+/* Issues the token the platform sends to a broker: sub = iam_id = the broker's CRN,
+ * client_id = IAM_BROKER_CLIENT, the operator's account. *token is malloc'd (the caller's),
+ * *exp its expiry in seconds since the epoch. OSB_E_NOMEM, OSB_E_INVAL (signing failed). */
+int iam_issue_broker_token(iam *m, const char *broker_crn, char **token, int64_t *exp) WARN_UNUSED;
+
 /* Derives a 32-byte key for another module's own encryption, from the data directory's
  * secret and a purpose string. */
 void iam_derive_key(const iam *m, const char *purpose, unsigned char out[32]);

@@ -17,6 +17,7 @@ import urllib.parse
 from harness import LITE, PREMIUM, SERVICE_ID, STANDARD, Broker, Client, Platform
 
 REGION = "us-south"
+BEARER_REGION = "eu-gb"  # a broker there takes the platform's bearer token, not Basic
 CATALOG = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "starter-broker",
                        "catalog.json")
 
@@ -31,7 +32,10 @@ class LifecycleTest(unittest.TestCase):
     def setUpClass(cls):
         cls.p = Platform().start()
         cls.broker = Broker(async_seconds=1).start()
+        cls.bearer_broker = None
         try:
+            cls.bearer_broker = Broker(extra=["--platform", cls.p.url, "--token-client-id",
+                                              "resource-controller"]).start()
             cls._setup()
         except BaseException:
             cls.tearDownClass()
@@ -79,6 +83,12 @@ class LifecycleTest(unittest.TestCase):
         for pid in (LITE, STANDARD, PREMIUM):
             ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s"
                       % (SERVICE_ID, pid, REGION), token=tok))
+        ok(c.call("POST", "/v1/offerings/%s/brokers" % SERVICE_ID, token=tok,
+                  body={"region": BEARER_REGION,
+                        "url": "http://127.0.0.1:%d" % cls.bearer_broker.port,
+                        "auth": {"type": "bearer"}}))
+        ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s"
+                  % (SERVICE_ID, LITE, BEARER_REGION), token=tok))
         ok(c.call("POST", "/v1/offerings/%s/visibility" % SERVICE_ID, token=tok,
                   body={"visibility": "limited"}))
         for who in ("hooli", "piedpiper"):
@@ -90,9 +100,13 @@ class LifecycleTest(unittest.TestCase):
     def tearDownClass(cls):
         try:
             cls.broker.stop()
+            if cls.bearer_broker:
+                cls.bearer_broker.stop()
             cls.p.stop()
         finally:
             cls.broker.cleanup()
+            if cls.bearer_broker:
+                cls.bearer_broker.cleanup()
             cls.p.cleanup()
 
     def setUp(self):
@@ -264,6 +278,27 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(self.osb.call("GET", "/v2/service_instances/" + q(inst["crn"])).status,
                          404)
         self.assertEqual(self.reclamation(inst["guid"])[0]["state"], "RECLAIMED")
+
+    def test_bearer_broker(self):
+        """A broker registered for bearer authentication gets the platform's own token
+        (client resource-controller) on every call, and Basic credentials never."""
+        inst = self.create(LITE, target=BEARER_REGION)
+        self.assertEqual((inst["state"], inst["region_id"]), ("active", BEARER_REGION), inst)
+        k = self.key(inst["guid"])
+        self.assertIn("apikey", k["credentials"])
+        # the platform knows no Basic credentials of this broker: its token made the instance
+        osb = self.bearer_broker.client()
+        self.addCleanup(osb.close)
+        r = osb.call("GET", "/v2/service_instances/" + q(inst["crn"]))
+        self.assertEqual((r.status, r.json["plan_id"]), (200, LITE), r)
+        self.assertEqual(self.call("hooli", "DELETE", "/v2/resource_keys/" + k["guid"]).status,
+                         204)
+        r = self.call("hooli", "DELETE", "/v2/resource_instances/" + inst["guid"])
+        self.assertEqual(r.status, 202, r)
+        recl = self.reclamation(inst["guid"])
+        r = self.call("hooli", "POST", "/v1/reclamations/%s/actions/reclaim" % recl[0]["id"])
+        self.assertEqual(r.status, 202, r)
+        self.wait(inst["guid"], lambda j: j["state"] == "removed", "removed")
 
     # ------------------------------------------------------------ updates
 

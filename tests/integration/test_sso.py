@@ -770,15 +770,46 @@ class ForgedTokenTest(unittest.TestCase):
         return compact(h)
 
     def test_a_valid_token_is_taken_by_both(self):
-        token = self.t.token()
-        self.assertEqual(platform_bearer(self.p.port, token), 200)
-        self.assertEqual(osb_bearer(self.broker.port, token), 200)
+        # Each side takes the token issued for it, and refuses the other's (wrong client).
+        broker_token = self.t.token()
+        platform_token = self.t.token(client_id="osbill")
+        self.assertEqual(osb_bearer(self.broker.port, broker_token), 200)
+        self.assertEqual(platform_bearer(self.p.port, platform_token), 200)
+        self.assertEqual(platform_bearer(self.p.port, broker_token), 401)
+        self.assertEqual(osb_bearer(self.broker.port, platform_token), 401)
         # ... and so is one made by hand through the same signing path.
         self.assertEqual(osb_bearer(self.broker.port,
                                     self.t.sign(self.header(), compact(self.t.claims()))), 200)
+        self.assertEqual(platform_bearer(self.p.port, self.t.sign(
+            self.header(), compact(self.t.claims(client_id="osbill")))), 200)
 
     def test_forged_tokens(self):
-        t = self.t
+        # Every forgery of a token for the broker is refused by the broker, and every forgery
+        # of one for the platform's API by the platform.
+        for client, platform, broker in (("resource-controller", False, True),
+                                         ("osbill", True, False)):
+            for name, token in self.forgeries(client).items():
+                with self.subTest(name, client=client):
+                    self.assertRefused(token, platform=platform, broker=broker)
+
+    def forgeries(self, client):
+        class Tokens:
+            def __init__(s, t):
+                s.t = t
+
+            def claims(s, **over):
+                return s.t.claims(**dict({"client_id": client}, **over))
+
+            def token(s, **over):
+                return s.t.token(**dict({"client_id": client}, **over))
+
+            def sign(s, h, p):
+                return s.t.sign(h, p)
+
+            def kid(s):
+                return s.t.kid()
+
+        t = Tokens(self.t)
         valid = t.token()
         h64, p64, s64 = valid.split(".")
         claims = t.claims()
@@ -836,7 +867,7 @@ class ForgedTokenTest(unittest.TestCase):
             "duplicate iss in the payload": t.sign(
                 self.header(), compact(claims)[:-1] + ',"iss":"http://evil.example/identity"}'),
             "duplicate client_id in the payload": t.sign(
-                self.header(), compact(claims)[:-1] + ',"client_id":"resource-controller"}'),
+                self.header(), compact(claims)[:-1] + ',"client_id":"%s"}' % client),
             "oversized payload": t.sign(self.header(), compact(dict(claims, pad="a" * 9000))),
             "oversized header": t.sign(self.header(pad="a" * 1500), compact(claims)),
             "oversized signature": h64 + "." + p64 + "." + s64 * 8,
@@ -859,9 +890,10 @@ class ForgedTokenTest(unittest.TestCase):
             "payload an array": t.sign(self.header(), "[1,2,3]"),
         }
         self.assertNotEqual(pad_body, compact(claims))
-        for name, token in cases.items():
-            with self.subTest(name):
-                self.assertRefused(token)
+        # The other side's client: the wrong audience.
+        cases["token of the other side's client"] = self.t.token(
+            client_id="osbill" if client == "resource-controller" else "resource-controller")
+        return cases
 
     def test_wrong_client_id_at_the_broker(self):
         for cid in ("osbill", "resource-controller ", "Resource-Controller", ""):
@@ -869,6 +901,8 @@ class ForgedTokenTest(unittest.TestCase):
                 token = self.t.token(client_id=cid)
                 self.assertEqual(osb_bearer(self.broker.port, token), 401)
                 self.assertEqual(platform_bearer(self.p.port, token), 200)
+        # ... and the platform's API refuses the token issued for brokers.
+        self.assertEqual(platform_bearer(self.p.port, self.t.token()), 401)
         token = self.t.token(client_id=None)
         self.assertEqual(osb_bearer(self.broker.port, token), 401)
         nul = self.t.sign(self.header(), compact(self.t.claims()).replace(
