@@ -101,7 +101,9 @@ void osb_set_activity(osb_call *c, bool active, int64_t last_active_ms);
 int osb_fail(osb_call *c, int status, const char *error, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* update/deprovision failures: whether the instance is still usable, and whether the same
- * update may be repeated. */
+ * update may be repeated. Set it with osb_fail() in the update/deprovision callback, or in
+ * last_operation with osb_set_state(OSB_FAILED) for an async one (kept with the outcome for
+ * every later poll); a flag never set is answered as true. */
 void osb_set_failure_flags(osb_call *c, bool instance_usable, bool update_repeatable);
 
 #define OSB_ASYNC_REQUIRED "AsyncRequired"

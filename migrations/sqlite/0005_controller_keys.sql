@@ -41,6 +41,24 @@ CREATE TABLE instance_plan_history (
     PRIMARY KEY (instance_id, from_ms)
 );
 
+-- Every state an instance was in, from when: billing asks when it was active or disabled.
+-- Kept by triggers, so that no code path that changes a state can forget it.
+CREATE TABLE instance_state_history (
+    instance_id TEXT NOT NULL REFERENCES resource_instances(guid),
+    state TEXT NOT NULL,
+    from_ms INTEGER NOT NULL
+);
+CREATE INDEX instance_state_history_by_instance ON instance_state_history(instance_id, from_ms);
+CREATE TRIGGER instance_state_born AFTER INSERT ON resource_instances BEGIN
+    INSERT INTO instance_state_history (instance_id, state, from_ms)
+        VALUES (new.guid, new.state, new.updated_ms);
+END;
+CREATE TRIGGER instance_state_moved AFTER UPDATE OF state ON resource_instances
+    WHEN new.state IS NOT old.state BEGIN
+    INSERT INTO instance_state_history (instance_id, state, from_ms)
+        VALUES (new.guid, new.state, new.updated_ms);
+END;
+
 CREATE TABLE resource_keys (
     guid TEXT PRIMARY KEY,
     crn TEXT NOT NULL UNIQUE,
@@ -114,6 +132,10 @@ INSERT INTO resource_instances (guid, crn, account_id, resource_group_id, name, 
            broker_id, parameters, state, dashboard_url, last_operation, created_ms, updated_ms,
            deleted_ms FROM old_instances;
 INSERT INTO instance_plan_history SELECT * FROM old_plan_history;
+-- What an instance from before was in when this history began.
+DELETE FROM instance_state_history;
+INSERT INTO instance_state_history (instance_id, state, from_ms)
+    SELECT guid, state, updated_ms FROM resource_instances;
 INSERT INTO rc_operations (id, kind, instance_id, initiator, prior_state, broker_operation,
                            state, next_at_ms, deadline_ms, attempts, error, created_ms,
                            updated_ms)

@@ -78,6 +78,19 @@ json_t *rc_instance_json(store_tx *tx, const char *guid)
         }
         json_object_set_new(j, "plan_history", hist);
     }
+    if (j) {
+        json_t *hist = json_array();
+        if (!store_query(tx,
+                         "SELECT state, from_ms FROM instance_state_history WHERE"
+                         " instance_id = ? ORDER BY from_ms, rowid",
+                         &q, "s", guid)) {
+            while (store_step(q) == STORE_ROW)
+                json_array_append_new(hist, json_pack("{s:s,s:o}", "state", store_col_text(q, 0),
+                                                      "from", time_or_null(q, 1)));
+            store_done(q);
+        }
+        json_object_set_new(j, "state_history", hist);
+    }
     return j;
 }
 

@@ -164,6 +164,11 @@ static void bind(osb_ctx *x)
             goto out;
         }
         if (old.state == ST_CREATING) {
+            if (!c.accepts_incomplete) {
+                http_reply_error(x->req, 422, OSB_ASYNC_REQUIRED, "The binding is being "
+                                 "created asynchronously.", NULL);
+                goto out;
+            }
             reply_operation(x, old.op_id);
             goto out;
         }

@@ -545,14 +545,20 @@ out:
 
 /* ---------------------------------------------------------------- operations */
 
-/* Applies a finished operation to the stored instance. */
-static void finish_instance_op(sdk_instance *in, osb_op_state st, const char *desc)
+/* Applies a finished operation to the stored instance; res (NULL for a pushed completion)
+ * carries the provider's failure flags. */
+static void finish_instance_op(sdk_instance *in, osb_op_state st, const char *desc,
+                               const struct osb_call_result *res)
 {
     in->op_state = st;
     free(in->op_description);
     in->op_description = desc ? strdup(desc) : NULL;
     if (st == OSB_IN_PROGRESS)
         return;
+    /* Kept with the outcome, so that every later poll reports the same flags. */
+    bool flags = res && res->flags_set;
+    in->op_instance_usable = flags ? res->instance_usable : true;
+    in->op_update_repeatable = flags ? res->update_repeatable : true;
     switch (in->state) {
     case ST_CREATING:
         in->state = st == OSB_SUCCEEDED ? ST_READY : ST_FAILED;
@@ -650,7 +656,7 @@ static void last_operation(osb_ctx *x)
         }
         if (res.state_set && res.state != OSB_IN_PROGRESS) {
             osb_call_kind kind = in.op_kind;
-            finish_instance_op(&in, res.state, res.state_description);
+            finish_instance_op(&in, res.state, res.state_description, &res);
             if (save_finished(x->b, &in)) {
                 http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
                 goto out;
@@ -664,11 +670,9 @@ static void last_operation(osb_ctx *x)
     json_t *j = json_pack("{s:s}", "state", sdk_state_name(in.op_state));
     set_opt_string(j, "description", in.op_description);
     if (in.op_state == OSB_FAILED && (in.op_kind == OSB_UPDATE || in.op_kind == OSB_DEPROVISION)) {
-        json_object_set_new(j, "instance_usable",
-                            json_boolean(res.flags_set ? res.instance_usable : true));
+        json_object_set_new(j, "instance_usable", json_boolean(in.op_instance_usable));
         if (in.op_kind == OSB_UPDATE)
-            json_object_set_new(j, "update_repeatable",
-                                json_boolean(res.flags_set ? res.update_repeatable : true));
+            json_object_set_new(j, "update_repeatable", json_boolean(in.op_update_repeatable));
     }
     if (res.retry_after > 0 && in.op_state == OSB_IN_PROGRESS) {
         char ra[16];
@@ -696,7 +700,7 @@ int osb_operation_done(osb_broker *b, const char *instance_id, const char *bindi
     if (!rc && (in.op_state != OSB_IN_PROGRESS || in.state == ST_READY || in.state == ST_GONE))
         rc = OSB_E_NOTFOUND;
     if (!rc) {
-        finish_instance_op(&in, state, description);
+        finish_instance_op(&in, state, description, NULL);
         rc = save_finished(b, &in);
     }
     sdk_instance_free(&in);

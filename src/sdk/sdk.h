@@ -78,6 +78,8 @@ typedef struct {
     int64_t op_started_ms;
     char *pending_plan_id, *pending_parameters, *pending_maintenance_version; /* async update */
     char *prev_plan_id;
+    /* A failed update's or deprovision's flags, as last_operation answers them every time. */
+    bool op_instance_usable, op_update_repeatable;
 } sdk_instance;
 
 typedef struct {

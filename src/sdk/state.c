@@ -29,6 +29,9 @@ static const store_migration migrations[] = {
      " op_id TEXT, op_state INTEGER, op_description TEXT, op_started_ms INTEGER,"
      " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
      " PRIMARY KEY (instance_id, id));"},
+    {2, "a failed update's or deprovision's instance_usable and update_repeatable",
+     "ALTER TABLE instances ADD COLUMN op_instance_usable INTEGER NOT NULL DEFAULT 1;"
+     "ALTER TABLE instances ADD COLUMN op_update_repeatable INTEGER NOT NULL DEFAULT 1;"},
 };
 
 static int load_key(const char *data_dir, unsigned char key[32])
@@ -104,7 +107,7 @@ static char *dup_col(store_stmt *q, int i)
     "id, service_id, plan_id, parameters, context, organization_guid, space_guid,"            \
     " maintenance_version, dashboard_url, metadata, state, enabled, last_active_ms, op_id,"   \
     " op_kind, op_state, op_description, op_started_ms, pending_plan_id, pending_parameters," \
-    " pending_maintenance_version, prev_plan_id"
+    " pending_maintenance_version, prev_plan_id, op_instance_usable, op_update_repeatable"
 
 int sdk_instance_get(sdk_state_db *s, const char *id, sdk_instance *in)
 {
@@ -143,6 +146,8 @@ int sdk_instance_get(sdk_state_db *s, const char *id, sdk_instance *in)
         in->pending_parameters = dup_col(q, 19);
         in->pending_maintenance_version = dup_col(q, 20);
         in->prev_plan_id = dup_col(q, 21);
+        in->op_instance_usable = store_col_int(q, 22) != 0;
+        in->op_update_repeatable = store_col_int(q, 23) != 0;
         rc = in->id ? 0 : OSB_E_NOMEM;
     } else if (rc == STORE_DONE) {
         rc = OSB_E_NOTFOUND;
@@ -156,16 +161,18 @@ int sdk_instance_write(store_tx *tx, const sdk_instance *in)
 {
     static const char sql[] =
         "INSERT OR REPLACE INTO instances (" INSTANCE_COLS ", created_ms, updated_ms)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
         " coalesce((SELECT created_ms FROM instances WHERE id = ?), ?), ?)";
     int64_t now = time_now_ms();
-    return store_exec(tx, sql, "ssssssssssddisddsisssssii", in->id, in->service_id, in->plan_id,
+    return store_exec(tx, sql, "ssssssssssddisddsissssddsii", in->id, in->service_id, in->plan_id,
                       in->parameters, in->context, in->organization_guid, in->space_guid,
                       in->maintenance_version, in->dashboard_url, in->metadata, (int)in->state,
                       (int)in->enabled, in->last_active_ms, in->op_id, (int)in->op_kind,
                       (int)in->op_state, in->op_description, in->op_started_ms,
                       in->pending_plan_id, in->pending_parameters,
-                      in->pending_maintenance_version, in->prev_plan_id, in->id, now, now);
+                      in->pending_maintenance_version, in->prev_plan_id,
+                      (int)in->op_instance_usable, (int)in->op_update_repeatable, in->id, now,
+                      now);
 }
 
 int sdk_instance_remove(store_tx *tx, const char *id)

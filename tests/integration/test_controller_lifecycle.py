@@ -428,6 +428,11 @@ class LifecycleTest(unittest.TestCase):
         # the broker still has it, as it was
         self.assertEqual(self.osb.call("GET", "/v2/service_instances/" + q(inst["crn"])).status,
                          200)
+        # every state it went through, dated, in order
+        hist = self.get(inst["guid"]).json["state_history"]
+        self.assertEqual([h["state"] for h in hist],
+                         ["provisioning", "active", "pending_reclamation", "active"], hist)
+        self.assertEqual([h["from"] for h in hist], sorted(h["from"] for h in hist))
 
 
 if __name__ == "__main__":
