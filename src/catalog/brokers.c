@@ -662,6 +662,31 @@ static void brokers_delete(http_req *req, void *ud)
         catalog_offering_free(&o);
         return;
     }
+    /* Instances keep the broker that serves them (and, removed, on record): it stays. */
+    int live = 0, kept = 0;
+    if (!rc && found && !(rc = store_query(tx, "SELECT count(*), coalesce(sum(CASE WHEN state"
+                                               " != 'removed' THEN 1 ELSE 0 END), 0) FROM"
+                                               " resource_instances WHERE broker_id = ?", &q,
+                                           "s", bid))) {
+        if (store_step(q) == STORE_ROW) {
+            kept = (int)store_col_int(q, 0);
+            live = (int)store_col_int(q, 1);
+        }
+        store_done(q);
+    }
+    if (!rc && kept) {
+        store_rollback(tx);
+        if (live)
+            http_reply_errorf(req, 409, "conflict", "%d instance%s of the offering %s served by "
+                              "this broker; delete them first.", live, live == 1 ? "" : "s",
+                              live == 1 ? "is" : "are");
+        else
+            http_reply_errorf(req, 409, "conflict", "This broker served %d instance%s, kept on "
+                              "record: it stays (change its URL or credentials instead).", kept,
+                              kept == 1 ? "" : "s");
+        catalog_offering_free(&o);
+        return;
+    }
     if (!rc && !found)
         rc = OSB_E_NOTFOUND;
     /* Its scorecards go with it; a validation still running finds its row gone and stops

@@ -4,6 +4,7 @@
  * as it is, so the broker and the platform cannot disagree. */
 #include "catalog/catalog_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,9 @@ static void catalog_list(http_req *req, void *ud)
         http_reply_error(req, 400, "invalid_query", "'limit' must be from 1 to 500.", "limit");
         return;
     }
-    if (offset_s && ((offset = strtol(offset_s, &end, 10)) < 0 || *end || !*offset_s)) {
+    errno = 0;
+    if (offset_s && ((offset = strtol(offset_s, &end, 10)) < 0 || *end || !*offset_s ||
+                     errno == ERANGE)) {
         http_reply_error(req, 400, "invalid_query", "'offset' must be 0 or more.", "offset");
         return;
     }
@@ -120,7 +123,7 @@ static void catalog_list(http_req *req, void *ud)
         if ((rc = catalog_offering_load(tx, json_string_value(id), &o)))
             break;
         if (catalog_visible(tx, &o, &p) && matches(&o, tag, text)) {
-            if (total >= offset && total < offset + limit) {
+            if (total >= offset && total - offset < limit) { /* offset + limit may overflow */
                 json_t *e = entry_json(tx, &o, &rc);
                 if (e)
                     json_array_append_new(list, e);

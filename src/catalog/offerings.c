@@ -289,8 +289,10 @@ static bool only_keys(http_req *req, const json_t *obj, const char *prefix,
         if (!known) {
             char f[128];
             snprintf(f, sizeof f, "%s%s", prefix, k);
-            catalog_field_error(req, f, "'%s' is not a field of %s.", f,
-                                *prefix ? prefix : "an offering");
+            const char *of = *prefix ? prefix : "an offering";
+            size_t n = strlen(of); /* "listing." names "listing" */
+            catalog_field_error(req, f, "'%s' is not a field of %.*s.", f,
+                                (int)(n - (of[n - 1] == '.')), of);
             return false;
         }
     }
@@ -329,7 +331,8 @@ static bool valid_listing(http_req *req, const json_t *v)
             catalog_field_error(req, f, "'%s' must be an object {title, description}.", f);
             return false;
         }
-        if (!only_keys(req, e, "listing.bullets[].", bullet_keys))
+        snprintf(f, sizeof f, "listing.bullets[%zu].", i);
+        if (!only_keys(req, e, f, bullet_keys))
             return false;
         snprintf(f, sizeof f, "listing.bullets[%zu].title", i);
         if (!catalog_valid_text(json_object_get(e, "title"), 100, false)) {
@@ -348,7 +351,8 @@ static bool valid_listing(http_req *req, const json_t *v)
             catalog_field_error(req, f, "'%s' must be an object {type, url, caption}.", f);
             return false;
         }
-        if (!only_keys(req, e, "listing.media[].", media_keys))
+        snprintf(f, sizeof f, "listing.media[%zu].", i);
+        if (!only_keys(req, e, f, media_keys))
             return false;
         const char *type = json_string_value(json_object_get(e, "type"));
         snprintf(f, sizeof f, "listing.media[%zu].type", i);

@@ -737,6 +737,69 @@ class BadBrokerValidationTest(BrokersBase):
             self.assertEqual(fetch["actual"], {"error": "timed out after 3 s"})
             self.assertTrue(self.by_name(sc)["errors.missing_version"]["passed"])
 
+    def test_broker_hanging_on_provision(self):
+        # The catalog is right; the probe's provision hangs (the broker keeps the instance and
+        # answers only after hang_s). The per-call timeout ends the call, the scorecard names
+        # the provision with the timeout as the broker's answer, the rest of the lifecycle is
+        # reported as not run, the probe instance is cleaned up, the error cases still run,
+        # and the platform answers everything else meanwhile.
+        o, plans, bb, b = self.setup_offering("provision_hang", hang_s=8)
+        t0 = time.time()
+        r = self.validate(o["id"], {"timeout_s": 3})
+        self.assertLess(time.time() - t0, 2, "the run is not on the request's thread")
+        self.assertEqual(r.json["state"], "running")
+        sid = r.json["id"]
+        deadline = time.time() + 10
+        while time.time() < deadline and not [
+                x for x in bb.seen("PUT", "/v2/service_instances/") if "accepts_incomplete" in x[1]]:
+            time.sleep(0.05)
+        hung_at = time.time()
+        self.assertTrue(bb.instances, "the provision did not reach the broker")
+        c2 = self.p.client()
+        c2.timeout = 5
+        try:
+            for path in ("/healthz", "/v1/offerings", "/v1/offerings/" + o["id"],
+                         "/v1/catalog", "/v1/offerings/%s/brokers" % o["id"],
+                         "/v1/offerings/%s/scorecards/%s" % (o["id"], sid)):
+                t = time.time()
+                resp = c2.call("GET", path, token=self.accounts["acme"]["token"])
+                self.assertEqual(resp.status, 200, resp)
+                self.assertLess(time.time() - t, 1.0, path)
+            # Still inside the provision's timeout: the run is waiting on the broker.
+            self.assertLess(time.time() - hung_at, 3)
+            during = c2.call("GET", "/v1/offerings/%s/scorecards/%s" % (o["id"], sid),
+                             token=self.accounts["acme"]["token"]).json
+            self.assertEqual(during["state"], "running")
+            # Another provider's work goes on meanwhile.
+            t = time.time()
+            other = c2.call("POST", "/v1/offerings", token=self.accounts["globex"]["token"],
+                            body={"name": self.uid("busy"), "display_name": "Busy"})
+            self.assertEqual(other.status, 201, other)
+            self.assertLess(time.time() - t, 1.0)
+        finally:
+            c2.close()
+        sc = self.scorecard(o["id"], sid)
+        self.assertEqual(sc["state"], "failed")
+        checks = self.by_name(sc)
+        for n in catalog_checks(["lite", "premium", "standard"])[:-1]:
+            self.assertTrue(checks[n]["passed"], checks[n])
+        prov = checks["lifecycle.provision"]
+        self.assertFalse(prov["passed"])
+        self.assertEqual(prov["actual"], {"error": "timed out after 3 s"})
+        for n in LIFECYCLE[1:]:
+            self.assertFalse(checks[n]["passed"])
+            self.assertEqual(checks[n]["actual"], {"error": "not run: the provision failed"})
+        # The kept instance was removed after the failure (the broker found it: 200).
+        self.assertTrue(checks["lifecycle.cleanup"]["passed"], checks["lifecycle.cleanup"])
+        self.assertEqual(checks["lifecycle.cleanup"]["actual"]["status"], 200)
+        self.assertEqual(bb.instances, {})
+        for n in ERRORS:
+            self.assertTrue(checks[n]["passed"], checks[n])
+        self.assertEqual(self.failed(sc), set(LIFECYCLE))
+        self.assertEqual(sc["summary"]["failed"], len(LIFECYCLE))
+        # A failed scorecard keeps step 3 open.
+        self.assertIn("scorecard", self.step3(o["id"])["missing"])
+
     def test_validate_request_errors(self):
         o = self.offering()
         oid = o["id"]

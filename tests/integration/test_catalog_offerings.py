@@ -162,11 +162,33 @@ class CatalogOfferingsTest(unittest.TestCase):
              "listing.bullets[0].title"),
             ({"listing": {"bullets": [{"title": "t", "description": "d"}] * 11}}, "listing.bullets"),
             ({"listing": {"bullets": [{"title": "t", "description": "d", "x": 1}]}},
-             "listing.bullets[].x"),
+             "listing.bullets[0].x"),
             ({"listing": {"media": [{"type": "gif", "url": "https://x.example/a"}]}},
              "listing.media[0].type"),
             ({"listing": {"media": [{"type": "image", "url": "nope"}]}}, "listing.media[0].url"),
             ({"listing": {"other": []}}, "listing.other"),
+            ({"listing": {"bullets": ["Fast"]}}, "listing.bullets[0]"),
+            ({"listing": {"bullets": [{"title": "t", "description": "d"}, None]}},
+             "listing.bullets[1]"),
+            ({"listing": {"media": "https://x.example/a.png"}}, "listing.media"),
+            ({"listing": {"media": ["https://x.example/a.png"]}}, "listing.media[0]"),
+            ({"listing": {"media": [{"type": "image", "url": "https://x.example/a.png"}, 3]}},
+             "listing.media[1]"),
+            ({"listing": {"media": [{"type": "image", "url": "https://x.example/a.png",
+                                     "caption": ""}]}}, "listing.media[0].caption"),
+            ({"listing": {"media": [{"type": "video", "url": "https://x.example/v.mp4",
+                                     "caption": 5}]}}, "listing.media[0].caption"),
+            ({"listing": {"media": [{"type": "image", "url": "https://x.example/a.png"},
+                                    {"type": "image", "url": "https://x.example/b.png",
+                                     "caption": "x" * 201}]}}, "listing.media[1].caption"),
+            ({"listing": {"media": [{"type": "image", "url": "https://x.example/a.png",
+                                     "caption": "two\nlines"}]}}, "listing.media[0].caption"),
+            ({"listing": {"media": [{"type": "image", "url": "https://x.example/a.png"},
+                                    {"type": "image", "url": "https://x.example/b.png",
+                                     "alt": "x"}]}}, "listing.media[1].alt"),
+            ({"listing": {"bullets": [{"title": "t", "description": "d"},
+                                      {"title": "t", "description": "d", "x": 1}]}},
+             "listing.bullets[1].x"),
             ({"support": []}, "support"),
             ({"support": {"url": "mailto:x@y.z"}}, "support.url"),
             ({"support": {"email": "not-an-email"}}, "support.email"),
@@ -184,6 +206,13 @@ class CatalogOfferingsTest(unittest.TestCase):
         for body, target in nested:
             body = dict(body, name="acme-invalid", display_name="ok")
             self.assertField(self.call("acme", "POST", "/v1/offerings", body), target)
+        # The message names the field and where it is not one.
+        r = self.call("acme", "POST", "/v1/offerings", {
+            "name": "acme-invalid", "display_name": "ok",
+            "listing": {"media": [{"type": "image", "url": "https://x.example/a.png"},
+                                  {"type": "image", "url": "https://x.example/b.png", "alt": 1}]}})
+        self.assertEqual(r.json["errors"][0]["message"],
+                         "'listing.media[1].alt' is not a field of listing.media[1].")
         # Nothing was created by any of them.
         names = [o["name"] for o in self.call("acme", "GET", "/v1/offerings").json["offerings"]]
         self.assertNotIn("acme-invalid", names)
@@ -437,8 +466,23 @@ class CatalogOfferingsTest(unittest.TestCase):
         page = self.call("acme", "GET", "/v1/catalog", query={"limit": 1}).json
         self.assertEqual(len(page["offerings"]), 1)
         self.assertGreaterEqual(page["total_count"], 2)
-        for q in ({"limit": 0}, {"limit": "x"}, {"offset": -1}, {"q": "x" * 201}):
-            self.assertEqual(self.call("acme", "GET", "/v1/catalog", query=q).status, 400, q)
+        for q, target in (({"limit": 0}, "limit"), ({"limit": "x"}, "limit"),
+                          ({"limit": 501}, "limit"), ({"limit": ""}, "limit"),
+                          ({"limit": "5x"}, "limit"), ({"limit": "-1"}, "limit"),
+                          ({"limit": "99999999999999999999"}, "limit"),
+                          ({"offset": -1}, "offset"), ({"offset": "x"}, "offset"),
+                          ({"offset": ""}, "offset"), ({"offset": "1.5"}, "offset"),
+                          ({"offset": "99999999999999999999"}, "offset"),
+                          ({"q": "x" * 201}, "q"), ({"q": "x" * 201, "limit": 1}, "q")):
+            with self.subTest(query=q):
+                self.assertField(self.call("acme", "GET", "/v1/catalog", query=q), target)
+        # The largest offset is fine: an empty page, not an overflow.
+        big = self.call("acme", "GET", "/v1/catalog", query={"offset": 2 ** 63 - 1, "limit": 500})
+        self.assertEqual(big.status, 200, big)
+        self.assertEqual(big.json["offerings"], [])
+        self.assertGreaterEqual(big.json["total_count"], 2)
+        self.assertEqual(len(self.call("acme", "GET", "/v1/catalog", query={"limit": 500})
+                             .json["offerings"]), big.json["total_count"])
 
     # ------------------------------------------------------------ publication
 

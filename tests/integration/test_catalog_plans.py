@@ -258,6 +258,29 @@ class CatalogPlansTest(unittest.TestCase):
             ("display_name too long", {"display_name": "x" * 101}, "display_name"),
             ("description too long", {"description": "x" * 1001}, "description"),
             ("bindable not a bool", {"bindable": "yes"}, "bindable"),
+            ("plan_updateable not a bool", {"plan_updateable": "yes"}, "plan_updateable"),
+            ("plan_updateable a number", {"plan_updateable": 1}, "plan_updateable"),
+            ("metric not an object", {"metrics": ["API_CALLS"]}, "metrics[0]"),
+            ("second metric not an object", {"metrics": [API_CALLS, 7]}, "metrics[1]"),
+            ("metric null", {"metrics": [API_CALLS, None]}, "metrics[1]"),
+            ("metrics not an array", {"metrics": API_CALLS}, "metrics"),
+            ("metric with an unknown field", {"metrics": [dict(API_CALLS, color="red")]},
+             "metrics[0].color"),
+            ("metric display_name missing",
+             {"metrics": [{k: v for k, v in API_CALLS.items() if k != "display_name"}]},
+             "metrics[0].display_name"),
+            ("metric display_name empty", {"metrics": [dict(API_CALLS, display_name="")]},
+             "metrics[0].display_name"),
+            ("metric display_name too long",
+             {"metrics": [API_CALLS, dict(STORAGE, display_name="x" * 101)]},
+             "metrics[1].display_name"),
+            ("metric display_name not text", {"metrics": [dict(API_CALLS, display_name=5)]},
+             "metrics[0].display_name"),
+            ("metric allow_negative not a bool",
+             {"metrics": [dict(API_CALLS, allow_negative="no")]}, "metrics[0].allow_negative"),
+            ("metric allow_negative a number",
+             {"metrics": [API_CALLS, dict(STORAGE, allow_negative=0)]},
+             "metrics[1].allow_negative"),
             ("bad metric id", {"metrics": [dict(API_CALLS, id="api_calls")]}, "metrics[0].id"),
             ("metric id reserved", {"metrics": [dict(API_CALLS, id="MONTHLY_FEE")]},
              "metrics[0].id"),
@@ -296,6 +319,21 @@ class CatalogPlansTest(unittest.TestCase):
              "maintenance_info.version"),
             ("maintenance_info leading zero", {"maintenance_info": {"version": "01.2.3"}},
              "maintenance_info.version"),
+            ("maintenance_info not an object", {"maintenance_info": "1.2.0"},
+             "maintenance_info"),
+            ("maintenance_info version missing", {"maintenance_info": {"description": "x"}},
+             "maintenance_info.version"),
+            ("maintenance_info unknown field",
+             {"maintenance_info": {"version": "1.2.0", "notes": "x"}}, "maintenance_info.notes"),
+            ("maintenance_info.description empty",
+             {"maintenance_info": {"version": "1.2.0", "description": ""}},
+             "maintenance_info.description"),
+            ("maintenance_info.description not text",
+             {"maintenance_info": {"version": "1.2.0", "description": 12}},
+             "maintenance_info.description"),
+            ("maintenance_info.description too long",
+             {"maintenance_info": {"version": "1.2.0", "description": "x" * 1001}},
+             "maintenance_info.description"),
             ("pricing: unknown metric", {"pricing": {"NOPE": two}}, "pricing.NOPE"),
             ("pricing: unknown currency", {"pricing": {"API_CALLS": {"XYZ": linear("1")},
                                                        "STORAGE": {"XYZ": linear("1")}}},
@@ -353,6 +391,26 @@ class CatalogPlansTest(unittest.TestCase):
                             body[k] = v
                     r = self.create(oid, **body)
                 self.assertFieldError(r, 400, target)
+        # A change is checked the same way, field by field, and changes nothing when refused.
+        r = self.create(oid, **self.metered_body(maintenance_info={"version": "1.0.0"}))
+        self.assertEqual(r.status, 201, r)
+        url = "%s/%s" % (self.plans(oid), r.json["id"])
+        for change, target in (({"plan_updateable": "yes"}, "plan_updateable"),
+                               ({"plan_updateable": None}, "plan_updateable"),
+                               ({"maintenance_info": {"version": "1.1.0", "description": ""}},
+                                "maintenance_info.description"),
+                               ({"metrics": [API_CALLS, dict(STORAGE, allow_negative="yes")]},
+                                "metrics[1].allow_negative"),
+                               ({"metrics": [dict(API_CALLS, display_name=None), STORAGE]},
+                                "metrics[0].display_name"),
+                               ({"metrics": [[], STORAGE]}, "metrics[0]")):
+            with self.subTest(patch=change):
+                self.assertFieldError(self.c.call("PATCH", url, token=self.acme, body=change),
+                                      400, target)
+        got = self.c.call("GET", url, token=self.acme).json
+        self.assertFalse(got["plan_updateable"])
+        self.assertEqual(got["maintenance_info"], {"version": "1.0.0"})
+        self.assertEqual(self.c.call("DELETE", url, token=self.acme).status, 204)
         # Nothing was created by any of them.
         r = self.c.call("GET", self.plans(oid), token=self.acme)
         self.assertEqual(r.json, {"total_count": 0, "plans": []})
