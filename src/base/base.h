@@ -84,6 +84,10 @@ void time_format_rfc3339(int64_t ms, char out[32]);
 void random_bytes(void *p, size_t n);
 /* A random (v4) UUID in lowercase canonical form; out needs 37 bytes. */
 void uuid_v4(char out[37]);
+/* A time-ordered UUID (RFC 9562 version 7: milliseconds since the epoch, then random bits):
+ * ids made one after another sort together, so a table keyed by them grows at its end
+ * instead of dirtying a random page of every index on each insert. */
+void uuid_v7(char out[37]);
 bool uuid_valid(const char *s);
 
 /* ---- encodings ---- */

@@ -407,8 +407,8 @@ static void instance_create(http_req *req, void *ud)
     }
     u->w.c = c;
     u->w.req = req;
-    uuid_v4(u->guid);
-    uuid_v4(u->op_id);
+    uuid_v7(u->guid);
+    uuid_v7(u->op_id);
     snprintf(u->crn, sizeof u->crn, "crn:v1:osbill:public:%s:%s:a/%s:%s::", o.name, region,
              p.account_id, u->guid);
     snprintf(u->account, sizeof u->account, "%s", p.account_id);
@@ -772,7 +772,7 @@ static int delete_work(store_tx *tx, void *ud)
         rc_new_op n = {.kind = "disable", .instance_id = u->guid, .initiator = u->iam_id,
                        .prior_state = u->state, .reason = "IBMCLOUD_RECLAMATION_SCHEDULE"};
         char rid[37];
-        uuid_v4(rid);
+        uuid_v7(rid);
         if ((rc = rc_insert_op(tx, &n, u->op_id)) ||
             (rc = store_exec(tx,
                              "INSERT INTO reclamations (id, instance_id, account_id, state,"

@@ -238,7 +238,7 @@ int rc_insert_op(store_tx *tx, const rc_new_op *n, char id_out[37])
 {
     int64_t now = time_now_ms();
     int64_t poll = n->max_polling_s > 0 ? n->max_polling_s : RC_DEFAULT_MAX_POLL_S;
-    uuid_v4(id_out);
+    uuid_v7(id_out);
     return store_exec(tx,
                       "INSERT INTO rc_operations (id, kind, instance_id, key_id, initiator,"
                       " prior_state, plan_id, parameters, reason, state, next_at_ms,"

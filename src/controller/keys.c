@@ -207,7 +207,7 @@ static void key_create(http_req *req, void *ud)
     }
     char guid[37], crn[700], op_id[37];
     int64_t now = time_now_ms();
-    uuid_v4(guid);
+    uuid_v7(guid);
     snprintf(crn, sizeof crn, "crn:v1:osbill:public:%s:%s:a/%s:%s:resource-key:%s",
              i.service_name, i.region, i.account_id, i.guid, guid);
     if ((rc = store_exec(tx,

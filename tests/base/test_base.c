@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -538,6 +539,30 @@ static void test_uuid_v4(void **state)
     }
 }
 
+static void test_uuid_v7(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    int64_t before = time_now_ms();
+    uuid_v7(a);
+    assert_true(uuid_valid(a));
+    assert_int_equal(a[14], '7');
+    assert_non_null(strchr("89ab", a[19]));
+    /* the first 48 bits are the milliseconds it was made in */
+    char hex[13];
+    memcpy(hex, a, 8);
+    memcpy(hex + 8, a + 9, 4);
+    hex[12] = '\0';
+    int64_t ms = (int64_t)strtoll(hex, NULL, 16);
+    assert_true(ms >= before && ms <= time_now_ms());
+    /* ids of later milliseconds sort after earlier ones */
+    struct timespec pause = {0, 2000000};
+    nanosleep(&pause, NULL);
+    uuid_v7(b);
+    assert_true(strcmp(a, b) < 0);
+    assert_string_not_equal(a, b);
+}
+
 static void test_uuid_valid(void **state)
 {
     (void)state;
@@ -725,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_str_to_i64),
         cmocka_unit_test(test_str_helpers),
         cmocka_unit_test(test_uuid_v4),
+        cmocka_unit_test(test_uuid_v7),
         cmocka_unit_test(test_uuid_valid),
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_sha256_vectors),
