@@ -32,6 +32,9 @@ CREATE TABLE resource_instances (
     deleted_ms INTEGER
 );
 CREATE INDEX resource_instances_by_account ON resource_instances(account_id, state);
+-- Lists page through an account's instances in rowid order: this one walks them in order
+-- from the page's start instead of sorting every instance the account ever had.
+CREATE INDEX resource_instances_by_account_page ON resource_instances(account_id);
 
 -- "The instance's plan at time t": the row with the latest from_ms not after t.
 CREATE TABLE instance_plan_history (
@@ -76,6 +79,7 @@ CREATE TABLE resource_keys (
     deleted_ms INTEGER
 );
 CREATE INDEX resource_keys_by_account ON resource_keys(account_id, state);
+CREATE INDEX resource_keys_by_account_page ON resource_keys(account_id);
 CREATE INDEX resource_keys_by_instance ON resource_keys(instance_id, state);
 
 -- Broker operations. orphan_mitigation is the DELETE the platform sends after a provision
