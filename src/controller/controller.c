@@ -273,6 +273,27 @@ static int set_last_operation(store_tx *tx, const char *guid, const char *type, 
     return rc_set_last_operation(tx, "resource_instances", guid, type, state, async, description);
 }
 
+/* The instance's new state (NULL: unchanged) and last operation, in one write. */
+static int instance_moves(store_tx *tx, const char *guid, const char *state, const char *type,
+                          const char *lo_state, bool async, const char *description)
+{
+    json_t *lo = json_pack("{s:s,s:s,s:b,s:s,s:I}", "type", type, "state", lo_state, "async",
+                           async, "description", description ? description : "", "updated_ms",
+                           (json_int_t)time_now_ms());
+    char *s = lo ? json_dumps(lo, JSON_COMPACT) : NULL;
+    json_decref(lo);
+    if (!s)
+        return OSB_E_NOMEM;
+    int64_t now = time_now_ms();
+    int rc = store_exec(tx,
+                        "UPDATE resource_instances SET state = coalesce(?1, state), deleted_ms ="
+                        " CASE WHEN ?1 = 'removed' THEN ?2 ELSE deleted_ms END, last_operation"
+                        " = ?3, updated_ms = ?2 WHERE guid = ?4",
+                        "siss", state, now, s, guid);
+    free(s);
+    return rc;
+}
+
 static int set_instance_state(store_tx *tx, const char *guid, const char *state)
 {
     if (strcmp(state, "removed") == 0)
@@ -599,10 +620,10 @@ static int apply_create(store_tx *tx, const op_row *o, const rc_result *r, const
             const char *dash = json_string_value(json_object_get(body, "dashboard_url"));
             bool async = r->status == 202;
             oc->status = async ? 202 : -1;
-            if ((rc = store_exec(tx,
-                                 "UPDATE resource_instances SET dashboard_url = ? WHERE"
-                                 " guid = ?",
-                                 "ss", dash, g)))
+            if (dash && (rc = store_exec(tx,
+                                         "UPDATE resource_instances SET dashboard_url = ? WHERE"
+                                         " guid = ?",
+                                         "ss", dash, g)))
                 return rc;
             if (async) {
                 if ((rc = set_last_operation(tx, g, "create", "in progress", true, "")))
@@ -610,24 +631,21 @@ static int apply_create(store_tx *tx, const op_row *o, const rc_result *r, const
                 return reschedule(tx, o->id, "in_progress", next_poll_ms(r), false,
                                   operation_of(body), NULL);
             }
-            if ((rc = set_instance_state(tx, g, "active")) ||
-                (rc = set_last_operation(tx, g, "create", "succeeded", false, "")))
+            if ((rc = instance_moves(tx, g, "active", "create", "succeeded", false, "")))
                 return rc;
             return finish_op(tx, o->id, "succeeded", NULL);
         }
         if (r->status >= 400 && r->status < 500) {
             /* The broker created nothing: no orphan mitigation (spec/osb.md). */
             refused(oc, r->status, "provision", description_of(body));
-            if ((rc = set_instance_state(tx, g, "failed")) ||
-                (rc = set_last_operation(tx, g, "create", "failed", false, oc->message)))
+            if ((rc = instance_moves(tx, g, "failed", "create", "failed", false, oc->message)))
                 return rc;
             return finish_op(tx, o->id, "failed", oc->message);
         }
         /* What the broker holds is unknown, so the platform deletes it (orphan mitigation);
          * except after a malformed 200, which OSB counts as a plain failure. */
         broken(oc, r, obj, "provision", "the instance failed.");
-        if ((rc = set_instance_state(tx, g, "failed")) ||
-            (rc = set_last_operation(tx, g, "create", "failed", false, oc->message)) ||
+        if ((rc = instance_moves(tx, g, "failed", "create", "failed", false, oc->message)) ||
             (rc = finish_op(tx, o->id, "failed", oc->message)) || r->status == 200)
             return rc;
         return queue_orphan_mitigation(tx, g, NULL);
@@ -635,14 +653,12 @@ static int apply_create(store_tx *tx, const op_row *o, const rc_result *r, const
     switch (poll_verdict(r, body, false)) {
     case 1:
         oc->status = -1;
-        if ((rc = set_instance_state(tx, g, "active")) ||
-            (rc = set_last_operation(tx, g, "create", "succeeded", true, description_of(body))))
+        if ((rc = instance_moves(tx, g, "active", "create", "succeeded", true, description_of(body))))
             return rc;
         return finish_op(tx, o->id, "succeeded", NULL);
     case -1:
         failed_async(oc, "provision_failed", "provision", body);
-        if ((rc = set_instance_state(tx, g, "failed")) ||
-            (rc = set_last_operation(tx, g, "create", "failed", true, oc->message)))
+        if ((rc = instance_moves(tx, g, "failed", "create", "failed", true, oc->message)))
             return rc;
         return finish_op(tx, o->id, "failed", oc->message);
     case 0:
@@ -689,8 +705,7 @@ static int updated(store_tx *tx, const op_row *o, bool async, const char *descri
         if (rc)
             return rc;
     }
-    if ((rc = set_instance_state(tx, g, o->prior_state)) ||
-        (rc = set_last_operation(tx, g, "update", "succeeded", async, description)))
+    if ((rc = instance_moves(tx, g, o->prior_state, "update", "succeeded", async, description)))
         return rc;
     return finish_op(tx, o->id, "succeeded", NULL);
 }
@@ -699,8 +714,7 @@ static int updated(store_tx *tx, const op_row *o, bool async, const char *descri
 static int update_failed(store_tx *tx, const op_row *o, bool async, const outcome *oc)
 {
     int rc;
-    if ((rc = set_instance_state(tx, o->instance_id, o->prior_state)) ||
-        (rc = set_last_operation(tx, o->instance_id, "update", "failed", async, oc->message)))
+    if ((rc = instance_moves(tx, o->instance_id, o->prior_state, "update", "failed", async, oc->message)))
         return rc;
     return finish_op(tx, o->id, "failed", oc->message);
 }
@@ -786,8 +800,7 @@ static int apply_delete(store_tx *tx, const op_row *o, const rc_result *r, const
             else
                 refused(oc, r->status, "unbind before the delete", description_of(body));
             if ((rc = set_key_state(tx, o->key_id, "active")) ||
-                (rc = set_instance_state(tx, g, o->prior_state)) ||
-                (rc = set_last_operation(tx, g, "delete", "failed", polling, oc->message)))
+                (rc = instance_moves(tx, g, o->prior_state, "delete", "failed", polling, oc->message)))
                 return rc;
             return finish_op(tx, o->id, "failed", oc->message);
         default:
@@ -801,8 +814,7 @@ static int apply_delete(store_tx *tx, const op_row *o, const rc_result *r, const
                         : (r->status == 200 || r->status == 410);
     if (gone) {
         oc->status = -1;
-        if ((rc = set_instance_state(tx, g, "removed")) ||
-            (rc = set_last_operation(tx, g, "delete", "succeeded", polling, "")) ||
+        if ((rc = instance_moves(tx, g, "removed", "delete", "succeeded", polling, "")) ||
             (rc = finish_op(tx, o->id, "succeeded", NULL)) ||
             (rc = store_exec(tx,
                              "UPDATE reclamations SET state = 'RECLAIMED', updated_ms = ? WHERE"
@@ -825,8 +837,7 @@ static int apply_delete(store_tx *tx, const op_row *o, const rc_result *r, const
             failed_async(oc, "delete_failed", "delete", body);
         else
             refused(oc, r->status, "delete", description_of(body));
-        if ((rc = set_instance_state(tx, g, o->prior_state)) ||
-            (rc = set_last_operation(tx, g, "delete", "failed", polling, oc->message)))
+        if ((rc = instance_moves(tx, g, o->prior_state, "delete", "failed", polling, oc->message)))
             return rc;
         /* A reclamation the broker refused is tried again in an hour. */
         if ((rc = store_exec(tx,
