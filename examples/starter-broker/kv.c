@@ -1,4 +1,7 @@
-/* The starter broker's key-value store on SQLite: namespaces, values, API keys, usage. */
+/* The starter broker's key-value store on SQLite: namespaces, values, API keys, usage.
+ * Writes are group-committed: concurrent writers share one transaction and one flush (each
+ * in its own savepoint, so one's failure is its own), and each returns once its write is on
+ * disk. Reads go through a second connection and see only what is committed. */
 #include "kv.h"
 
 #include <jansson.h>
@@ -10,9 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_JOIN_WAITS 64 /* a leader waits at most this many times 1 ms for joiners */
+
 struct kv {
-    sqlite3 *db;
-    pthread_mutex_t mu;
+    sqlite3 *db;  /* the writer */
+    sqlite3 *rdb; /* the reader */
+    pthread_mutex_t mu, rmu;
+    /* group commit, under mu */
+    pthread_cond_t joined, done;
+    bool open, leading;
+    uint64_t batch, committed;
+    int batch_rc;
+    int wanting; /* atomic: writers waiting for mu */
 };
 
 static const char schema[] =
@@ -38,15 +50,21 @@ int kv_open(const char *data_dir, kv **out)
     if (!k)
         return KV_ERR;
     pthread_mutex_init(&k->mu, NULL);
+    pthread_mutex_init(&k->rmu, NULL);
+    pthread_cond_init(&k->joined, NULL);
+    pthread_cond_init(&k->done, NULL);
     char *err = NULL;
     if (sqlite3_open(path, &k->db) != SQLITE_OK ||
-        sqlite3_exec(k->db, schema, NULL, NULL, &err) != SQLITE_OK) {
-        fprintf(stderr, "starter-broker: %s: %s\n", path, err ? err : sqlite3_errmsg(k->db));
+        sqlite3_exec(k->db, schema, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_open_v2(path, &k->rdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        fprintf(stderr, "starter-broker: %s: %s\n", path,
+                err ? err : sqlite3_errmsg(k->rdb ? k->rdb : k->db));
         sqlite3_free(err);
         kv_close(k);
         return KV_ERR;
     }
     sqlite3_busy_timeout(k->db, 5000);
+    sqlite3_busy_timeout(k->rdb, 5000);
     *out = k;
     return KV_OK;
 }
@@ -55,8 +73,12 @@ void kv_close(kv *k)
 {
     if (!k)
         return;
+    sqlite3_close(k->rdb);
     sqlite3_close(k->db);
     pthread_mutex_destroy(&k->mu);
+    pthread_mutex_destroy(&k->rmu);
+    pthread_cond_destroy(&k->joined);
+    pthread_cond_destroy(&k->done);
     free(k);
 }
 
@@ -92,14 +114,81 @@ static int run(kv *k, const char *sql, const char *types, ...)
     return KV_ERR;
 }
 
+/* ---- group commit ---- */
+
+static void lock_writer(kv *k)
+{
+    __atomic_add_fetch(&k->wanting, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&k->mu);
+    __atomic_sub_fetch(&k->wanting, 1, __ATOMIC_RELAXED);
+}
+
+/* With mu held: joins the open batch (or opens one) in a savepoint of its own. */
+static int unit_begin(kv *k, uint64_t *batch)
+{
+    if (!k->open) {
+        if (run(k, "BEGIN IMMEDIATE", ""))
+            return KV_ERR;
+        k->open = true;
+        k->batch++;
+    }
+    *batch = k->batch;
+    return run(k, "SAVEPOINT unit", "");
+}
+
+/* With mu held: ends the unit (undone when rc says it failed) and returns once its batch is
+ * committed: the first unit of a batch commits it, after letting the writers that were
+ * waiting join it; the others wait for that commit. */
+static int unit_end(kv *k, int rc, uint64_t batch)
+{
+    if (!k->open)
+        return rc; /* unit_begin could not open the batch */
+    if (rc)
+        run(k, "ROLLBACK TO unit", "");
+    run(k, "RELEASE unit", "");
+    if (k->leading) {
+        pthread_cond_signal(&k->joined);
+        while (k->committed < batch)
+            pthread_cond_wait(&k->done, &k->mu);
+        return rc ? rc : k->batch_rc;
+    }
+    k->leading = true;
+    for (int i = 0; i < MAX_JOIN_WAITS && __atomic_load_n(&k->wanting, __ATOMIC_RELAXED) > 0; i++) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 1000000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&k->joined, &k->mu, &until);
+    }
+    int crc = run(k, "COMMIT", "");
+    if (crc)
+        run(k, "ROLLBACK", "");
+    k->open = false;
+    k->leading = false;
+    k->committed = batch;
+    k->batch_rc = crc;
+    pthread_cond_broadcast(&k->done);
+    return rc ? rc : crc;
+}
+
 int kv_ns_create(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
                  int64_t max_value, int64_t now, int64_t ready_at)
 {
-    pthread_mutex_lock(&k->mu);
+    uint64_t b = 0;
+    lock_writer(k);
     /* A retried creation after a failure or an orphan clean-up starts afresh. */
-    int rc = run(k, "INSERT OR REPLACE INTO namespaces (instance_id, plan_id, max_keys, max_value,"
-                    " ready_at, last_active) VALUES (?, ?, ?, ?, ?, ?)",
-                 "ssiiii", instance, plan_id, max_keys, max_value, ready_at, now);
+    int rc = unit_begin(k, &b);
+    if (!rc)
+        rc = unit_end(
+            k,
+            run(k,
+                "INSERT OR REPLACE INTO namespaces (instance_id, plan_id, max_keys, max_value,"
+                " ready_at, last_active) VALUES (?, ?, ?, ?, ?, ?)",
+                "ssiiii", instance, plan_id, max_keys, max_value, ready_at, now),
+            b);
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
@@ -108,12 +197,12 @@ int kv_ns_get(kv *k, const char *instance, kv_namespace *ns)
 {
     sqlite3_stmt *st;
     int rc = KV_NOTFOUND;
-    pthread_mutex_lock(&k->mu);
-    if (sqlite3_prepare_v2(k->db,
+    pthread_mutex_lock(&k->rmu);
+    if (sqlite3_prepare_v2(k->rdb,
                            "SELECT plan_id, max_keys, max_value, ready_at, deleting_at, enabled,"
                            " last_active, bytes, nkeys FROM namespaces WHERE instance_id = ?",
                            -1, &st, NULL) != SQLITE_OK) {
-        pthread_mutex_unlock(&k->mu);
+        pthread_mutex_unlock(&k->rmu);
         return KV_ERR;
     }
     sqlite3_bind_text(st, 1, instance, -1, SQLITE_TRANSIENT);
@@ -131,49 +220,67 @@ int kv_ns_get(kv *k, const char *instance, kv_namespace *ns)
         rc = KV_OK;
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&k->mu);
+    pthread_mutex_unlock(&k->rmu);
     return rc;
 }
 
 int kv_ns_update(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
                  int64_t max_value)
 {
-    pthread_mutex_lock(&k->mu);
-    int rc = run(k, "UPDATE namespaces SET plan_id = ?, max_keys = ?, max_value = ?"
-                    " WHERE instance_id = ?", "siis", plan_id, max_keys, max_value, instance);
+    uint64_t b = 0;
+    lock_writer(k);
+    int rc = unit_begin(k, &b);
+    if (!rc)
+        rc = unit_end(k,
+                      run(k,
+                          "UPDATE namespaces SET plan_id = ?, max_keys = ?, max_value = ?"
+                          " WHERE instance_id = ?",
+                          "siis", plan_id, max_keys, max_value, instance),
+                      b);
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
 
 int kv_ns_set_enabled(kv *k, const char *instance, bool enabled)
 {
-    pthread_mutex_lock(&k->mu);
-    int rc = run(k, "UPDATE namespaces SET enabled = ? WHERE instance_id = ?", "is",
-                 (int64_t)enabled, instance);
+    uint64_t b = 0;
+    lock_writer(k);
+    int rc = unit_begin(k, &b);
+    if (!rc)
+        rc = unit_end(k,
+                      run(k, "UPDATE namespaces SET enabled = ? WHERE instance_id = ?", "is",
+                          (int64_t)enabled, instance),
+                      b);
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
 
 int kv_ns_mark_deleting(kv *k, const char *instance, int64_t deleting_at)
 {
-    pthread_mutex_lock(&k->mu);
-    int rc = run(k, "UPDATE namespaces SET deleting_at = ? WHERE instance_id = ?", "is",
-                 deleting_at, instance);
+    uint64_t b = 0;
+    lock_writer(k);
+    int rc = unit_begin(k, &b);
+    if (!rc)
+        rc = unit_end(k,
+                      run(k, "UPDATE namespaces SET deleting_at = ? WHERE instance_id = ?", "is",
+                          deleting_at, instance),
+                      b);
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
 
 int kv_ns_purge(kv *k, const char *instance)
 {
-    pthread_mutex_lock(&k->mu);
-    int rc = run(k, "BEGIN IMMEDIATE", "");
+    uint64_t b = 0;
+    lock_writer(k);
+    int rc = unit_begin(k, &b);
     if (!rc)
         rc = run(k, "DELETE FROM kv WHERE instance_id = ?", "s", instance);
     if (!rc)
         rc = run(k, "DELETE FROM apikeys WHERE instance_id = ?", "s", instance);
     if (!rc)
         rc = run(k, "DELETE FROM namespaces WHERE instance_id = ?", "s", instance);
-    rc = rc ? (run(k, "ROLLBACK", ""), rc) : run(k, "COMMIT", "");
+    rc = unit_end(k, rc, b);
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
@@ -188,19 +295,30 @@ int kv_apikey_add(kv *k, const char *instance, const char *binding, const char *
 {
     unsigned char h[32];
     key_hash(apikey, h);
-    pthread_mutex_lock(&k->mu);
-    int rc = run(k, "INSERT OR REPLACE INTO apikeys (key_hash, instance_id, binding_id, role)"
-                    " VALUES (?, ?, ?, ?)", "bsss", (const void *)h, sizeof h, instance, binding,
-                 role);
+    uint64_t b = 0;
+    lock_writer(k);
+    int rc = unit_begin(k, &b);
+    if (!rc)
+        rc = unit_end(k,
+                      run(k,
+                          "INSERT OR REPLACE INTO apikeys (key_hash, instance_id, binding_id, role)"
+                          " VALUES (?, ?, ?, ?)",
+                          "bsss", (const void *)h, sizeof h, instance, binding, role),
+                      b);
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
 
 int kv_apikey_remove(kv *k, const char *instance, const char *binding)
 {
-    pthread_mutex_lock(&k->mu);
-    int rc = run(k, "DELETE FROM apikeys WHERE instance_id = ? AND binding_id = ?", "ss",
-                 instance, binding);
+    uint64_t b = 0;
+    lock_writer(k);
+    int rc = unit_begin(k, &b);
+    if (!rc)
+        rc = unit_end(k,
+                      run(k, "DELETE FROM apikeys WHERE instance_id = ? AND binding_id = ?", "ss",
+                          instance, binding),
+                      b);
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
@@ -212,10 +330,11 @@ int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[1
     int rc = KV_NOTFOUND;
     /* The lookup is by digest of a 256-bit random key: timing reveals nothing usable. */
     key_hash(apikey, h);
-    pthread_mutex_lock(&k->mu);
-    if (sqlite3_prepare_v2(k->db, "SELECT role FROM apikeys WHERE key_hash = ? AND instance_id = ?",
-                           -1, &st, NULL) != SQLITE_OK) {
-        pthread_mutex_unlock(&k->mu);
+    pthread_mutex_lock(&k->rmu);
+    if (sqlite3_prepare_v2(k->rdb,
+                           "SELECT role FROM apikeys WHERE key_hash = ? AND instance_id = ?", -1,
+                           &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&k->rmu);
         return KV_ERR;
     }
     sqlite3_bind_blob(st, 1, h, sizeof h, SQLITE_TRANSIENT);
@@ -225,7 +344,7 @@ int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[1
         rc = KV_OK;
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&k->mu);
+    pthread_mutex_unlock(&k->rmu);
     return rc;
 }
 
@@ -233,14 +352,16 @@ int kv_put(kv *k, const char *instance, const char *key, const void *val, size_t
 {
     sqlite3_stmt *st;
     int rc;
-    pthread_mutex_lock(&k->mu);
-    if ((rc = run(k, "BEGIN IMMEDIATE", "")))
+    uint64_t b = 0;
+    lock_writer(k);
+    if ((rc = unit_begin(k, &b)))
         goto out;
     int64_t old = -1, max_keys = 0, nkeys = 0;
-    if (sqlite3_prepare_v2(k->db,
-                           "SELECT (SELECT length(value) FROM kv WHERE instance_id = ?1 AND key = ?2),"
-                           " max_keys, nkeys FROM namespaces WHERE instance_id = ?1",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            k->db,
+            "SELECT (SELECT length(value) FROM kv WHERE instance_id = ?1 AND key = ?2),"
+            " max_keys, nkeys FROM namespaces WHERE instance_id = ?1",
+            -1, &st, NULL) != SQLITE_OK) {
         rc = KV_ERR;
         goto rollback;
     }
@@ -262,14 +383,15 @@ int kv_put(kv *k, const char *instance, const char *key, const void *val, size_t
     }
     if ((rc = run(k, "INSERT OR REPLACE INTO kv (instance_id, key, value) VALUES (?, ?, ?)", "ssb",
                   instance, key, val, n)) ||
-        (rc = run(k, "UPDATE namespaces SET bytes = bytes + ?, nkeys = nkeys + ?"
-                     " WHERE instance_id = ?", "iis",
-                  (int64_t)n - (old < 0 ? 0 : old), (int64_t)(old < 0 ? 1 : 0), instance)))
+        (rc = run(k,
+                  "UPDATE namespaces SET bytes = bytes + ?, nkeys = nkeys + ?"
+                  " WHERE instance_id = ?",
+                  "iis", (int64_t)n - (old < 0 ? 0 : old), (int64_t)(old < 0 ? 1 : 0), instance)))
         goto rollback;
-    rc = run(k, "COMMIT", "");
+    rc = unit_end(k, 0, b);
     goto out;
 rollback:
-    run(k, "ROLLBACK", "");
+    rc = unit_end(k, rc, b);
 out:
     pthread_mutex_unlock(&k->mu);
     return rc;
@@ -279,10 +401,10 @@ int kv_get(kv *k, const char *instance, const char *key, void **val, size_t *n)
 {
     sqlite3_stmt *st;
     int rc = KV_NOTFOUND;
-    pthread_mutex_lock(&k->mu);
-    if (sqlite3_prepare_v2(k->db, "SELECT value FROM kv WHERE instance_id = ? AND key = ?", -1,
+    pthread_mutex_lock(&k->rmu);
+    if (sqlite3_prepare_v2(k->rdb, "SELECT value FROM kv WHERE instance_id = ? AND key = ?", -1,
                            &st, NULL) != SQLITE_OK) {
-        pthread_mutex_unlock(&k->mu);
+        pthread_mutex_unlock(&k->rmu);
         return KV_ERR;
     }
     sqlite3_bind_text(st, 1, instance, -1, SQLITE_TRANSIENT);
@@ -299,7 +421,7 @@ int kv_get(kv *k, const char *instance, const char *key, void **val, size_t *n)
         }
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&k->mu);
+    pthread_mutex_unlock(&k->rmu);
     return rc;
 }
 
@@ -307,8 +429,9 @@ int kv_del(kv *k, const char *instance, const char *key)
 {
     sqlite3_stmt *st;
     int rc;
-    pthread_mutex_lock(&k->mu);
-    if ((rc = run(k, "BEGIN IMMEDIATE", "")))
+    uint64_t b = 0;
+    lock_writer(k);
+    if ((rc = unit_begin(k, &b)))
         goto out;
     if (sqlite3_prepare_v2(k->db, "SELECT length(value) FROM kv WHERE instance_id = ? AND key = ?",
                            -1, &st, NULL) != SQLITE_OK) {
@@ -326,13 +449,15 @@ int kv_del(kv *k, const char *instance, const char *key)
         goto rollback;
     }
     if ((rc = run(k, "DELETE FROM kv WHERE instance_id = ? AND key = ?", "ss", instance, key)) ||
-        (rc = run(k, "UPDATE namespaces SET bytes = bytes - ?, nkeys = nkeys - 1"
-                     " WHERE instance_id = ?", "is", len, instance)))
+        (rc = run(k,
+                  "UPDATE namespaces SET bytes = bytes - ?, nkeys = nkeys - 1"
+                  " WHERE instance_id = ?",
+                  "is", len, instance)))
         goto rollback;
-    rc = run(k, "COMMIT", "");
+    rc = unit_end(k, 0, b);
     goto out;
 rollback:
-    run(k, "ROLLBACK", "");
+    rc = unit_end(k, rc, b);
 out:
     pthread_mutex_unlock(&k->mu);
     return rc;
@@ -342,10 +467,11 @@ int kv_list(kv *k, const char *instance, char **out)
 {
     sqlite3_stmt *st;
     json_t *a = json_array();
-    pthread_mutex_lock(&k->mu);
-    if (sqlite3_prepare_v2(k->db, "SELECT key FROM kv WHERE instance_id = ? ORDER BY key LIMIT 1000",
-                           -1, &st, NULL) != SQLITE_OK) {
-        pthread_mutex_unlock(&k->mu);
+    pthread_mutex_lock(&k->rmu);
+    if (sqlite3_prepare_v2(k->rdb,
+                           "SELECT key FROM kv WHERE instance_id = ? ORDER BY key LIMIT 1000", -1,
+                           &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&k->rmu);
         json_decref(a);
         return KV_ERR;
     }
@@ -353,7 +479,7 @@ int kv_list(kv *k, const char *instance, char **out)
     while (sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(a, json_string((const char *)sqlite3_column_text(st, 0)));
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&k->mu);
+    pthread_mutex_unlock(&k->rmu);
     *out = json_dumps(a, JSON_COMPACT);
     json_decref(a);
     return *out ? KV_OK : KV_ERR;
@@ -362,25 +488,29 @@ int kv_list(kv *k, const char *instance, char **out)
 int kv_meter_call(kv *k, const char *instance, int64_t now_ms)
 {
     int64_t hour = now_ms / 3600000 * 3600000;
-    pthread_mutex_lock(&k->mu);
-    int rc = run(k, "BEGIN IMMEDIATE", "");
+    uint64_t b = 0;
+    lock_writer(k);
+    int rc = unit_begin(k, &b);
     if (!rc)
-        rc = run(k, "INSERT INTO usage (instance_id, plan_id, measure, hour, quantity)"
-                    " SELECT instance_id, plan_id, 'API_CALLS', ?, 1 FROM namespaces"
-                    " WHERE instance_id = ?"
-                    " ON CONFLICT (instance_id, plan_id, measure, hour)"
-                    " DO UPDATE SET quantity = quantity + 1", "is", hour, instance);
+        rc = run(k,
+                 "INSERT INTO usage (instance_id, plan_id, measure, hour, quantity)"
+                 " SELECT instance_id, plan_id, 'API_CALLS', ?, 1 FROM namespaces"
+                 " WHERE instance_id = ?"
+                 " ON CONFLICT (instance_id, plan_id, measure, hour)"
+                 " DO UPDATE SET quantity = quantity + 1",
+                 "is", hour, instance);
     if (!rc)
-        rc = run(k, "INSERT INTO usage (instance_id, plan_id, measure, hour, quantity)"
-                    " SELECT instance_id, plan_id, 'STORAGE_BYTES', ?, bytes FROM namespaces"
-                    " WHERE instance_id = ?"
-                    " ON CONFLICT (instance_id, plan_id, measure, hour)"
-                    " DO UPDATE SET quantity = max(quantity, excluded.quantity)", "is", hour,
-                 instance);
+        rc = run(k,
+                 "INSERT INTO usage (instance_id, plan_id, measure, hour, quantity)"
+                 " SELECT instance_id, plan_id, 'STORAGE_BYTES', ?, bytes FROM namespaces"
+                 " WHERE instance_id = ?"
+                 " ON CONFLICT (instance_id, plan_id, measure, hour)"
+                 " DO UPDATE SET quantity = max(quantity, excluded.quantity)",
+                 "is", hour, instance);
     if (!rc)
         rc = run(k, "UPDATE namespaces SET last_active = ? WHERE instance_id = ?", "is", now_ms,
                  instance);
-    rc = rc ? (run(k, "ROLLBACK", ""), rc) : run(k, "COMMIT", "");
+    rc = unit_end(k, rc, b);
     pthread_mutex_unlock(&k->mu);
     return rc;
 }
@@ -389,11 +519,13 @@ int kv_usage(kv *k, const char *instance, char **out)
 {
     sqlite3_stmt *st;
     json_t *a = json_array();
-    pthread_mutex_lock(&k->mu);
-    if (sqlite3_prepare_v2(k->db,
-                           "SELECT plan_id, measure, hour, quantity FROM usage WHERE instance_id = ?"
-                           " ORDER BY hour, measure", -1, &st, NULL) != SQLITE_OK) {
-        pthread_mutex_unlock(&k->mu);
+    pthread_mutex_lock(&k->rmu);
+    if (sqlite3_prepare_v2(
+            k->rdb,
+            "SELECT plan_id, measure, hour, quantity FROM usage WHERE instance_id = ?"
+            " ORDER BY hour, measure",
+            -1, &st, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&k->rmu);
         json_decref(a);
         return KV_ERR;
     }
@@ -405,7 +537,7 @@ int kv_usage(kv *k, const char *instance, char **out)
                                            (json_int_t)sqlite3_column_int64(st, 2), "quantity",
                                            (json_int_t)sqlite3_column_int64(st, 3)));
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&k->mu);
+    pthread_mutex_unlock(&k->rmu);
     *out = json_dumps(a, JSON_COMPACT);
     json_decref(a);
     return *out ? KV_OK : KV_ERR;

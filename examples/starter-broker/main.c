@@ -540,6 +540,7 @@ static void usage(FILE *f)
             "                         serves /dashboard/{instance} behind the platform's sign-in\n"
             "                         (callback: PUBLIC_URL/sso/callback)\n"
             "  --async-seconds N      how long premium creation and deletion take (default 3)\n"
+            "  --threads N            worker threads (default 4 per core)\n"
             "  --access-log           log one line per request\n");
 }
 
@@ -555,6 +556,7 @@ int main(int argc, char **argv)
         {"sso-client-secret", required_argument, 0, 's'},
         {"revocation-poll", required_argument, 0, 'r'},
         {"token-client-id", required_argument, 0, 'T'},
+        {"threads", required_argument, 0, 't'},
         {0, 0, 0, 0}};
     const char *listen = "127.0.0.1:8090", *data = NULL, *catalog = STARTER_CATALOG;
     const char *user = getenv("OSB_BROKER_USER"), *password = getenv("OSB_BROKER_PASSWORD");
@@ -564,6 +566,11 @@ int main(int argc, char **argv)
                                                        : NULL;
     double async_s = 3;
     unsigned revocation_poll_ms = 0;
+    /* Callbacks wait for the disk (each write of the store is flushed before it returns):
+     * more threads than cores keep requests moving while some wait, and let the store's
+     * group commit flush many writes at once. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = (unsigned)(cores > 0 ? 4 * cores : 8);
     bool access_log = false;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -595,6 +602,16 @@ int main(int argc, char **argv)
             break;
         }
         case 'T': token_client = optarg; break;
+        case 't': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || !*optarg || v < 1 || v > 256) {
+                fprintf(stderr, "starter-broker: --threads wants 1 to 256\n");
+                return 2;
+            }
+            threads = (unsigned)v;
+            break;
+        }
         case 'A': access_log = true; break;
         case 'i': sso_id = optarg; break;
         case 's':
@@ -658,7 +675,7 @@ int main(int argc, char **argv)
         .listen = listen, .data_dir = data, .catalog_path = catalog, .user = user,
         .password = password, .access_log = access_log, .name = "starter-broker",
         .user_data = &s, .platform_url = platform, .revocation_poll_ms = revocation_poll_ms,
-        .token_client_id = token_client,
+        .token_client_id = token_client, .threads = threads,
     };
     s.broker = osb_broker_new();
     int rc = !s.broker;
