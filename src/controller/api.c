@@ -10,12 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_NAME              180
 #define MAX_LIMIT             100
 
 /* ---------------------------------------------------------------- instance JSON */
 
-static json_t *time_or_null(store_stmt *q, int col)
+json_t *rc_time_or_null(store_stmt *q, int col)
 {
     if (store_col_null(q, col))
         return json_null();
@@ -24,7 +23,7 @@ static json_t *time_or_null(store_stmt *q, int col)
     return json_string(t);
 }
 
-static json_t *json_col(store_stmt *q, int col)
+json_t *rc_json_col(store_stmt *q, int col)
 {
     const char *s = store_col_text(q, col);
     json_t *j = s ? json_loads(s, 0, NULL) : NULL;
@@ -58,10 +57,10 @@ json_t *rc_instance_json(store_tx *tx, const char *guid)
                       "resource_group_id", store_col_text(q, 3), "name", store_col_text(q, 4),
                       "resource_id", store_col_text(q, 5), "resource_plan_id", store_col_text(q, 6),
                       "region_id", store_col_text(q, 7), "target", store_col_text(q, 7),
-                      "parameters", json_col(q, 8), "state", store_col_text(q, 9), "dashboard_url",
-                      text_or_null(q, 10), "last_operation", json_col(q, 11), "created_at",
-                      time_or_null(q, 12), "updated_at", time_or_null(q, 13), "deleted_at",
-                      time_or_null(q, 14));
+                      "parameters", rc_json_col(q, 8), "state", store_col_text(q, 9), "dashboard_url",
+                      text_or_null(q, 10), "last_operation", rc_json_col(q, 11), "created_at",
+                      rc_time_or_null(q, 12), "updated_at", rc_time_or_null(q, 13), "deleted_at",
+                      rc_time_or_null(q, 14));
     }
     store_done(q);
     if (j && strcmp(json_string_value(json_object_get(j, "state")), "removed") != 0) {
@@ -73,7 +72,7 @@ json_t *rc_instance_json(store_tx *tx, const char *guid)
             while (store_step(q) == STORE_ROW)
                 json_array_append_new(hist, json_pack("{s:s,s:o}", "resource_plan_id",
                                                       store_col_text(q, 0), "from",
-                                                      time_or_null(q, 1)));
+                                                      rc_time_or_null(q, 1)));
             store_done(q);
         }
         json_object_set_new(j, "plan_history", hist);
@@ -86,7 +85,7 @@ json_t *rc_instance_json(store_tx *tx, const char *guid)
                          &q, "s", guid)) {
             while (store_step(q) == STORE_ROW)
                 json_array_append_new(hist, json_pack("{s:s,s:o}", "state", store_col_text(q, 0),
-                                                      "from", time_or_null(q, 1)));
+                                                      "from", rc_time_or_null(q, 1)));
             store_done(q);
         }
         json_object_set_new(j, "state_history", hist);
@@ -306,7 +305,7 @@ static void instance_create(http_req *req, void *ud)
     char *params_text = NULL;
     int rc = 0;
 
-    if (!catalog_valid_text(jname, MAX_NAME, false)) {
+    if (!catalog_valid_text(jname, RC_MAX_NAME, false)) {
         rc_field_error(req, "name", "'name' must be text of 1 to 180 characters.");
         goto out;
     }
@@ -457,49 +456,37 @@ static void instance_get(http_req *req, void *ud)
     json_decref(j);
 }
 
-static void instance_list(http_req *req, void *ud)
+bool rc_page_parse(http_req *req, rc_page *pg)
 {
-    rc_controller *c = ud;
-    iam_principal p;
-    if (!iam_authenticate(c->iam, req, &p))
-        return;
-    iam_resource r = {.account_id = p.account_id, .resource_type = "resource-instance"};
-    if (!iam_decide(c->iam, &p, "resource-controller.instance.read", &r)) {
-        http_reply_errorf(req, 403, "forbidden", "%s is not allowed to list instances here.",
-                          p.iam_id);
-        return;
-    }
     const char *ls = http_query(req, "limit"), *start = http_query(req, "start");
-    const char *plan = http_query(req, "resource_plan_id"), *state = http_query(req, "state");
-    int64_t limit = MAX_LIMIT, after = 0;
-    if (ls && (str_to_i64(ls, false, &limit) || limit < 1 || limit > MAX_LIMIT)) {
+    pg->limit = MAX_LIMIT;
+    pg->after = 0;
+    if (ls && (str_to_i64(ls, false, &pg->limit) || pg->limit < 1 || pg->limit > MAX_LIMIT)) {
         rc_field_error(req, "limit", "'limit' must be 1 to 100.");
-        return;
+        return false;
     }
-    if (start && (str_to_i64(start, false, &after) || after < 0)) {
+    if (start && (str_to_i64(start, false, &pg->after) || pg->after < 0)) {
         rc_field_error(req, "start", "'start' must be a next_url's start.");
-        return;
+        return false;
     }
-    store_tx *tx;
-    store_stmt *q;
-    if (!rc_begin(c, req, false, &tx))
-        return;
+    return true;
+}
+
+void rc_page_reply(rc_controller *c, http_req *req, store_tx *tx, store_stmt *q, int rc,
+                   const rc_page *pg, json_t *(*row)(rc_controller *c, store_tx *tx,
+                                                     const char *guid))
+{
     json_t *rows = json_array();
     int64_t last = 0;
     bool more = false;
-    int rc = store_query(tx,
-                         "SELECT guid, rowid FROM resource_instances WHERE account_id = ?"
-                         " AND (? IS NULL OR plan_id = ?) AND (state = ? OR (? IS NULL AND"
-                         " state != 'removed')) AND rowid > ? ORDER BY rowid LIMIT ?",
-                         &q, "sssssii", p.account_id, plan, plan, state, state, after, limit + 1);
     if (!rc) {
         int s;
         while ((s = store_step(q)) == STORE_ROW) {
-            if ((int64_t)json_array_size(rows) == limit) {
+            if ((int64_t)json_array_size(rows) == pg->limit) {
                 more = true;
                 break;
             }
-            json_t *j = rc_instance_json(tx, store_col_text(q, 0));
+            json_t *j = row(c, tx, store_col_text(q, 0));
             if (!j) {
                 rc = OSB_E_STORE;
                 break;
@@ -520,17 +507,15 @@ static void instance_list(http_req *req, void *ud)
     json_t *next = json_null();
     if (more) {
         buf b;
-        buf_init(&b, 4096);
-        char ep[400], es[400];
-        int brc = buf_printf(&b, "/v2/resource_instances?limit=%lld&start=%lld", (long long)limit,
+        buf_init(&b, 8192);
+        int brc = buf_printf(&b, "%s?limit=%lld&start=%lld", pg->path, (long long)pg->limit,
                              (long long)last);
-        if (plan) {
-            rc_pct(plan, ep, sizeof ep);
-            brc |= buf_printf(&b, "&resource_plan_id=%s", ep);
-        }
-        if (state) {
-            rc_pct(state, es, sizeof es);
-            brc |= buf_printf(&b, "&state=%s", es);
+        for (size_t i = 0; i < ARRAY_LEN(pg->filters); i++) {
+            if (!pg->filters[i].name || !pg->filters[i].value)
+                continue;
+            char e[1600];
+            rc_pct(pg->filters[i].value, e, sizeof e);
+            brc |= buf_printf(&b, "&%s=%s", pg->filters[i].name, e);
         }
         if (!brc)
             next = json_string(buf_cstr(&b));
@@ -540,6 +525,40 @@ static void instance_list(http_req *req, void *ud)
                           "next_url", next, "resources", rows);
     http_reply_json(req, 200, j);
     json_decref(j);
+}
+
+static json_t *instance_row(rc_controller *c, store_tx *tx, const char *guid)
+{
+    (void)c;
+    return rc_instance_json(tx, guid);
+}
+
+static void instance_list(http_req *req, void *ud)
+{
+    rc_controller *c = ud;
+    iam_principal p;
+    if (!iam_authenticate(c->iam, req, &p))
+        return;
+    iam_resource r = {.account_id = p.account_id, .resource_type = "resource-instance"};
+    if (!iam_decide(c->iam, &p, "resource-controller.instance.read", &r)) {
+        http_reply_errorf(req, 403, "forbidden", "%s is not allowed to list instances here.",
+                          p.iam_id);
+        return;
+    }
+    const char *plan = http_query(req, "resource_plan_id"), *state = http_query(req, "state");
+    rc_page pg = {.path = "/v2/resource_instances",
+                  .filters = {{"resource_plan_id", plan}, {"state", state}}};
+    store_tx *tx;
+    store_stmt *q = NULL;
+    if (!rc_page_parse(req, &pg) || !rc_begin(c, req, false, &tx))
+        return;
+    int rc = store_query(tx,
+                         "SELECT guid, rowid FROM resource_instances WHERE account_id = ?"
+                         " AND (? IS NULL OR plan_id = ?) AND (state = ? OR (? IS NULL AND"
+                         " state != 'removed')) AND rowid > ? ORDER BY rowid LIMIT ?",
+                         &q, "sssssii", p.account_id, plan, plan, state, state, pg.after,
+                         pg.limit + 1);
+    rc_page_reply(c, req, tx, q, rc, &pg, instance_row);
 }
 
 /* ---------------------------------------------------------------- update */
@@ -572,7 +591,7 @@ static void instance_update(http_req *req, void *ud)
     json_t *params = json_object_get(body, "parameters");
     const char *plan_id = json_string_value(jplan);
     int rc;
-    if (jname && !catalog_valid_text(jname, MAX_NAME, false)) {
+    if (jname && !catalog_valid_text(jname, RC_MAX_NAME, false)) {
         rc_field_error(req, "name", "'name' must be text of 1 to 180 characters.");
         goto out;
     }

@@ -259,10 +259,16 @@ int rc_set_last_operation(store_tx *tx, const char *table, const char *guid, con
     json_decref(lo);
     if (!s)
         return OSB_E_NOMEM;
-    char sql[128];
-    snprintf(sql, sizeof sql, "UPDATE %s SET last_operation = ?, updated_ms = ? WHERE guid = ?",
-             table);
-    int rc = store_exec(tx, sql, "sis", s, time_now_ms(), guid);
+    /* Literal SQL only: the store caches statements by the text's address. */
+    int rc = strcmp(table, "resource_keys") == 0
+                 ? store_exec(tx,
+                              "UPDATE resource_keys SET last_operation = ?, updated_ms = ? WHERE"
+                              " guid = ?",
+                              "sis", s, time_now_ms(), guid)
+                 : store_exec(tx,
+                              "UPDATE resource_instances SET last_operation = ?, updated_ms = ?"
+                              " WHERE guid = ?",
+                              "sis", s, time_now_ms(), guid);
     free(s);
     return rc;
 }
@@ -294,13 +300,14 @@ static int instance_moves(store_tx *tx, const char *guid, const char *state, con
     return rc;
 }
 
+/* An instance's or key's state; "removed" dates it, and erases a key's credentials. */
 static int set_instance_state(store_tx *tx, const char *guid, const char *state)
 {
     if (strcmp(state, "removed") == 0)
         return store_exec(tx,
-                          "UPDATE resource_instances SET state = 'removed', deleted_ms = ?,"
-                          " updated_ms = ? WHERE guid = ?",
-                          "iis", time_now_ms(), time_now_ms(), guid);
+                          "UPDATE resource_instances SET state = 'removed', deleted_ms = ?1,"
+                          " updated_ms = ?1 WHERE guid = ?2",
+                          "is", time_now_ms(), guid);
     return store_exec(tx, "UPDATE resource_instances SET state = ?, updated_ms = ? WHERE guid = ?",
                       "sis", state, time_now_ms(), guid);
 }
@@ -310,8 +317,8 @@ static int set_key_state(store_tx *tx, const char *guid, const char *state)
     if (strcmp(state, "removed") == 0)
         return store_exec(tx,
                           "UPDATE resource_keys SET state = 'removed', credentials = NULL,"
-                          " deleted_ms = ?, updated_ms = ? WHERE guid = ?",
-                          "iis", time_now_ms(), time_now_ms(), guid);
+                          " deleted_ms = ?1, updated_ms = ?1 WHERE guid = ?2",
+                          "is", time_now_ms(), guid);
     return store_exec(tx, "UPDATE resource_keys SET state = ?, updated_ms = ? WHERE guid = ?",
                       "sis", state, time_now_ms(), guid);
 }

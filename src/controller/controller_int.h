@@ -11,6 +11,7 @@
 
 #define RC_WAIT_MS            2000 /* a request waits this long for the broker, then gets 202 */
 #define RC_DEFAULT_MAX_POLL_S (7LL * 86400)
+#define RC_MAX_NAME           180 /* characters of an instance's or key's name */
 
 typedef struct rc_result rc_result;
 typedef struct rc_applied rc_applied;
@@ -130,6 +131,25 @@ bool rc_account_suspended(store_tx *tx, const char *account_id);
  * false after a 400 naming "parameters". */
 bool rc_check_parameters(http_req *req, const json_t *plan_doc, const char *object,
                          const char *action, const json_t *params);
+
+/* A page of a list: limit and start from the query (rc_page_parse: false after a 400), the
+ * filters that next_url repeats. */
+typedef struct {
+    const char *path;
+    struct {
+        const char *name, *value; /* value NULL: not filtered */
+    } filters[2];
+    int64_t limit, after;
+} rc_page;
+bool rc_page_parse(http_req *req, rc_page *pg);
+/* Replies the page of the query q (rows of (guid, rowid), limit + 1 of them, or rc its
+ * failure), each row's JSON made by row; ends tx. */
+void rc_page_reply(rc_controller *c, http_req *req, store_tx *tx, store_stmt *q, int rc,
+                   const rc_page *pg,
+                   json_t *(*row)(rc_controller *c, store_tx *tx, const char *guid));
+/* A column as RFC 3339 time or null; a column of JSON text as JSON or null. */
+json_t *rc_time_or_null(store_stmt *q, int col);
+json_t *rc_json_col(store_stmt *q, int col);
 
 /* Percent-encodes s for a URL's path segment or query value. */
 void rc_pct(const char *s, char *out, size_t n);

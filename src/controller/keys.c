@@ -7,24 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_NAME  180
-#define MAX_LIMIT 100
-
-static json_t *time_or_null(store_stmt *q, int col)
-{
-    if (store_col_null(q, col))
-        return json_null();
-    char t[32];
-    time_format_rfc3339(store_col_int(q, col), t);
-    return json_string(t);
-}
-
-static json_t *json_col(store_stmt *q, int col)
-{
-    const char *s = store_col_text(q, col);
-    json_t *j = s ? json_loads(s, 0, NULL) : NULL;
-    return j ? j : json_null();
-}
 
 json_t *rc_key_json(rc_controller *c, store_tx *tx, const char *guid, bool with_credentials)
 {
@@ -47,9 +29,9 @@ json_t *rc_key_json(rc_controller *c, store_tx *tx, const char *guid, bool with_
                       "resource_group_id", store_col_text(q, 13), "name", store_col_text(q, 3),
                       "role", store_col_text(q, 4), "source_crn", store_col_text(q, 12),
                       "resource_instance_url", iurl, "state", store_col_text(q, 6), "parameters",
-                      json_col(q, 5), "last_operation_type", "", "last_operation",
-                      json_col(q, 7), "created_at", time_or_null(q, 8), "updated_at",
-                      time_or_null(q, 9), "deleted_at", time_or_null(q, 10));
+                      rc_json_col(q, 5), "last_operation_type", "", "last_operation",
+                      rc_json_col(q, 7), "created_at", rc_time_or_null(q, 8), "updated_at",
+                      rc_time_or_null(q, 9), "deleted_at", rc_time_or_null(q, 10));
         json_object_del(j, "last_operation_type");
         if (j && with_credentials) {
             size_t n = 0;
@@ -136,7 +118,7 @@ static void key_create(http_req *req, void *ud)
     const char *role = jrole ? (json_string_value(jrole) ? role_name(json_string_value(jrole))
                                                          : NULL)
                              : "Writer";
-    if (!catalog_valid_text(jname, MAX_NAME, false)) {
+    if (!catalog_valid_text(jname, RC_MAX_NAME, false)) {
         rc_field_error(req, "name", "'name' must be text of 1 to 180 characters.");
         goto out;
     }
@@ -276,6 +258,11 @@ static void key_get(http_req *req, void *ud)
     json_decref(j);
 }
 
+static json_t *key_row(rc_controller *c, store_tx *tx, const char *guid)
+{
+    return rc_key_json(c, tx, guid, false); /* lists never carry credentials */
+}
+
 static void key_list(http_req *req, void *ud)
 {
     rc_controller *c = ud;
@@ -288,79 +275,20 @@ static void key_list(http_req *req, void *ud)
                           p.iam_id);
         return;
     }
-    const char *ls = http_query(req, "limit"), *start = http_query(req, "start");
     const char *source = http_query(req, "source"), *state = http_query(req, "state");
-    int64_t limit = MAX_LIMIT, after = 0;
-    if (ls && (str_to_i64(ls, false, &limit) || limit < 1 || limit > MAX_LIMIT)) {
-        rc_field_error(req, "limit", "'limit' must be 1 to 100.");
-        return;
-    }
-    if (start && (str_to_i64(start, false, &after) || after < 0)) {
-        rc_field_error(req, "start", "'start' must be a next_url's start.");
-        return;
-    }
+    rc_page pg = {.path = "/v2/resource_keys", .filters = {{"source", source}, {"state", state}}};
     store_tx *tx;
-    store_stmt *q;
-    if (!rc_begin(c, req, false, &tx))
+    store_stmt *q = NULL;
+    if (!rc_page_parse(req, &pg) || !rc_begin(c, req, false, &tx))
         return;
-    json_t *rows = json_array();
-    int64_t last = 0;
-    bool more = false;
     int rc = store_query(tx,
                          "SELECT k.guid, k.rowid FROM resource_keys k JOIN resource_instances i"
                          " ON i.guid = k.instance_id WHERE k.account_id = ? AND (? IS NULL OR"
                          " i.guid = ? OR i.crn = ?) AND (k.state = ? OR (? IS NULL AND k.state"
                          " != 'removed')) AND k.rowid > ? ORDER BY k.rowid LIMIT ?",
-                         &q, "ssssssii", p.account_id, source, source, source, state, state, after,
-                         limit + 1);
-    if (!rc) {
-        int s;
-        while ((s = store_step(q)) == STORE_ROW) {
-            if ((int64_t)json_array_size(rows) == limit) {
-                more = true;
-                break;
-            }
-            json_t *j = rc_key_json(c, tx, store_col_text(q, 0), false);
-            if (!j) {
-                rc = OSB_E_STORE;
-                break;
-            }
-            json_array_append_new(rows, j);
-            last = store_col_int(q, 1);
-        }
-        if (s < 0)
-            rc = s;
-        store_done(q);
-    }
-    store_rollback(tx);
-    if (rc) {
-        http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
-        json_decref(rows);
-        return;
-    }
-    json_t *next = json_null();
-    if (more) {
-        buf b;
-        buf_init(&b, 4096);
-        char e[1600];
-        int brc = buf_printf(&b, "/v2/resource_keys?limit=%lld&start=%lld", (long long)limit,
-                             (long long)last);
-        if (source) {
-            rc_pct(source, e, sizeof e);
-            brc |= buf_printf(&b, "&source=%s", e);
-        }
-        if (state) {
-            rc_pct(state, e, sizeof e);
-            brc |= buf_printf(&b, "&state=%s", e);
-        }
-        if (!brc)
-            next = json_string(buf_cstr(&b));
-        buf_free(&b);
-    }
-    json_t *j = json_pack("{s:I,s:o,s:o}", "rows_count", (json_int_t)json_array_size(rows),
-                          "next_url", next, "resources", rows);
-    http_reply_json(req, 200, j);
-    json_decref(j);
+                         &q, "ssssssii", p.account_id, source, source, source, state, state,
+                         pg.after, pg.limit + 1);
+    rc_page_reply(c, req, tx, q, rc, &pg, key_row);
 }
 
 /* ---------------------------------------------------------------- delete */

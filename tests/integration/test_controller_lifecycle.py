@@ -187,6 +187,8 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual((k["state"], k["role"], k["source_crn"]), ("active", "Writer",
                                                                     inst["crn"]), k)
         self.assertTrue(k["crn"].endswith(":resource-key:" + k["guid"]), k)
+        self.assertEqual((k["last_operation"]["type"], k["last_operation"]["state"]),
+                         ("create", "succeeded"), k)
         creds = k["credentials"]
         self.assertIn("apikey", creds)
         self.assertEqual(self.data(creds, "PUT", "greeting", b"hello").status, 204)
@@ -229,6 +231,11 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(self.data(creds, "GET", "greeting").status, 401)
         gone = self.call("hooli", "GET", "/v2/resource_keys/" + k["guid"]).json
         self.assertEqual((gone["state"], gone["credentials"]), ("removed", None), gone)
+        self.assertEqual((gone["last_operation"]["type"], gone["last_operation"]["state"]),
+                         ("delete", "succeeded"), gone)
+        self.assertIsNotNone(gone["deleted_at"])
+        # the instance's own last operation is still its create's
+        self.assertEqual(self.get(inst["guid"]).json["last_operation"]["type"], "create")
         self.assertEqual(self.call("hooli", "DELETE", "/v2/resource_keys/" + k["guid"]).status,
                          410)
 
