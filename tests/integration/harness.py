@@ -275,6 +275,25 @@ class API(Client):
         return r.json["access_token"]
 
 
+def make_accounts(c, op_token, specs, email_prefix=""):
+    """Creates accounts [(name, kind)] with an owner each and the owner's API key; returns
+    {name: {"id", "apikey", "token"}}."""
+    accounts = {}
+    for name, kind in specs:
+        r = c.call("POST", "/v1/accounts", token=op_token,
+                   body={"name": name, "kind": kind,
+                         "owner": {"email": "%s%s@example.com" % (email_prefix, name),
+                                   "name": name.title(), "password": "password-%s" % name}})
+        assert r.status == 201, r
+        k = c.call("POST", "/v1/apikeys", token=op_token,
+                   body={"name": "owner", "iam_id": r.json["owner_iam_id"],
+                         "account_id": r.json["id"]})
+        assert k.status == 201, k
+        accounts[name] = {"id": r.json["id"], "apikey": k.json["apikey"],
+                          "token": c.apikey_token(k.json["apikey"])}
+    return accounts
+
+
 def basic(user, password):
     return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
 

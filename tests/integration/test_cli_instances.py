@@ -18,7 +18,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import LITE, PREMIUM, SERVICE_ID, STANDARD, Broker, Platform
+from harness import LITE, PREMIUM, SERVICE_ID, STANDARD, Broker, Platform, make_accounts
 
 REGION = "us-south"
 CATALOG = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "starter-broker",
@@ -44,21 +44,10 @@ class CLIInstancesTest(unittest.TestCase):
         HTTP API (as test_controller_lifecycle.py does), then a saved login per account."""
         c = cls.p.client()
         op_token = c.apikey_token(cls.p.init["api_key"])
-        cls.accounts = {}
-        for name, kind in (("kvcorp", "provider"), ("hooli", "consumer"),
-                           ("piedpiper", "consumer")):
-            r = c.call("POST", "/v1/accounts", token=op_token,
-                       body={"name": name, "kind": kind,
-                             "owner": {"email": "cli-%s@example.com" % name,
-                                       "name": name.title(),
-                                       "password": "password-%s" % name}})
-            assert r.status == 201, r
-            k = c.call("POST", "/v1/apikeys", token=op_token,
-                       body={"name": "owner", "iam_id": r.json["owner_iam_id"],
-                             "account_id": r.json["id"]})
-            assert k.status == 201, k
-            cls.accounts[name] = {"id": r.json["id"], "apikey": k.json["apikey"],
-                                  "token": c.apikey_token(k.json["apikey"])}
+        cls.accounts = make_accounts(
+            c, op_token, (("kvcorp", "provider"),
+                          ("hooli", "consumer"),
+                          ("piedpiper", "consumer")), email_prefix="cli-")
         tok = cls.accounts["kvcorp"]["token"]
 
         def ok(r):

@@ -23,7 +23,7 @@ import unittest
 import urllib.parse
 
 from bad_broker import BadBroker
-from harness import LITE, SERVICE_ID, Broker, Platform
+from harness import LITE, SERVICE_ID, Broker, Platform, make_accounts
 
 REGION = "us-south"
 BROKER_TIMEOUT = 2      # --broker-timeout
@@ -63,19 +63,9 @@ class BadBrokersTest(unittest.TestCase):
     def _setup(cls):
         c = cls.p.client()
         cls.op_token = c.apikey_token(cls.p.init["api_key"])
-        cls.accounts = {}
-        for name, kind in (("acme", "provider"), ("initech", "consumer")):
-            r = c.call("POST", "/v1/accounts", token=cls.op_token,
-                       body={"name": name, "kind": kind,
-                             "owner": {"email": "%s@example.com" % name, "name": name.title(),
-                                       "password": "password-%s" % name}})
-            assert r.status == 201, r
-            k = c.call("POST", "/v1/apikeys", token=cls.op_token,
-                       body={"name": "owner", "iam_id": r.json["owner_iam_id"],
-                             "account_id": r.json["id"]})
-            assert k.status == 201, k
-            cls.accounts[name] = {"id": r.json["id"], "apikey": k.json["apikey"],
-                                  "token": c.apikey_token(k.json["apikey"])}
+        cls.accounts = make_accounts(
+            c, cls.op_token, (("acme", "provider"),
+                              ("initech", "consumer")))
         acme = cls.accounts["acme"]["token"]
         initech = cls.accounts["initech"]["id"]
 

@@ -14,7 +14,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import LITE, PREMIUM, SERVICE_ID, STANDARD, Broker, Client, Platform
+from harness import LITE, PREMIUM, SERVICE_ID, STANDARD, Broker, Client, Platform, make_accounts
 
 REGION = "us-south"
 BEARER_REGION = "eu-gb"  # a broker there takes the platform's bearer token, not Basic
@@ -45,20 +45,10 @@ class LifecycleTest(unittest.TestCase):
     def _setup(cls):
         c = cls.p.client()
         cls.op_token = c.apikey_token(cls.p.init["api_key"])
-        cls.accounts = {}
-        for name, kind in (("kvcorp", "provider"), ("hooli", "consumer"),
-                           ("piedpiper", "consumer")):
-            r = c.call("POST", "/v1/accounts", token=cls.op_token,
-                       body={"name": name, "kind": kind,
-                             "owner": {"email": "%s@example.com" % name, "name": name.title(),
-                                       "password": "password-%s" % name}})
-            assert r.status == 201, r
-            k = c.call("POST", "/v1/apikeys", token=cls.op_token,
-                       body={"name": "owner", "iam_id": r.json["owner_iam_id"],
-                             "account_id": r.json["id"]})
-            assert k.status == 201, k
-            cls.accounts[name] = {"id": r.json["id"], "apikey": k.json["apikey"],
-                                  "token": c.apikey_token(k.json["apikey"])}
+        cls.accounts = make_accounts(
+            c, cls.op_token, (("kvcorp", "provider"),
+                              ("hooli", "consumer"),
+                              ("piedpiper", "consumer")))
         tok = cls.accounts["kvcorp"]["token"]
 
         def ok(r):
