@@ -393,69 +393,76 @@ static char *dup_col(store_stmt *q, int i)
 
 /* Loads an operation with its instance, key and broker. With password (≥ 1100 bytes) the
  * broker's Basic password is opened into it. */
-static int load_op(rc_controller *c, store_tx *tx, const char *id, op_row *o, char *password,
-                   size_t pwsz)
+#define OP_SELECT                                                                                  \
+    "SELECT o.id, o.kind, o.state, o.phase, o.key_id, o.initiator, o.prior_state, o.plan_id,"      \
+    " o.reason, o.parameters, o.broker_operation, o.attempts, o.deadline_ms, i.guid, i.crn,"       \
+    " i.account_id, i.resource_group_id, i.offering_id, i.plan_id, i.state, i.parameters,"         \
+    " k.crn, k.role, k.parameters, b.id, b.url, b.auth, b.username, b.api_version, b.secret FROM"  \
+    " rc_operations o JOIN resource_instances i ON i.guid = o.instance_id JOIN brokers b ON"       \
+    " b.id = i.broker_id LEFT JOIN resource_keys k ON k.guid = o.key_id"
+
+/* An operation's row of OP_SELECT. With password (≥ 1100 bytes) the broker's Basic password
+ * is opened into it. */
+static void fill_op(rc_controller *c, store_stmt *q, op_row *o, char *password, size_t pwsz)
+{
+    memset(o, 0, sizeof *o);
+#define COL(i, dst)                                                                                \
+    snprintf(dst, sizeof dst, "%s", store_col_text(q, i) ? store_col_text(q, i) : "")
+    COL(0, o->id);
+    COL(1, o->kind);
+    COL(2, o->state);
+    COL(3, o->phase);
+    COL(4, o->key_id);
+    COL(5, o->initiator);
+    COL(6, o->prior_state);
+    if (!o->prior_state[0])
+        snprintf(o->prior_state, sizeof o->prior_state, "active");
+    COL(7, o->target_plan);
+    COL(8, o->reason);
+    o->target_params = dup_col(q, 9);
+    o->broker_op = dup_col(q, 10);
+    o->attempts = store_col_int(q, 11);
+    o->deadline_ms = store_col_int(q, 12);
+    COL(13, o->instance_id);
+    COL(14, o->crn);
+    COL(15, o->account);
+    COL(16, o->group);
+    COL(17, o->offering);
+    COL(18, o->plan);
+    COL(19, o->inst_state);
+    o->inst_params = dup_col(q, 20);
+    COL(21, o->key_crn);
+    COL(22, o->key_role);
+    o->key_params = dup_col(q, 23);
+    COL(24, o->broker_id);
+    COL(25, o->url);
+    COL(26, o->auth);
+    COL(27, o->user);
+    COL(28, o->version);
+#undef COL
+    if (password) {
+        size_t n = 0;
+        const void *sealed = store_col_blob(q, 29, &n);
+        password[0] = '\0';
+        if (strcmp(o->auth, "basic") == 0 &&
+            catalog_broker_password(c->cat, o->broker_id, sealed, n, password, pwsz))
+            password[0] = '\0';
+    }
+    for (size_t ul = strlen(o->url); ul > 0 && o->url[ul - 1] == '/';)
+        o->url[--ul] = '\0';
+}
+
+/* Loads an operation with its instance, key and broker. */
+static int load_op(rc_controller *c, store_tx *tx, const char *id, op_row *o)
 {
     store_stmt *q;
     memset(o, 0, sizeof *o);
-    int rc = store_query(tx,
-                         "SELECT o.kind, o.state, o.phase, o.key_id, o.initiator, o.prior_state,"
-                         " o.plan_id, o.reason, o.parameters, o.broker_operation, o.attempts,"
-                         " o.deadline_ms, i.guid, i.crn, i.account_id, i.resource_group_id,"
-                         " i.offering_id, i.plan_id, i.state, i.parameters, k.crn, k.role,"
-                         " k.parameters, b.id, b.url, b.auth, b.username, b.api_version,"
-                         " b.secret FROM rc_operations o JOIN resource_instances i ON i.guid ="
-                         " o.instance_id JOIN brokers b ON b.id = i.broker_id LEFT JOIN"
-                         " resource_keys k ON k.guid = o.key_id WHERE o.id = ?",
-                         &q, "s", id);
+    int rc = store_query(tx, OP_SELECT " WHERE o.id = ?", &q, "s", id);
     if (rc)
         return rc;
     rc = store_step(q);
     if (rc == STORE_ROW) {
-#define COL(i, dst)                                                                                \
-    snprintf(dst, sizeof dst, "%s", store_col_text(q, i) ? store_col_text(q, i) : "")
-        snprintf(o->id, sizeof o->id, "%s", id);
-        COL(0, o->kind);
-        COL(1, o->state);
-        COL(2, o->phase);
-        COL(3, o->key_id);
-        COL(4, o->initiator);
-        COL(5, o->prior_state);
-        if (!o->prior_state[0])
-            snprintf(o->prior_state, sizeof o->prior_state, "active");
-        COL(6, o->target_plan);
-        COL(7, o->reason);
-        o->target_params = dup_col(q, 8);
-        o->broker_op = dup_col(q, 9);
-        o->attempts = store_col_int(q, 10);
-        o->deadline_ms = store_col_int(q, 11);
-        COL(12, o->instance_id);
-        COL(13, o->crn);
-        COL(14, o->account);
-        COL(15, o->group);
-        COL(16, o->offering);
-        COL(17, o->plan);
-        COL(18, o->inst_state);
-        o->inst_params = dup_col(q, 19);
-        COL(20, o->key_crn);
-        COL(21, o->key_role);
-        o->key_params = dup_col(q, 22);
-        COL(23, o->broker_id);
-        COL(24, o->url);
-        COL(25, o->auth);
-        COL(26, o->user);
-        COL(27, o->version);
-#undef COL
-        if (password) {
-            size_t n = 0;
-            const void *sealed = store_col_blob(q, 28, &n);
-            password[0] = '\0';
-            if (strcmp(o->auth, "basic") == 0 &&
-                catalog_broker_password(c->cat, o->broker_id, sealed, n, password, pwsz))
-                password[0] = '\0';
-        }
-        for (size_t ul = strlen(o->url); ul > 0 && o->url[ul - 1] == '/';)
-            o->url[--ul] = '\0';
+        fill_op(c, q, o, NULL, 0);
         rc = 0;
     } else if (rc == STORE_DONE) {
         rc = OSB_E_NOTFOUND;
@@ -1036,7 +1043,7 @@ static int apply_work(store_tx *tx, void *ud)
     const json_t *body = a->body;
     outcome *oc = &a->oc;
     op_row o = {0};
-    int rc = load_op(c, tx, r->op_id, &o, NULL, 0);
+    int rc = load_op(c, tx, r->op_id, &o);
     if (!rc && strcmp(o.state, "pending") && strcmp(o.state, "in_progress"))
         rc = OSB_E_CONFLICT; /* finished meanwhile: the answer is stale */
     if (!rc) {
@@ -1167,7 +1174,7 @@ static void expire_op(rc_controller *c, const char *id)
              "maximum polling duration.");
     if (store_begin(c->db, true, &tx))
         return;
-    int rc = load_op(c, tx, id, &o, NULL, 0);
+    int rc = load_op(c, tx, id, &o);
     if (!rc && (strcmp(o.kind, "create") == 0 || strcmp(o.kind, "update") == 0 ||
                 strcmp(o.kind, "delete") == 0)) {
         const char *back = strcmp(o.kind, "create") == 0 ? "failed" : o.prior_state;
@@ -1379,30 +1386,21 @@ static const char *broker_token(rc_controller *c, const char *broker_id)
     return slot->token;
 }
 
-/* Sends the broker call operation id is waiting for. */
-static void start_op(rc_controller *c, const char *id)
+/* Sends the broker call a loaded operation is waiting for; frees o and wipes password. */
+static void start_op(rc_controller *c, op_row *op, char *password, size_t pwsz)
 {
-    store_tx *tx;
-    op_row o;
-    char password[1100] = "";
-    int rc = store_begin(c->db, false, &tx);
-    if (rc)
-        return;
-    rc = load_op(c, tx, id, &o, password, sizeof password);
-    store_rollback(tx);
-    if (rc) {
-        secure_wipe(password, sizeof password);
-        return;
-    }
+    op_row o = *op;
+    const char *id = op->id;
+    int rc;
     if (time_now_ms() > o.deadline_ms) {
-        secure_wipe(password, sizeof password);
-        op_row_free(&o);
+        secure_wipe(password, pwsz);
         expire_op(c, id);
+        op_row_free(&o);
         return;
     }
     if (strcmp(o.kind, "delete") == 0 && strcmp(o.state, "pending") == 0 && !o.key_id[0] &&
         next_key_to_unbind(c, &o)) {
-        secure_wipe(password, sizeof password);
+        secure_wipe(password, pwsz);
         op_row_free(&o);
         return; /* tried again on the next tick */
     }
@@ -1467,7 +1465,7 @@ static void start_op(rc_controller *c, const char *id)
         flying_remove(c, id);
         pthread_mutex_unlock(&c->mu);
     }
-    secure_wipe(password, sizeof password);
+    secure_wipe(password, pwsz);
     free(url);
     free(body);
     op_row_free(&o);
@@ -1488,31 +1486,44 @@ static void start_op(rc_controller *c, const char *id)
     }
 }
 
-/* Starts every due operation that has no call in flight. */
+/* Starts every due operation that has no call in flight: read with its instance, key and
+ * broker in one transaction for all of them. */
 static void start_due(rc_controller *c)
 {
-    char ids[DUE_BATCH][37];
+    typedef struct {
+        op_row o;
+        char password[1100];
+    } due;
+    due *d = NULL;
     size_t n = 0;
     store_tx *tx;
     store_stmt *q;
     if (store_begin(c->db, false, &tx))
         return;
     if (!store_query(tx,
-                     "SELECT id FROM rc_operations WHERE state IN ('pending', 'in_progress')"
-                     " AND next_at_ms <= ? ORDER BY next_at_ms LIMIT 256",
+                     OP_SELECT " WHERE o.state IN ('pending', 'in_progress') AND o.next_at_ms"
+                               " <= ? ORDER BY o.next_at_ms LIMIT 256",
                      &q, "i", time_now_ms())) {
-        pthread_mutex_lock(&c->mu);
         while (n < DUE_BATCH && store_step(q) == STORE_ROW) {
             const char *id = store_col_text(q, 0);
-            if (id && strlen(id) < 37 && !flying_has(c, id))
-                snprintf(ids[n++], 37, "%s", id);
+            pthread_mutex_lock(&c->mu);
+            bool skip = !id || strlen(id) >= 37 || flying_has(c, id);
+            pthread_mutex_unlock(&c->mu);
+            if (skip)
+                continue;
+            if (!d && !(d = malloc(DUE_BATCH * sizeof *d)))
+                break;
+            fill_op(c, q, &d[n].o, d[n].password, sizeof d[n].password);
+            n++;
         }
-        pthread_mutex_unlock(&c->mu);
         store_done(q);
     }
     store_rollback(tx);
     for (size_t i = 0; i < n; i++)
-        start_op(c, ids[i]);
+        start_op(c, &d[i].o, d[i].password, sizeof d[i].password);
+    if (d)
+        secure_wipe(d, DUE_BATCH * sizeof *d);
+    free(d);
 }
 
 static void *driver_main(void *arg)

@@ -123,6 +123,23 @@ static int raw_exec(sqlite3 *db, const char *sql)
     return 0;
 }
 
+static store_stmt *cached(conn *c, const char *sql);
+
+/* BEGIN, COMMIT and ROLLBACK from the statement cache: every transaction runs two of them,
+ * and parsing them anew each time costs more than the statement itself. */
+static int tx_exec(conn *c, const char *sql)
+{
+    store_stmt *e = cached(c, sql);
+    if (!e)
+        return raw_exec(c->db, sql);
+    int r = sqlite3_step(e->s);
+    sqlite3_reset(e->s);
+    if (r == SQLITE_DONE)
+        return 0;
+    log_error("store: %s: %s", sql, sqlite3_errmsg(c->db));
+    return OSB_E_STORE;
+}
+
 static bool mine(conn *c)
 {
     return __atomic_load_n(&c->owned, __ATOMIC_ACQUIRE) &&
@@ -176,7 +193,7 @@ int store_begin(store *st, bool write, store_tx **out)
             pthread_mutex_lock(&c->mu);
         }
     }
-    if (raw_exec(c->db, write ? "BEGIN IMMEDIATE" : "BEGIN")) {
+    if (tx_exec(c, write ? "BEGIN IMMEDIATE" : "BEGIN")) {
         pthread_mutex_unlock(&c->mu);
         return OSB_E_STORE;
     }
@@ -196,9 +213,9 @@ int store_commit(store_tx *tx)
         c->depth--;
         return 0;
     }
-    int rc = raw_exec(c->db, "COMMIT");
+    int rc = tx_exec(c, "COMMIT");
     if (rc)
-        raw_exec(c->db, "ROLLBACK");
+        tx_exec(c, "ROLLBACK");
     own(c, false);
     pthread_mutex_unlock(&c->mu);
     return rc;
@@ -212,7 +229,7 @@ void store_rollback(store_tx *tx)
         return;
     }
     if (!sqlite3_get_autocommit(c->db))
-        raw_exec(c->db, "ROLLBACK");
+        tx_exec(c, "ROLLBACK");
     own(c, false);
     pthread_mutex_unlock(&c->mu);
 }
