@@ -23,7 +23,19 @@ struct iam {
     jose_key *published[IAM_MAX_KEYS]; /* verify: active, next, retired until expiry */
     int npublished;
     char *jwks;                      /* serialised {"keys":[...]} */
+
+    /* Tokens already verified, by SHA-256 of the token, until they expire: a client sends the
+     * same token for up to an hour, and an RSA verification is most of a request's cost.
+     * Revocation is still looked up on every request. */
+    pthread_mutex_t verified_lock;
+    struct iam_verified {
+        unsigned char digest[32];
+        int64_t exp; /* seconds since the epoch; 0: empty */
+        iam_principal p;
+    } *verified; /* IAM_VERIFIED_SLOTS, direct-mapped */
 };
+
+#define IAM_VERIFIED_SLOTS 1024
 
 /* Reloads the signing keys from the store into memory (after init or rotation). */
 int iam_keys_load(iam *m) WARN_UNUSED;
