@@ -546,18 +546,26 @@ static void instance_list(http_req *req, void *ud)
         return;
     }
     const char *plan = http_query(req, "resource_plan_id"), *state = http_query(req, "state");
+    const char *offering = http_query(req, "resource_id"), *name = http_query(req, "name");
+    const char *group = http_query(req, "resource_group_id");
     rc_page pg = {.path = "/v2/resource_instances",
-                  .filters = {{"resource_plan_id", plan}, {"state", state}}};
+                  .filters = {{"resource_plan_id", plan},
+                              {"state", state},
+                              {"resource_id", offering},
+                              {"name", name},
+                              {"resource_group_id", group}}};
     store_tx *tx;
     store_stmt *q = NULL;
     if (!rc_page_parse(req, &pg) || !rc_begin(c, req, false, &tx))
         return;
     int rc = store_query(tx,
-                         "SELECT guid, rowid FROM resource_instances WHERE account_id = ?"
-                         " AND (? IS NULL OR plan_id = ?) AND (state = ? OR (? IS NULL AND"
-                         " state != 'removed')) AND rowid > ? ORDER BY rowid LIMIT ?",
-                         &q, "sssssii", p.account_id, plan, plan, state, state, pg.after,
-                         pg.limit + 1);
+                         "SELECT guid, rowid FROM resource_instances WHERE account_id = ?1"
+                         " AND (?2 IS NULL OR plan_id = ?2) AND (state = ?3 OR (?3 IS NULL AND"
+                         " state != 'removed')) AND (?4 IS NULL OR offering_id = ?4) AND (?5 IS"
+                         " NULL OR name = ?5) AND (?6 IS NULL OR resource_group_id = ?6) AND"
+                         " rowid > ?7 ORDER BY rowid LIMIT ?8",
+                         &q, "ssssssii", p.account_id, plan, state, offering, name, group,
+                         pg.after, pg.limit + 1);
     rc_page_reply(c, req, tx, q, rc, &pg, instance_row);
 }
 

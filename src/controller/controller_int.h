@@ -138,7 +138,7 @@ typedef struct {
     const char *path;
     struct {
         const char *name, *value; /* value NULL: not filtered */
-    } filters[2];
+    } filters[5];
     int64_t limit, after;
 } rc_page;
 bool rc_page_parse(http_req *req, rc_page *pg);

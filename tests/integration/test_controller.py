@@ -179,6 +179,14 @@ class ControllerTest(unittest.TestCase):
         only = self.call("initech", "GET", "/v2/resource_instances",
                          query={"resource_plan_id": PREMIUM, "state": "active"})
         self.assertNotIn(guid, [i["guid"] for i in only.json["resources"]])
+        named = self.call("initech", "GET", "/v2/resource_instances",
+                          query={"name": inst["name"], "resource_id": SERVICE_ID,
+                                 "resource_group_id": "default"})
+        self.assertEqual([i["guid"] for i in named.json["resources"]], [guid], named)
+        for q in ({"name": inst["name"] + "-not"}, {"resource_id": self.broken_plan},
+                  {"resource_group_id": "other"}):
+            r = self.call("initech", "GET", "/v2/resource_instances", query=q)
+            self.assertNotIn(guid, [i["guid"] for i in r.json["resources"]], q)
 
         r = self.call("initech", "DELETE", "/v2/resource_instances/" + guid)
         self.assertEqual(r.status, 204, r)
