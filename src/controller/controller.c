@@ -1378,9 +1378,7 @@ static const char *broker_token(rc_controller *c, const char *broker_id)
         secure_wipe(slot->token, strlen(slot->token));
     free(slot->token);
     memset(slot, 0, sizeof *slot);
-    char crn[128];
-    snprintf(crn, sizeof crn, "crn:v1:osbill:public:resource-controller::::broker:%s", broker_id);
-    if (iam_issue_broker_token(c->iam, crn, &slot->token, &slot->exp))
+    if (iam_issue_broker_token(c->iam, broker_id, &slot->token, &slot->exp))
         return NULL;
     snprintf(slot->broker_id, sizeof slot->broker_id, "%s", broker_id);
     return slot->token;

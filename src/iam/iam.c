@@ -375,9 +375,12 @@ bool iam_authenticate(iam *m, http_req *req, iam_principal *p)
     return admitted(m, req, p);
 }
 
-int iam_issue_broker_token(iam *m, const char *broker_crn, char **token, int64_t *exp)
+int iam_issue_broker_token(iam *m, const char *broker_id, char **token, int64_t *exp)
 {
-    return iam_issue_access_token(m, broker_crn, m->operator_account, IAM_BROKER_CLIENT,
+    char crn[160];
+    snprintf(crn, sizeof crn, "crn:v1:osbill:public:resource-controller::::broker:%.64s",
+             broker_id);
+    return iam_issue_access_token(m, crn, m->operator_account, IAM_BROKER_CLIENT,
                                   "urn:osbill:params:oauth:grant-type:platform", "osb", token,
                                   exp);
 }

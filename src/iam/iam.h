@@ -86,10 +86,11 @@ int iam_delete_service_identity(iam *m, store_tx *tx, const char *service_iam_id
  * APIs refuse them. */
 #define IAM_BROKER_CLIENT "resource-controller"
 
-/* Issues the token the platform sends to a broker: sub = iam_id = the broker's CRN,
- * client_id = IAM_BROKER_CLIENT, the operator's account. *token is malloc'd (the caller's),
- * *exp its expiry in seconds since the epoch. OSB_E_NOMEM, OSB_E_INVAL (signing failed). */
-int iam_issue_broker_token(iam *m, const char *broker_crn, char **token, int64_t *exp) WARN_UNUSED;
+/* Issues the token the platform sends to a broker (the controller's calls, validation):
+ * sub = iam_id = the broker's CRN, client_id = IAM_BROKER_CLIENT, the operator's account.
+ * *token is malloc'd (the caller's), *exp its expiry in seconds since the epoch. OSB_E_NOMEM,
+ * OSB_E_INVAL (signing failed). */
+int iam_issue_broker_token(iam *m, const char *broker_id, char **token, int64_t *exp) WARN_UNUSED;
 
 /* Derives a 32-byte key for another module's own encryption, from the data directory's
  * secret and a purpose string. */

@@ -513,6 +513,42 @@ class StarterValidationTest(BrokersBase):
         self.assertEqual(len(one.json["scorecards"]), 1)
 
 
+    def test_starter_broker_on_bearer_passes(self):
+        """The starter broker taking the platform's bearer token (libosb verifies it against
+        the platform's JWKS) passes the whole validation with no Basic credentials known."""
+        with open(STARTER_CATALOG) as f:
+            cat = json.load(f)
+        svc = cat["services"][0]
+        svc["id"], svc["name"] = str(uuid.uuid4()), "starter-bearer"
+        svc.pop("dashboard_client", None)
+        ids = [str(uuid.uuid4()) for _ in svc["plans"]]
+        for p, pid in zip(svc["plans"], ids):
+            p["id"] = pid
+        o = self.offering(name="starter-bearer", id=svc["id"])
+        plans = self.three_plans(o["id"], [p["id"] for p in sorted(
+            svc["plans"], key=lambda p: ["lite", "standard", "premium"].index(p["name"]))])
+        tmp = tempfile.mkdtemp(prefix="starter-cat-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "catalog.json")
+        with open(path, "w") as f:
+            json.dump(cat, f)
+        broker = Broker(extra=["--catalog", path, "--platform", self.p.url, "--token-client-id",
+                               "resource-controller"], async_seconds=1).start()
+        self.addCleanup(broker.cleanup)
+        self.addCleanup(broker.stop)
+        r = self.call("acme", "POST", "/v1/offerings/%s/brokers" % o["id"],
+                      {"region": "us-south", "url": "http://127.0.0.1:%d" % broker.port,
+                       "auth": {"type": "bearer"}})
+        self.assertEqual(r.status, 201, r)
+        for p in plans:
+            self.deploy(o["id"], p["id"])
+        sc = self.run_validation(o["id"], timeout_s=10)
+        self.assertEqual(sc["state"], "passed", json.dumps(sc, indent=1))
+        checks = self.by_name(sc)
+        self.assertEqual(checks["lifecycle.provision"]["actual"]["status"], 201)
+        self.assertEqual(checks["errors.wrong_credentials"]["actual"]["status"], 401)
+
+
 class BadBrokerValidationTest(BrokersBase):
     """bad_broker.py in each of its modes: the scorecard fails and names what failed."""
 
@@ -680,7 +716,10 @@ class BadBrokerValidationTest(BrokersBase):
                     self.assertEqual(self.failed(sc), {"catalog.dashboard_client"})
                 self.assertNotIn(client["client_secret"], json.dumps(sc))
 
-    def test_bearer_broker_cannot_be_validated_yet(self):
+    def test_bearer_broker_gets_the_platform_token(self):
+        """A broker registered for bearer authentication is called with the platform's own
+        token (never Basic); this one only knows Basic, so it refuses it and the scorecard
+        says so at the first call."""
         o = self.offering(name=self.uid("bb-bearer"))
         plans = self.three_plans(o["id"])
         bb = self.bad(o, plans, "good")
@@ -690,11 +729,17 @@ class BadBrokerValidationTest(BrokersBase):
         sc = self.run_validation(o["id"], timeout_s=5)
         self.assertEqual(sc["state"], "failed")
         checks = self.by_name(sc)
-        self.assertIn("bearer", checks["catalog.fetch"]["actual"]["error"])
+        self.assertFalse(checks["catalog.fetch"]["passed"])
+        self.assertEqual(checks["catalog.fetch"]["actual"]["status"], 401, checks["catalog.fetch"])
         self.assertTrue(checks["errors.wrong_credentials"]["passed"])
-        self.assertEqual(checks["errors.wrong_credentials"]["actual"]["status"], 401)
-        self.assertFalse(any(h.get("Authorization", "").startswith("Basic")
-                             for _, _, h, _ in bb.seen()))
+        auths = [h.get("Authorization", "") for _, _, h, _ in bb.seen()]
+        self.assertFalse(any(a.startswith("Basic") for a in auths), auths)
+        tokens = [a[7:] for a in auths if a.startswith("Bearer ") and "invalid" not in a]
+        self.assertTrue(tokens, auths)
+        # the token is the platform's, for brokers: its own API refuses it
+        c = self.p.client()
+        self.addCleanup(c.close)
+        self.assertEqual(c.call("GET", "/v1/offerings", token=tokens[0]).status, 401)
 
     def test_hanging_broker_does_not_stall_the_platform(self):
         o, plans, bb, b = self.setup_offering("hang", hang_s=8)
