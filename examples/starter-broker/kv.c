@@ -23,7 +23,12 @@ struct kv {
     pthread_cond_t joined, done;
     bool open, leading;
     uint64_t batch, committed;
-    int batch_rc;
+    /* each batch's commit result, kept until its writers have read it: a writer may wake
+     * after the next batch has committed already */
+    struct {
+        uint64_t batch;
+        int rc;
+    } results[64];
     int wanting; /* atomic: writers waiting for mu */
 };
 
@@ -150,7 +155,8 @@ static int unit_end(kv *k, int rc, uint64_t batch)
         pthread_cond_signal(&k->joined);
         while (k->committed < batch)
             pthread_cond_wait(&k->done, &k->mu);
-        return rc ? rc : k->batch_rc;
+        int brc = k->results[batch % 64].batch == batch ? k->results[batch % 64].rc : KV_ERR;
+        return rc ? rc : brc;
     }
     k->leading = true;
     for (int i = 0; i < MAX_JOIN_WAITS && __atomic_load_n(&k->wanting, __ATOMIC_RELAXED) > 0; i++) {
@@ -169,7 +175,8 @@ static int unit_end(kv *k, int rc, uint64_t batch)
     k->open = false;
     k->leading = false;
     k->committed = batch;
-    k->batch_rc = crc;
+    k->results[batch % 64].batch = batch;
+    k->results[batch % 64].rc = crc;
     pthread_cond_broadcast(&k->done);
     return rc ? rc : crc;
 }

@@ -102,7 +102,8 @@ void rc_reply(rc_controller *c, http_req *req, rc_object obj, const char *guid, 
     store_tx *tx;
     json_t *j = NULL;
     if (!store_begin(c->db, false, &tx)) {
-        j = obj == RC_KEY ? rc_key_json(c, tx, guid, true) : rc_instance_json(tx, guid);
+        j = obj == RC_INSTANCE ? rc_instance_json(tx, guid)
+                               : rc_key_json(c, tx, guid, obj == RC_KEY);
         store_rollback(tx);
     }
     if (!j) {

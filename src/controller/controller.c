@@ -300,18 +300,7 @@ static int instance_moves(store_tx *tx, const char *guid, const char *state, con
     return rc;
 }
 
-/* An instance's or key's state; "removed" dates it, and erases a key's credentials. */
-static int set_instance_state(store_tx *tx, const char *guid, const char *state)
-{
-    if (strcmp(state, "removed") == 0)
-        return store_exec(tx,
-                          "UPDATE resource_instances SET state = 'removed', deleted_ms = ?1,"
-                          " updated_ms = ?1 WHERE guid = ?2",
-                          "is", time_now_ms(), guid);
-    return store_exec(tx, "UPDATE resource_instances SET state = ?, updated_ms = ? WHERE guid = ?",
-                      "sis", state, time_now_ms(), guid);
-}
-
+/* A key's state; "removed" dates it and erases its credentials. */
 static int set_key_state(store_tx *tx, const char *guid, const char *state)
 {
     if (strcmp(state, "removed") == 0)
@@ -391,13 +380,13 @@ static char *dup_col(store_stmt *q, int i)
     return s ? strdup(s) : NULL;
 }
 
-/* Loads an operation with its instance, key and broker. With password (≥ 1100 bytes) the
- * broker's Basic password is opened into it. */
+/* An operation with its instance, key and broker, as the driver reads it. */
 #define OP_SELECT                                                                                  \
     "SELECT o.id, o.kind, o.state, o.phase, o.key_id, o.initiator, o.prior_state, o.plan_id,"      \
     " o.reason, o.parameters, o.broker_operation, o.attempts, o.deadline_ms, i.guid, i.crn,"       \
     " i.account_id, i.resource_group_id, i.offering_id, i.plan_id, i.state, i.parameters,"         \
-    " k.crn, k.role, k.parameters, b.id, b.url, b.auth, b.username, b.api_version, b.secret FROM"  \
+    " k.crn, k.role, k.parameters, b.id, b.url, b.auth, b.username, b.api_version, b.secret,"      \
+    " o.next_at_ms FROM"                                                                          \
     " rc_operations o JOIN resource_instances i ON i.guid = o.instance_id JOIN brokers b ON"       \
     " b.id = i.broker_id LEFT JOIN resource_keys k ON k.guid = o.key_id"
 
@@ -770,6 +759,15 @@ static int apply_update(store_tx *tx, const op_row *o, const rc_result *r, const
     }
 }
 
+/* A reclamation whose deprovisioning failed is tried again in an hour. */
+static int reclamation_retry(store_tx *tx, const char *guid)
+{
+    return store_exec(tx,
+                      "UPDATE reclamations SET state = 'SCHEDULED', reclaim_at_ms = ?,"
+                      " updated_ms = ? WHERE instance_id = ? AND state = 'RECLAIMING'",
+                      "iis", time_now_ms() + 3600 * 1000, time_now_ms(), guid);
+}
+
 /* Is the binding gone (1), still going (0), refused (-1) or unknown (-2)? For the answer to
  * a DELETE (polling false) or its last_operation. */
 static int unbind_verdict(const op_row *o, const rc_result *r, const json_t *body)
@@ -814,7 +812,9 @@ static int apply_delete(store_tx *tx, const op_row *o, const rc_result *r, const
             else
                 refused(oc, r->status, "unbind before the delete", description_of(body));
             if ((rc = set_key_state(tx, o->key_id, "active")) ||
-                (rc = instance_moves(tx, g, o->prior_state, "delete", "failed", polling, oc->message)))
+                (rc = instance_moves(tx, g, o->prior_state, "delete", "failed", polling,
+                                     oc->message)) ||
+                (rc = reclamation_retry(tx, g)))
                 return rc;
             return finish_op(tx, o->id, "failed", oc->message);
         default:
@@ -854,10 +854,7 @@ static int apply_delete(store_tx *tx, const op_row *o, const rc_result *r, const
         if ((rc = instance_moves(tx, g, o->prior_state, "delete", "failed", polling, oc->message)))
             return rc;
         /* A reclamation the broker refused is tried again in an hour. */
-        if ((rc = store_exec(tx,
-                             "UPDATE reclamations SET state = 'SCHEDULED', reclaim_at_ms = ?,"
-                             " updated_ms = ? WHERE instance_id = ? AND state = 'RECLAIMING'",
-                             "iis", time_now_ms() + 3600 * 1000, time_now_ms(), g)))
+        if ((rc = reclamation_retry(tx, g)))
             return rc;
         return finish_op(tx, o->id, "failed", oc->message);
     }
@@ -871,11 +868,30 @@ static int apply_delete(store_tx *tx, const op_row *o, const rc_result *r, const
                       r->status ? "the broker answered unexpectedly" : r->error);
 }
 
+static int key_failed(store_tx *tx, const op_row *o, bool async, const outcome *oc);
+
 static int key_bound(rc_controller *c, store_tx *tx, const op_row *o, const json_t *body,
                      bool async, outcome *oc)
 {
     const json_t *creds = json_object_get(body, "credentials");
     int rc;
+    char *text = json_is_object(creds) ? json_dumps(creds, JSON_COMPACT) : NULL;
+    size_t len = text ? strlen(text) : 0;
+    if (text)
+        secure_wipe(text, len);
+    free(text);
+    if (len > MAX_CREDENTIALS) {
+        /* Credentials the platform could not give back: the binding is undone. */
+        oc->status = 502;
+        snprintf(oc->code, sizeof oc->code, "broker_error");
+        snprintf(oc->message, sizeof oc->message,
+                 "The service's broker answered the binding with credentials of %zu bytes; the"
+                 " limit is %d. The key failed.",
+                 len, MAX_CREDENTIALS);
+        if ((rc = key_failed(tx, o, async, oc)))
+            return rc;
+        return queue_orphan_mitigation(tx, o->instance_id, o->key_id);
+    }
     oc->status = -1;
     if ((rc = store_credentials(c, tx, o->key_id, json_is_object(creds) ? creds : NULL)) ||
         (rc = set_key_state(tx, o->key_id, "active")) ||
@@ -1175,12 +1191,20 @@ static void expire_op(rc_controller *c, const char *id)
     if (store_begin(c->db, true, &tx))
         return;
     int rc = load_op(c, tx, id, &o);
+    bool toggle = !rc && (strcmp(o.kind, "enable") == 0 || strcmp(o.kind, "disable") == 0);
     if (!rc && (strcmp(o.kind, "create") == 0 || strcmp(o.kind, "update") == 0 ||
                 strcmp(o.kind, "delete") == 0)) {
         const char *back = strcmp(o.kind, "create") == 0 ? "failed" : o.prior_state;
-        rc = set_instance_state(tx, o.instance_id, back);
-        if (!rc)
-            rc = set_last_operation(tx, o.instance_id, o.kind, "failed", true, oc.message);
+        rc = instance_moves(tx, o.instance_id, back, o.kind, "failed", true, oc.message);
+        /* a delete that expired while unbinding a key leaves the key as it was */
+        if (!rc && o.key_id[0] && strcmp(o.kind, "delete") == 0)
+            rc = set_key_state(tx, o.key_id, "active");
+        if (!rc && strcmp(o.kind, "delete") == 0)
+            rc = reclamation_retry(tx, o.instance_id);
+    } else if (toggle) {
+        /* Final, as a refusal is: reconciling does not ask again and again. */
+        rc = store_exec(tx, "UPDATE resource_instances SET enabled = ? WHERE guid = ?", "is",
+                        (int64_t)(strcmp(o.kind, "enable") == 0), o.instance_id);
     } else if (!rc && (strcmp(o.kind, "bind") == 0 || strcmp(o.kind, "unbind") == 0)) {
         rc = set_key_state(tx, o.key_id, strcmp(o.kind, "bind") == 0 ? "failed" : "active");
         if (!rc)
@@ -1190,6 +1214,8 @@ static void expire_op(rc_controller *c, const char *id)
     }
     if (!rc)
         rc = finish_op(tx, id, "failed", oc.message);
+    if (!rc)
+        rc = rc_reconcile(tx, o.instance_id, NULL, NULL, NULL);
     rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
     if (!rc)
         answer_waiters(c, id, &oc);
@@ -1498,23 +1524,39 @@ static void start_due(rc_controller *c)
     store_stmt *q;
     if (store_begin(c->db, false, &tx))
         return;
-    if (!store_query(tx,
-                     OP_SELECT " WHERE o.state IN ('pending', 'in_progress') AND o.next_at_ms"
-                               " <= ? ORDER BY o.next_at_ms LIMIT 256",
-                     &q, "i", time_now_ms())) {
+    /* Calls in flight keep their due time and sort first: page past them (by due time, then
+     * id) so that a broker with many hanging calls never holds up the others'. */
+    int64_t now = time_now_ms(), after_at = INT64_MIN;
+    char after_id[37] = "";
+    bool nomem = false;
+    for (int page = 0; page < 16 && n < DUE_BATCH; page++) {
+        size_t seen = 0;
+        if (store_query(tx,
+                        OP_SELECT " WHERE o.state IN ('pending', 'in_progress') AND o.next_at_ms"
+                                  " <= ? AND (o.next_at_ms > ? OR (o.next_at_ms = ? AND o.id >"
+                                  " ?)) ORDER BY o.next_at_ms, o.id LIMIT 256",
+                        &q, "iiis", now, after_at, after_at, after_id))
+            break;
         while (n < DUE_BATCH && store_step(q) == STORE_ROW) {
             const char *id = store_col_text(q, 0);
+            seen++;
+            after_at = store_col_int(q, 30);
+            snprintf(after_id, sizeof after_id, "%.36s", id ? id : "");
             pthread_mutex_lock(&c->mu);
             bool skip = !id || strlen(id) >= 37 || flying_has(c, id);
             pthread_mutex_unlock(&c->mu);
             if (skip)
                 continue;
-            if (!d && !(d = malloc(DUE_BATCH * sizeof *d)))
+            if (!d && !(d = malloc(DUE_BATCH * sizeof *d))) {
+                nomem = true;
                 break;
+            }
             fill_op(c, q, &d[n].o, d[n].password, sizeof d[n].password);
             n++;
         }
         store_done(q);
+        if (seen < 256 || nomem)
+            break;
     }
     store_rollback(tx);
     for (size_t i = 0; i < n; i++)

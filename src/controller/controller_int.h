@@ -17,8 +17,9 @@ typedef struct rc_result rc_result;
 typedef struct rc_applied rc_applied;
 typedef struct rc_waiter rc_waiter;
 
-/* What a waiting request is answered with. */
-typedef enum { RC_INSTANCE, RC_KEY } rc_object;
+/* What a waiting request is answered with: an instance, a key with its credentials (only
+ * for the key's creator, its own account), or a key without them. */
+typedef enum { RC_INSTANCE, RC_KEY, RC_KEY_BARE } rc_object;
 
 struct rc_controller {
     store *db;

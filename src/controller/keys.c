@@ -369,7 +369,7 @@ static void key_delete(http_req *req, void *ud)
     if (local)
         http_reply(req, 204, NULL, NULL, 0);
     else
-        rc_wait_or_accept(c, req, op_id, RC_KEY, k.guid, 204);
+        rc_wait_or_accept(c, req, op_id, RC_KEY_BARE, k.guid, 204);
 }
 
 void rc_key_routes(rc_controller *c, http_router *r)

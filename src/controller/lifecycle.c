@@ -40,6 +40,24 @@ int rc_reconcile(store_tx *tx, const char *guid, const char *initiator, const ch
         return 0;
     bool want = strcmp(account_state, "active") == 0;
     const char *new_state = want ? "active" : "inactive";
+    /* A restore waiting for the broker: its enable carries the restore's reason, and when the
+     * broker already serves the instance, the restore is done. */
+    bool restoring = false;
+    if ((rc = store_query(tx,
+                          "SELECT 1 FROM reclamations WHERE instance_id = ? AND state ="
+                          " 'RESTORING'",
+                          &q, "s", guid)))
+        return rc;
+    restoring = store_step(q) == STORE_ROW;
+    store_done(q);
+    if (restoring && want && !reason)
+        reason = "IBMCLOUD_RECLAMATION_RESTORE";
+    if (restoring && want && enabled &&
+        (rc = store_exec(tx,
+                         "UPDATE reclamations SET state = 'RESTORED', updated_ms = ? WHERE"
+                         " instance_id = ? AND state = 'RESTORING'",
+                         "is", time_now_ms(), guid)))
+        return rc;
     if (strcmp(state, new_state) != 0 &&
         (rc = store_exec(tx, "UPDATE resource_instances SET state = ?, updated_ms = ? WHERE guid = ?",
                          "sis", new_state, time_now_ms(), guid)))
@@ -267,15 +285,19 @@ static void reclamation_action(http_req *req, void *ud)
     }
     int64_t now = time_now_ms();
     if (restore) {
-        if (rc_account_suspended(tx, account)) {
+        if (!rc && rc_account_suspended(tx, account)) {
             store_rollback(tx);
             http_reply_error(req, 409, "account_suspended",
                              "The account is suspended: its instances stay disabled.", NULL);
             return;
         }
-        rc = store_exec(tx,
-                        "UPDATE reclamations SET state = 'RESTORED', updated_ms = ? WHERE id = ?",
-                        "is", now, id);
+        /* RESTORING until the broker has enabled it (the disable that scheduled the
+         * reclamation may still be on its way: the enable follows it). */
+        if (!rc)
+            rc = store_exec(tx,
+                            "UPDATE reclamations SET state = 'RESTORING', updated_ms = ? WHERE"
+                            " id = ?",
+                            "is", now, id);
         if (!rc)
             rc = store_exec(tx,
                             "UPDATE resource_instances SET state = 'active', updated_ms = ? WHERE"
@@ -340,6 +362,14 @@ void rc_reclaim_due(rc_controller *c)
         rc_new_op o = {.kind = "delete", .instance_id = guids[i],
                        .initiator = who[i][0] ? who[i] : NULL,
                        .prior_state = "pending_reclamation"};
+        /* Restored or reclaimed since the look: not this one. */
+        if ((rc = store_exec(tx,
+                             "UPDATE reclamations SET state = 'RECLAIMING', updated_ms = ? WHERE"
+                             " id = ? AND state = 'SCHEDULED'",
+                             "is", time_now_ms(), ids[i])))
+            break;
+        if (store_changes(tx) != 1)
+            continue;
         /* Only the driver starts reclamations, and an operation made since the look is
          * refused by the store: then this one waits for the next round. */
         if ((rc = rc_insert_op(tx, &o, op)) ||
@@ -350,9 +380,6 @@ void rc_reclaim_due(rc_controller *c)
             (rc = rc_set_last_operation(tx, "resource_instances", guids[i], "delete",
                                         "in progress", true, "")))
             break;
-        rc = store_exec(tx,
-                        "UPDATE reclamations SET state = 'RECLAIMING', updated_ms = ? WHERE id = ?",
-                        "is", time_now_ms(), ids[i]);
     }
     rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
     if (rc)

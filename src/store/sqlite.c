@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STMT_CACHE 128 /* open-addressing slots per connection */
+#define STMT_CACHE 1024 /* open-addressing slots per connection: every SQL text of the code */
 #define NREADERS 4
 
 struct store_stmt {

@@ -262,9 +262,9 @@ class CLIInstancesTest(unittest.TestCase):
                    message="No such reclamation.")
 
         human = self.osbill("reclamation", "restore", recl[0]["id"]).stdout
-        self.assertIn("RESTORED", human)
+        self.assertIn("RESTOR", human)  # RESTORING until the broker has enabled it
         self.assertEqual(self.j("instance", "get", inst["guid"])["state"], "active")
-        self.fails("reclamation", "reclaim", recl[0]["id"], message="RESTORED already")
+        self.fails("reclamation", "reclaim", recl[0]["id"], message="already")
 
         # deleted again, from the human command, then reclaimed at once
         human = self.osbill("instance", "delete", inst["guid"]).stdout
