@@ -572,12 +572,12 @@ static void instance_list(http_req *req, void *ud)
 
 /* ---------------------------------------------------------------- update */
 
-static void busy(http_req *req)
+#define BUSY_MESSAGE                                                                               \
+    "Another operation of this instance is in progress; try again when it has finished."
+
+void rc_busy(http_req *req)
 {
-    http_reply_error(req, 409, "operation_in_progress",
-                     "Another operation of this instance is in progress; try again when it "
-                     "has finished.",
-                     NULL);
+    http_reply_error(req, 409, "operation_in_progress", BUSY_MESSAGE, NULL);
 }
 
 /* PATCH: a new name (the platform's alone), and a plan change or parameters, which go to the
@@ -724,7 +724,7 @@ static void instance_update(http_req *req, void *ud)
     rc = rc_insert_op(tx, &n, op_id);
     if (rc == OSB_E_CONFLICT) {
         store_rollback(tx);
-        busy(req);
+        rc_busy(req);
         goto out;
     }
     if (rc || (rc = rc_set_last_operation(tx, "resource_instances", i.guid, "update",
@@ -835,9 +835,7 @@ static void delete_then(rc_write *w, int rc)
                       "The instance has resource keys: delete them first, or delete with "
                       "recursive=true.");
     else if (rc == OSB_E_CONFLICT)
-        rc_write_fail(w, 409, "operation_in_progress",
-                      "Another operation of this instance is in progress; try again when it "
-                      "has finished.");
+        rc_write_fail(w, 409, "operation_in_progress", BUSY_MESSAGE);
     else if (rc)
         rc_write_fail(w, 500, "internal_error", "The store failed.");
     else if (u->reclaim)

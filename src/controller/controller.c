@@ -997,18 +997,25 @@ static int apply_unbind(store_tx *tx, const op_row *o, const rc_result *r, const
 
 /* /bluemix_v1 enable or disable. The instance's state changed when the operation was made;
  * the broker is told until it confirms (or the instance is unknown to it). */
+/* What the broker was last told; a finished enable also ends a restore waiting for it. */
+static int toggle_recorded(store_tx *tx, const op_row *o, bool enable)
+{
+    int rc = store_exec(tx, "UPDATE resource_instances SET enabled = ? WHERE guid = ?", "is",
+                        (int64_t)enable, o->instance_id);
+    if (!rc && enable)
+        rc = store_exec(tx,
+                        "UPDATE reclamations SET state = 'RESTORED', updated_ms = ? WHERE"
+                        " instance_id = ? AND state = 'RESTORING'",
+                        "is", time_now_ms(), o->instance_id);
+    return rc;
+}
+
 static int apply_toggle(store_tx *tx, const op_row *o, const rc_result *r)
 {
     bool enable = strcmp(o->kind, "enable") == 0;
     int rc;
     if (r->status == 200 || r->status == 204) {
-        if ((rc = store_exec(tx, "UPDATE resource_instances SET enabled = ? WHERE guid = ?", "is",
-                             (int64_t)enable, o->instance_id)))
-            return rc;
-        if (enable && (rc = store_exec(tx,
-                                       "UPDATE reclamations SET state = 'RESTORED', updated_ms = ?"
-                                       " WHERE instance_id = ? AND state = 'RESTORING'",
-                                       "is", time_now_ms(), o->instance_id)))
+        if ((rc = toggle_recorded(tx, o, enable)))
             return rc;
         return finish_op(tx, o->id, "succeeded", NULL);
     }
@@ -1018,13 +1025,7 @@ static int apply_toggle(store_tx *tx, const op_row *o, const rc_result *r)
         snprintf(why, sizeof why, "the broker refused to %s the instance (HTTP %ld)",
                  enable ? "enable" : "disable", r->status);
         /* Final: recorded as done so that reconciling does not ask again and again. */
-        if ((rc = store_exec(tx, "UPDATE resource_instances SET enabled = ? WHERE guid = ?", "is",
-                             (int64_t)enable, o->instance_id)))
-            return rc;
-        if (enable && (rc = store_exec(tx,
-                                       "UPDATE reclamations SET state = 'RESTORED', updated_ms = ?"
-                                       " WHERE instance_id = ? AND state = 'RESTORING'",
-                                       "is", time_now_ms(), o->instance_id)))
+        if ((rc = toggle_recorded(tx, o, enable)))
             return rc;
         return finish_op(tx, o->id, "failed", why);
     }
@@ -1203,8 +1204,7 @@ static void expire_op(rc_controller *c, const char *id)
             rc = reclamation_retry(tx, o.instance_id);
     } else if (toggle) {
         /* Final, as a refusal is: reconciling does not ask again and again. */
-        rc = store_exec(tx, "UPDATE resource_instances SET enabled = ? WHERE guid = ?", "is",
-                        (int64_t)(strcmp(o.kind, "enable") == 0), o.instance_id);
+        rc = toggle_recorded(tx, &o, strcmp(o.kind, "enable") == 0);
     } else if (!rc && (strcmp(o.kind, "bind") == 0 || strcmp(o.kind, "unbind") == 0)) {
         rc = set_key_state(tx, o.key_id, strcmp(o.kind, "bind") == 0 ? "failed" : "active");
         if (!rc)

@@ -121,6 +121,8 @@ int rc_find_instance(store_tx *tx, const char *id, const iam_principal *p,
 /* The access decision for action on the instance; false after a 403. */
 bool rc_allowed(rc_controller *c, http_req *req, const iam_principal *p, const char *action,
                 const rc_inst_ref *i);
+/* 409 operation_in_progress: one operation at a time per instance (its keys' included). */
+void rc_busy(http_req *req);
 /* 400 invalid_field naming field. */
 void rc_field_error(http_req *req, const char *field, const char *message);
 /* Opens a transaction, or replies 503. */

@@ -206,10 +206,7 @@ static void key_create(http_req *req, void *ud)
     rc = rc_insert_op(tx, &n, op_id);
     if (rc == OSB_E_CONFLICT) {
         store_rollback(tx);
-        http_reply_error(req, 409, "operation_in_progress",
-                         "Another operation of this instance is in progress; try again when it "
-                         "has finished.",
-                         NULL);
+        rc_busy(req);
         goto out;
     }
     if (rc)
@@ -355,10 +352,7 @@ static void key_delete(http_req *req, void *ud)
     }
     if (rc == OSB_E_CONFLICT) {
         store_rollback(tx);
-        http_reply_error(req, 409, "operation_in_progress",
-                         "Another operation of this key's instance is in progress; try again "
-                         "when it has finished.",
-                         NULL);
+        rc_busy(req);
         return;
     }
     rc = rc ? (store_rollback(tx), rc) : store_commit(tx);

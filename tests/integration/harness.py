@@ -22,6 +22,8 @@ SERVICE_ID = "b98be605-e947-4476-8e9c-a62c55ffcb87"
 LITE = "4b794e00-7040-4b83-b421-f699fb59eda5"
 STANDARD = "7ae16b40-822a-486e-af2e-55cdc138c742"
 PREMIUM = "538e30dd-9b3f-4196-9d3e-51f21c858cbe"
+STARTER_CATALOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                               "examples", "starter-broker", "catalog.json")
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "UndefinedBehaviorSanitizer")
@@ -294,6 +296,39 @@ def make_accounts(c, op_token, specs, email_prefix=""):
     return accounts
 
 
+def starter_offering(c, token, broker, region, allow=()):
+    """The provider's starter-kv offering as the starter broker's catalog.json describes it
+    (its three plans, plan_updateable, with their parameter schemas), the broker registered
+    in region with Basic auth, every plan deployed there, limited visibility with the account
+    ids of allow on its allowlist."""
+    def ok(r):
+        assert r.status in (200, 201, 204), r
+        return r.json
+
+    with open(STARTER_CATALOG) as f:
+        plans = {p["id"]: p for p in json.load(f)["services"][0]["plans"]}
+    ok(c.call("POST", "/v1/offerings", token=token,
+              body={"id": SERVICE_ID, "name": "starter-kv", "display_name": "Starter KV"}))
+    for name, pid in (("lite", LITE), ("standard", STANDARD), ("premium", PREMIUM)):
+        body = {"id": pid, "name": name, "display_name": name.title(),
+                "kind": "lite" if name == "lite" else "subscription",
+                "description": "The %s plan." % name, "plan_updateable": True}
+        if plans[pid].get("schemas"):
+            body["schemas"] = plans[pid]["schemas"]
+        ok(c.call("POST", "/v1/offerings/%s/plans" % SERVICE_ID, token=token, body=body))
+    ok(c.call("POST", "/v1/offerings/%s/brokers" % SERVICE_ID, token=token,
+              body={"region": region, "url": "http://127.0.0.1:%d" % broker.port,
+                    "auth": {"type": "basic", "username": broker.user,
+                             "password": broker.password}}))
+    for pid in (LITE, STANDARD, PREMIUM):
+        ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s" % (SERVICE_ID, pid, region),
+                  token=token))
+    ok(c.call("POST", "/v1/offerings/%s/visibility" % SERVICE_ID, token=token,
+              body={"visibility": "limited"}))
+    for account in allow:
+        ok(c.call("PUT", "/v1/offerings/%s/allowlist/%s" % (SERVICE_ID, account), token=token))
+
+
 def basic(user, password):
     return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
 
@@ -382,13 +417,15 @@ def free_port():
 
 
 class BrokerTest(unittest.TestCase):
-    """One broker per test class; each test gets a fresh client."""
+    """One broker per test class (broker_class, with broker_kwargs); each test gets a fresh
+    client."""
 
+    broker_class = None  # Broker, the starter broker, unless a class names another
     broker_kwargs = {}
 
     @classmethod
     def setUpClass(cls):
-        cls.broker = Broker(**cls.broker_kwargs).start()
+        cls.broker = (cls.broker_class or Broker)(**cls.broker_kwargs).start()
 
     @classmethod
     def tearDownClass(cls):

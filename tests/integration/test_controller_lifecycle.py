@@ -8,18 +8,16 @@ The platform runs with its default reclamation period (7 days): deleting an inst
 schedules its reclamation, as it does for a real consumer."""
 
 import base64
-import json
 import os
 import time
 import unittest
 import urllib.parse
 
-from harness import LITE, PREMIUM, SERVICE_ID, STANDARD, Broker, Client, Platform, make_accounts
+from harness import (LITE, PREMIUM, SERVICE_ID, STANDARD, Broker, Client, Platform, make_accounts,
+                     starter_offering)
 
 REGION = "us-south"
 BEARER_REGION = "eu-gb"  # a broker there takes the platform's bearer token, not Basic
-CATALOG = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "starter-broker",
-                       "catalog.json")
 
 
 def q(s):
@@ -50,40 +48,19 @@ class LifecycleTest(unittest.TestCase):
                               ("hooli", "consumer"),
                               ("piedpiper", "consumer")))
         tok = cls.accounts["kvcorp"]["token"]
+        starter_offering(c, tok, cls.broker, REGION,
+                         allow=[cls.accounts[who]["id"] for who in ("hooli", "piedpiper")])
 
         def ok(r):
             assert r.status in (200, 201, 204), r
             return r.json
 
-        with open(CATALOG) as f:
-            plans = {p["id"]: p for p in json.load(f)["services"][0]["plans"]}
-        ok(c.call("POST", "/v1/offerings", token=tok,
-                  body={"id": SERVICE_ID, "name": "starter-kv", "display_name": "Starter KV"}))
-        for name, pid in (("lite", LITE), ("standard", STANDARD), ("premium", PREMIUM)):
-            body = {"id": pid, "name": name, "display_name": name.title(),
-                    "kind": "lite" if name == "lite" else "subscription",
-                    "description": "The %s plan." % name, "plan_updateable": True}
-            if plans[pid].get("schemas"):
-                body["schemas"] = plans[pid]["schemas"]
-            ok(c.call("POST", "/v1/offerings/%s/plans" % SERVICE_ID, token=tok, body=body))
-        b = cls.broker
-        ok(c.call("POST", "/v1/offerings/%s/brokers" % SERVICE_ID, token=tok,
-                  body={"region": REGION, "url": "http://127.0.0.1:%d" % b.port,
-                        "auth": {"type": "basic", "username": b.user, "password": b.password}}))
-        for pid in (LITE, STANDARD, PREMIUM):
-            ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s"
-                      % (SERVICE_ID, pid, REGION), token=tok))
         ok(c.call("POST", "/v1/offerings/%s/brokers" % SERVICE_ID, token=tok,
                   body={"region": BEARER_REGION,
                         "url": "http://127.0.0.1:%d" % cls.bearer_broker.port,
                         "auth": {"type": "bearer"}}))
         ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s"
                   % (SERVICE_ID, LITE, BEARER_REGION), token=tok))
-        ok(c.call("POST", "/v1/offerings/%s/visibility" % SERVICE_ID, token=tok,
-                  body={"visibility": "limited"}))
-        for who in ("hooli", "piedpiper"):
-            ok(c.call("PUT", "/v1/offerings/%s/allowlist/%s"
-                      % (SERVICE_ID, cls.accounts[who]["id"]), token=tok))
         c.close()
 
     @classmethod

@@ -3,12 +3,11 @@ libosb's public API whose every operation is asynchronous): async update, bind a
 their polling, the 422s and 410s around them, and failed operations with instance_usable /
 update_repeatable, each with the exact status and error code of spec/osb.md."""
 
-import os
 import shutil
 import tempfile
 import unittest
 
-from harness import OSB, Process, binary
+from harness import OSB, BrokerTest, Process, binary
 
 SERVICE = "0f3c5a0e-7d1b-4c2e-9a57-a5e1d3b7c901"
 ASYNC = "5d2e8f4a-1b3c-4e6f-8a9b-0c1d2e3f4a51"
@@ -34,33 +33,8 @@ class AsyncBroker(Process):
         shutil.rmtree(self.data, ignore_errors=True)
 
 
-class AsyncTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.broker = AsyncBroker().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.broker.stop()
-        finally:
-            cls.broker.cleanup()
-
-    def setUp(self):
-        self.osb = self.broker.client()
-
-    def tearDown(self):
-        self.osb.close()
-
-    def uid(self, prefix="id"):
-        return "%s-%s" % (prefix, os.urandom(6).hex())
-
-    def assertError(self, r, status, error=None):
-        self.assertEqual(r.status, status, r)
-        self.assertIsInstance(r.json, dict, r)
-        self.assertIsInstance(r.json.get("description"), str, r)
-        if error is not None:
-            self.assertEqual(r.json.get("error"), error, r)
+class AsyncTest(BrokerTest):
+    broker_class = AsyncBroker
 
     # ---- the OSB routes for this broker's service
     @staticmethod
