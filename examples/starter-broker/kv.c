@@ -8,6 +8,7 @@
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,18 @@
 
 #define MAX_JOIN_WAITS 64 /* a leader waits at most this many times 1 ms for joiners */
 
+#define NSTMT 64
+
 struct kv {
     sqlite3 *db;  /* the writer */
     sqlite3 *rdb; /* the reader */
+    /* prepared statements, by connection and SQL text (its address: literals only), each
+     * used under its connection's mutex */
+    struct {
+        sqlite3 *db;
+        const char *sql;
+        sqlite3_stmt *st;
+    } stmts[NSTMT];
     pthread_mutex_t mu, rmu;
     /* group commit, under mu */
     pthread_cond_t joined, done;
@@ -33,7 +43,7 @@ struct kv {
 };
 
 static const char schema[] =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
     "CREATE TABLE IF NOT EXISTS namespaces (instance_id TEXT PRIMARY KEY, plan_id TEXT NOT NULL,"
     " max_keys INTEGER NOT NULL, max_value INTEGER NOT NULL, ready_at INTEGER NOT NULL,"
     " deleting_at INTEGER NOT NULL DEFAULT 0, enabled INTEGER NOT NULL DEFAULT 1,"
@@ -78,6 +88,8 @@ void kv_close(kv *k)
 {
     if (!k)
         return;
+    for (size_t i = 0; i < NSTMT; i++)
+        sqlite3_finalize(k->stmts[i].st);
     sqlite3_close(k->rdb);
     sqlite3_close(k->db);
     pthread_mutex_destroy(&k->mu);
@@ -87,11 +99,39 @@ void kv_close(kv *k)
     free(k);
 }
 
+/* A prepared statement for sql on db (the caller holds db's mutex), kept for the next use;
+ * unprep() makes it ready for that. */
+static sqlite3_stmt *prep(kv *k, sqlite3 *db, const char *sql)
+{
+    size_t h = ((uintptr_t)sql >> 3 ^ (uintptr_t)db >> 4) % NSTMT;
+    for (size_t i = 0; i < NSTMT; i++) {
+        size_t j = (h + i) % NSTMT;
+        if (k->stmts[j].sql == sql && k->stmts[j].db == db)
+            return k->stmts[j].st;
+        if (!k->stmts[j].sql) {
+            sqlite3_stmt *st;
+            if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+                return NULL;
+            k->stmts[j].db = db;
+            k->stmts[j].sql = sql;
+            k->stmts[j].st = st;
+            return st;
+        }
+    }
+    return NULL; /* more statements than slots: raise NSTMT */
+}
+
+static void unprep(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
 /* Runs one statement with text/int64/blob arguments described by types ("s", "i", "b"). */
 static int run(kv *k, const char *sql, const char *types, ...)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(k->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (!(st = prep(k, k->db, sql))) {
         fprintf(stderr, "starter-broker: %s\n", sqlite3_errmsg(k->db));
         return KV_ERR;
     }
@@ -110,7 +150,7 @@ static int run(kv *k, const char *sql, const char *types, ...)
     }
     va_end(ap);
     int r = sqlite3_step(st);
-    sqlite3_finalize(st);
+    unprep(st);
     if (r == SQLITE_DONE || r == SQLITE_ROW)
         return KV_OK;
     if ((r & 0xff) == SQLITE_CONSTRAINT)
@@ -205,10 +245,8 @@ int kv_ns_get(kv *k, const char *instance, kv_namespace *ns)
     sqlite3_stmt *st;
     int rc = KV_NOTFOUND;
     pthread_mutex_lock(&k->rmu);
-    if (sqlite3_prepare_v2(k->rdb,
-                           "SELECT plan_id, max_keys, max_value, ready_at, deleting_at, enabled,"
-                           " last_active, bytes, nkeys FROM namespaces WHERE instance_id = ?",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (!(st = prep(k, k->rdb, "SELECT plan_id, max_keys, max_value, ready_at, deleting_at, enabled,"
+                           " last_active, bytes, nkeys FROM namespaces WHERE instance_id = ?"))) {
         pthread_mutex_unlock(&k->rmu);
         return KV_ERR;
     }
@@ -226,7 +264,7 @@ int kv_ns_get(kv *k, const char *instance, kv_namespace *ns)
         ns->keys = sqlite3_column_int64(st, 8);
         rc = KV_OK;
     }
-    sqlite3_finalize(st);
+    unprep(st);
     pthread_mutex_unlock(&k->rmu);
     return rc;
 }
@@ -338,9 +376,7 @@ int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[1
     /* The lookup is by digest of a 256-bit random key: timing reveals nothing usable. */
     key_hash(apikey, h);
     pthread_mutex_lock(&k->rmu);
-    if (sqlite3_prepare_v2(k->rdb,
-                           "SELECT role FROM apikeys WHERE key_hash = ? AND instance_id = ?", -1,
-                           &st, NULL) != SQLITE_OK) {
+    if (!(st = prep(k, k->rdb, "SELECT role FROM apikeys WHERE key_hash = ? AND instance_id = ?"))) {
         pthread_mutex_unlock(&k->rmu);
         return KV_ERR;
     }
@@ -350,7 +386,7 @@ int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[1
         snprintf(role, 16, "%s", sqlite3_column_text(st, 0));
         rc = KV_OK;
     }
-    sqlite3_finalize(st);
+    unprep(st);
     pthread_mutex_unlock(&k->rmu);
     return rc;
 }
@@ -364,18 +400,15 @@ int kv_put(kv *k, const char *instance, const char *key, const void *val, size_t
     if ((rc = unit_begin(k, &b)))
         goto out;
     int64_t old = -1, max_keys = 0, nkeys = 0;
-    if (sqlite3_prepare_v2(
-            k->db,
-            "SELECT (SELECT length(value) FROM kv WHERE instance_id = ?1 AND key = ?2),"
-            " max_keys, nkeys FROM namespaces WHERE instance_id = ?1",
-            -1, &st, NULL) != SQLITE_OK) {
+    if (!(st = prep(k, k->db, "SELECT (SELECT length(value) FROM kv WHERE instance_id = ?1 AND key = ?2),"
+            " max_keys, nkeys FROM namespaces WHERE instance_id = ?1"))) {
         rc = KV_ERR;
         goto rollback;
     }
     sqlite3_bind_text(st, 1, instance, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
+        unprep(st);
         rc = KV_NOTFOUND;
         goto rollback;
     }
@@ -383,7 +416,7 @@ int kv_put(kv *k, const char *instance, const char *key, const void *val, size_t
         old = sqlite3_column_int64(st, 0);
     max_keys = sqlite3_column_int64(st, 1);
     nkeys = sqlite3_column_int64(st, 2);
-    sqlite3_finalize(st);
+    unprep(st);
     if (old < 0 && nkeys >= max_keys) {
         rc = KV_FULL;
         goto rollback;
@@ -409,8 +442,7 @@ int kv_get(kv *k, const char *instance, const char *key, void **val, size_t *n)
     sqlite3_stmt *st;
     int rc = KV_NOTFOUND;
     pthread_mutex_lock(&k->rmu);
-    if (sqlite3_prepare_v2(k->rdb, "SELECT value FROM kv WHERE instance_id = ? AND key = ?", -1,
-                           &st, NULL) != SQLITE_OK) {
+    if (!(st = prep(k, k->rdb, "SELECT value FROM kv WHERE instance_id = ? AND key = ?"))) {
         pthread_mutex_unlock(&k->rmu);
         return KV_ERR;
     }
@@ -427,7 +459,7 @@ int kv_get(kv *k, const char *instance, const char *key, void **val, size_t *n)
             rc = KV_ERR;
         }
     }
-    sqlite3_finalize(st);
+    unprep(st);
     pthread_mutex_unlock(&k->rmu);
     return rc;
 }
@@ -440,8 +472,7 @@ int kv_del(kv *k, const char *instance, const char *key)
     lock_writer(k);
     if ((rc = unit_begin(k, &b)))
         goto out;
-    if (sqlite3_prepare_v2(k->db, "SELECT length(value) FROM kv WHERE instance_id = ? AND key = ?",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (!(st = prep(k, k->db, "SELECT length(value) FROM kv WHERE instance_id = ? AND key = ?"))) {
         rc = KV_ERR;
         goto rollback;
     }
@@ -450,7 +481,7 @@ int kv_del(kv *k, const char *instance, const char *key)
     int64_t len = -1;
     if (sqlite3_step(st) == SQLITE_ROW)
         len = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    unprep(st);
     if (len < 0) {
         rc = KV_NOTFOUND;
         goto rollback;
@@ -475,9 +506,7 @@ int kv_list(kv *k, const char *instance, char **out)
     sqlite3_stmt *st;
     json_t *a = json_array();
     pthread_mutex_lock(&k->rmu);
-    if (sqlite3_prepare_v2(k->rdb,
-                           "SELECT key FROM kv WHERE instance_id = ? ORDER BY key LIMIT 1000", -1,
-                           &st, NULL) != SQLITE_OK) {
+    if (!(st = prep(k, k->rdb, "SELECT key FROM kv WHERE instance_id = ? ORDER BY key LIMIT 1000"))) {
         pthread_mutex_unlock(&k->rmu);
         json_decref(a);
         return KV_ERR;
@@ -485,7 +514,7 @@ int kv_list(kv *k, const char *instance, char **out)
     sqlite3_bind_text(st, 1, instance, -1, SQLITE_TRANSIENT);
     while (sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(a, json_string((const char *)sqlite3_column_text(st, 0)));
-    sqlite3_finalize(st);
+    unprep(st);
     pthread_mutex_unlock(&k->rmu);
     *out = json_dumps(a, JSON_COMPACT);
     json_decref(a);
@@ -527,11 +556,8 @@ int kv_usage(kv *k, const char *instance, char **out)
     sqlite3_stmt *st;
     json_t *a = json_array();
     pthread_mutex_lock(&k->rmu);
-    if (sqlite3_prepare_v2(
-            k->rdb,
-            "SELECT plan_id, measure, hour, quantity FROM usage WHERE instance_id = ?"
-            " ORDER BY hour, measure",
-            -1, &st, NULL) != SQLITE_OK) {
+    if (!(st = prep(k, k->rdb, "SELECT plan_id, measure, hour, quantity FROM usage WHERE instance_id = ?"
+            " ORDER BY hour, measure"))) {
         pthread_mutex_unlock(&k->rmu);
         json_decref(a);
         return KV_ERR;
@@ -543,7 +569,7 @@ int kv_usage(kv *k, const char *instance, char **out)
                                            sqlite3_column_text(st, 1), "hour",
                                            (json_int_t)sqlite3_column_int64(st, 2), "quantity",
                                            (json_int_t)sqlite3_column_int64(st, 3)));
-    sqlite3_finalize(st);
+    unprep(st);
     pthread_mutex_unlock(&k->rmu);
     *out = json_dumps(a, JSON_COMPACT);
     json_decref(a);

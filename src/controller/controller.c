@@ -69,36 +69,49 @@ static int64_t backoff_ms(int64_t attempts)
     return (s > MAX_BACKOFF_S ? MAX_BACKOFF_S : s) * 1000;
 }
 
-static bool flying_has(rc_controller *c, const char *id)
+static bool idset_has(const rc_idset *s, const char *id)
 {
-    for (size_t i = 0; i < c->nflying; i++)
-        if (strcmp(c->flying[i], id) == 0)
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->ids[i], id) == 0)
             return true;
     return false;
 }
 
-static int flying_add(rc_controller *c, const char *id)
+static int idset_add(rc_idset *s, const char *id)
 {
-    if (c->nflying == c->capflying) {
-        size_t cap = c->capflying ? c->capflying * 2 : 16;
-        char(*n)[37] = realloc(c->flying, cap * sizeof *n);
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        char(*n)[37] = realloc(s->ids, cap * sizeof *n);
         if (!n)
             return OSB_E_NOMEM;
-        c->flying = n;
-        c->capflying = cap;
+        s->ids = n;
+        s->cap = cap;
     }
-    snprintf(c->flying[c->nflying++], 37, "%.36s", id);
+    snprintf(s->ids[s->n++], 37, "%.36s", id);
     return 0;
 }
 
-static void flying_remove(rc_controller *c, const char *id)
+static void idset_remove(rc_idset *s, const char *id)
 {
-    for (size_t i = 0; i < c->nflying; i++)
-        if (strcmp(c->flying[i], id) == 0) {
-            memmove(c->flying[i], c->flying[c->nflying - 1], 37);
-            c->nflying--;
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->ids[i], id) == 0) {
+            memmove(s->ids[i], s->ids[s->n - 1], 37);
+            s->n--;
             return;
         }
+}
+
+#define flying_has(c, id)    idset_has(&(c)->flying, id)
+#define flying_add(c, id)    idset_add(&(c)->flying, id)
+#define flying_remove(c, id) idset_remove(&(c)->flying, id)
+
+/* Hands an operation that is due now to the driver, which starts it without looking for
+ * due operations in the store; a full look (rc_kick) when memory is short. Under c->mu. */
+static void hand_over(rc_controller *c, const char *op_id)
+{
+    if (idset_add(&c->fresh, op_id))
+        c->kick = true;
+    pthread_cond_signal(&c->cv);
 }
 
 void rc_kick(rc_controller *c)
@@ -128,8 +141,7 @@ void rc_wait(rc_controller *c, http_req *req, const char *op_id, rc_object obj, 
     pthread_mutex_lock(&c->mu);
     w->next = c->waiters;
     c->waiters = w;
-    c->kick = true;
-    pthread_cond_signal(&c->cv);
+    hand_over(c, op_id);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -214,14 +226,31 @@ typedef struct {
     char message[600];
 } outcome;
 
-static void answer_waiters(rc_controller *c, const char *op_id, const outcome *oc)
+/* Whether a request waits for op_id's instance as its answer (built in the answer's own
+ * transaction then, instead of read again). */
+static bool instance_wanted(rc_controller *c, const char *op_id)
+{
+    bool wanted = false;
+    pthread_mutex_lock(&c->mu);
+    for (rc_waiter *w = c->waiters; w && !wanted; w = w->next)
+        wanted = w->obj == RC_INSTANCE && w->ok_status != 204 && !strcmp(w->op_id, op_id);
+    pthread_mutex_unlock(&c->mu);
+    return wanted;
+}
+
+/* Answers the requests waiting on op_id; instance, when not NULL, is the instance as the
+ * outcome left it. */
+static void answer_waiters(rc_controller *c, const char *op_id, const outcome *oc,
+                           const json_t *instance)
 {
     if (!oc->status)
         return;
     rc_waiter *w = take_waiters(c, op_id, false);
     while (w) {
         rc_waiter *next = w->next;
-        if (oc->status == -1 || oc->status == 202) {
+        if (oc->status == -1 && instance && w->obj == RC_INSTANCE && w->ok_status != 204) {
+            http_reply_json(w->req, w->ok_status, instance);
+        } else if (oc->status == -1 || oc->status == 202) {
             rc_reply(c, w->req, w->obj, w->guid, oc->status == -1 ? w->ok_status : 202);
         } else {
             http_reply_error(w->req, oc->status, oc->code, oc->message, NULL);
@@ -359,6 +388,7 @@ typedef struct {
     /* the key */
     char key_crn[512], key_role[64];
     char *key_params;
+    char bound_key[37]; /* a delete without key_id: a key still bound, if any */
     /* the broker */
     char broker_id[64], url[2100], auth[16], user[256], version[16];
     const void *sealed;
@@ -386,7 +416,8 @@ static char *dup_col(store_stmt *q, int i)
     " o.reason, o.parameters, o.broker_operation, o.attempts, o.deadline_ms, i.guid, i.crn,"       \
     " i.account_id, i.resource_group_id, i.offering_id, i.plan_id, i.state, i.parameters,"         \
     " k.crn, k.role, k.parameters, b.id, b.url, b.auth, b.username, b.api_version, b.secret,"      \
-    " o.next_at_ms FROM"                                                                          \
+    " CASE WHEN o.kind = 'delete' AND o.key_id IS NULL THEN (SELECT guid FROM resource_keys"     \
+    " WHERE instance_id = o.instance_id AND state IN ('active', 'removing') LIMIT 1) END FROM"    \
     " rc_operations o JOIN resource_instances i ON i.guid = o.instance_id JOIN brokers b ON"       \
     " b.id = i.broker_id LEFT JOIN resource_keys k ON k.guid = o.key_id"
 
@@ -428,6 +459,7 @@ static void fill_op(rc_controller *c, store_stmt *q, op_row *o, char *password, 
     COL(26, o->auth);
     COL(27, o->user);
     COL(28, o->version);
+    COL(30, o->bound_key);
 #undef COL
     if (password) {
         size_t n = 0;
@@ -1049,6 +1081,7 @@ struct rc_applied {
     rc_result *r;
     json_t *body;
     outcome oc;
+    json_t *instance; /* the instance the outcome left, for a request waiting for it */
     int rc;
 };
 
@@ -1083,6 +1116,8 @@ static int apply_work(store_tx *tx, void *ud)
      * suspended or reactivated meanwhile). */
     if (!rc && oc->status != 202)
         rc = rc_reconcile(tx, o.instance_id, NULL, NULL, NULL);
+    if (!rc && oc->status == -1 && instance_wanted(c, r->op_id))
+        a->instance = rc_instance_json(tx, o.instance_id);
     op_row_free(&o);
     return rc;
 }
@@ -1101,6 +1136,7 @@ static void apply_done(void *ud, int rc)
 
 static void applied_free(rc_applied *a)
 {
+    json_decref(a->instance);
     json_decref(a->body);
     free(a->r->body);
     free(a->r);
@@ -1118,12 +1154,15 @@ static void finish_applied(rc_controller *c, rc_applied *a)
         log_msg(LOG_WARN, "controller: operation %s: cannot record the broker's answer (%s)",
                 op_id, base_strerror(a->rc));
     } else {
-        answer_waiters(c, op_id, &a->oc);
+        answer_waiters(c, op_id, &a->oc, a->rc ? NULL : a->instance);
     }
     pthread_mutex_lock(&c->mu);
     flying_remove(c, op_id);
+    /* Its next step may be due at once (a delete's next key, or the deprovision after the
+     * last one); operations an answer queued (an orphan mitigation, a reconcile's) are found
+     * on the next tick. */
     if (!a->rc && (!a->oc.status || a->oc.status == -1))
-        c->kick = true; /* a next step may be due at once (a key unbound, a reconcile) */
+        hand_over(c, op_id);
     pthread_mutex_unlock(&c->mu);
     applied_free(a);
 }
@@ -1218,7 +1257,7 @@ static void expire_op(rc_controller *c, const char *id)
         rc = rc_reconcile(tx, o.instance_id, NULL, NULL, NULL);
     rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
     if (!rc)
-        answer_waiters(c, id, &oc);
+        answer_waiters(c, id, &oc, NULL);
     op_row_free(&o);
 }
 
@@ -1423,7 +1462,7 @@ static void start_op(rc_controller *c, op_row *op, char *password, size_t pwsz)
         return;
     }
     if (strcmp(o.kind, "delete") == 0 && strcmp(o.state, "pending") == 0 && !o.key_id[0] &&
-        next_key_to_unbind(c, &o)) {
+        o.bound_key[0] && next_key_to_unbind(c, &o)) {
         secure_wipe(password, pwsz);
         op_row_free(&o);
         return; /* tried again on the next tick */
@@ -1510,71 +1549,99 @@ static void start_op(rc_controller *c, op_row *op, char *password, size_t pwsz)
     }
 }
 
-/* Starts every due operation that has no call in flight: read with its instance, key and
- * broker in one transaction for all of them. */
-static void start_due(rc_controller *c)
+/* Starts due operations that have no call in flight: those handed over (fresh), and with
+ * scan every one the store has due. Their ids come from the due index alone; only the
+ * operations started are read with their instance, key and broker. */
+static void start_due(rc_controller *c, bool scan, const rc_idset *fresh)
 {
     typedef struct {
         op_row o;
         char password[1100];
     } due;
-    due *d = NULL;
-    size_t n = 0;
+    char ids[DUE_BATCH][37];
+    due *d[DUE_BATCH];
+    size_t nids = 0, n = 0, nfresh = 0;
     store_tx *tx;
     store_stmt *q;
     if (store_begin(c->db, false, &tx))
         return;
+    int64_t now = time_now_ms(), after_at = INT64_MIN;
+    pthread_mutex_lock(&c->mu);
+    for (; nfresh < fresh->n && nids < DUE_BATCH; nfresh++)
+        if (!flying_has(c, fresh->ids[nfresh]))
+            memcpy(ids[nids++], fresh->ids[nfresh], sizeof ids[0]);
+    pthread_mutex_unlock(&c->mu);
     /* Calls in flight keep their due time and sort first: page past them (by due time, then
      * id) so that a broker with many hanging calls never holds up the others'. */
-    int64_t now = time_now_ms(), after_at = INT64_MIN;
     char after_id[37] = "";
-    bool nomem = false;
-    for (int page = 0; page < 16 && n < DUE_BATCH; page++) {
+    for (int page = 0; scan && page < 16 && nids < DUE_BATCH; page++) {
         size_t seen = 0;
         if (store_query(tx,
-                        OP_SELECT " WHERE o.state IN ('pending', 'in_progress') AND o.next_at_ms"
-                                  " <= ? AND (o.next_at_ms > ? OR (o.next_at_ms = ? AND o.id >"
-                                  " ?)) ORDER BY o.next_at_ms, o.id LIMIT 256",
+                        "SELECT id, next_at_ms FROM rc_operations WHERE state IN ('pending',"
+                        " 'in_progress') AND next_at_ms <= ? AND (next_at_ms > ? OR (next_at_ms"
+                        " = ? AND id > ?)) ORDER BY next_at_ms, id LIMIT 256",
                         &q, "iiis", now, after_at, after_at, after_id))
             break;
-        while (n < DUE_BATCH && store_step(q) == STORE_ROW) {
+        pthread_mutex_lock(&c->mu);
+        while (nids < DUE_BATCH && store_step(q) == STORE_ROW) {
             const char *id = store_col_text(q, 0);
             seen++;
-            after_at = store_col_int(q, 30);
+            after_at = store_col_int(q, 1);
             snprintf(after_id, sizeof after_id, "%.36s", id ? id : "");
-            pthread_mutex_lock(&c->mu);
-            bool skip = !id || strlen(id) >= 37 || flying_has(c, id);
-            pthread_mutex_unlock(&c->mu);
-            if (skip)
-                continue;
-            if (!d && !(d = malloc(DUE_BATCH * sizeof *d))) {
-                nomem = true;
-                break;
-            }
-            fill_op(c, q, &d[n].o, d[n].password, sizeof d[n].password);
+            bool dup = false;
+            for (size_t i = 0; i < nids && !dup; i++)
+                dup = strcmp(ids[i], after_id) == 0;
+            if (id && strlen(id) < 37 && !dup && !flying_has(c, id))
+                memcpy(ids[nids++], after_id, sizeof after_id);
+        }
+        pthread_mutex_unlock(&c->mu);
+        store_done(q);
+        if (seen < 256)
+            break;
+    }
+    for (size_t i = 0; i < nids; i++) {
+        if (store_query(tx,
+                        OP_SELECT " WHERE o.id = ? AND o.state IN ('pending', 'in_progress')"
+                                  " AND o.next_at_ms <= ?",
+                        &q, "si", ids[i], now))
+            break;
+        if (store_step(q) == STORE_ROW && (d[n] = malloc(sizeof *d[n]))) {
+            fill_op(c, q, &d[n]->o, d[n]->password, sizeof d[n]->password);
             n++;
         }
         store_done(q);
-        if (seen < 256 || nomem)
-            break;
     }
     store_rollback(tx);
-    for (size_t i = 0; i < n; i++)
-        start_op(c, &d[i].o, d[i].password, sizeof d[i].password);
-    if (d)
-        secure_wipe(d, DUE_BATCH * sizeof *d);
-    free(d);
+    for (size_t i = 0; i < n; i++) {
+        start_op(c, &d[i]->o, d[i]->password, sizeof d[i]->password);
+        secure_wipe(d[i], sizeof *d[i]);
+        free(d[i]);
+    }
+    if (nfresh < fresh->n) { /* more than a batch handed over: the rest next time */
+        pthread_mutex_lock(&c->mu);
+        for (size_t i = nfresh; i < fresh->n; i++)
+            if (idset_add(&c->fresh, fresh->ids[i]))
+                c->kick = true;
+        pthread_mutex_unlock(&c->mu);
+    }
 }
 
 static void *driver_main(void *arg)
 {
     rc_controller *c = arg;
     pthread_setname_np(pthread_self(), "rc-driver");
-    int64_t last_reclaim_us = 0;
+    int64_t last_reclaim_us = 0, last_scan_us = 0;
+    rc_idset fresh = {0};
     pthread_mutex_lock(&c->mu);
     while (!c->closing) {
         rc_result *rs = c->results;
         c->results = NULL;
+        /* Take the handed-over ids (swap the sets: no copy, no allocation). */
+        rc_idset t = fresh;
+        fresh = c->fresh;
+        c->fresh = t;
+        c->fresh.n = 0;
+        bool scan = c->kick;
         c->kick = false;
         rc_applied *done = c->applied;
         c->applied = NULL;
@@ -1607,9 +1674,14 @@ static void *driver_main(void *arg)
             rc_reclaim_due(c);
             last_reclaim_us = time_mono_us();
         }
-        start_due(c);
+        if (time_mono_us() - last_scan_us >= (int64_t)TICK_MS * 1000)
+            scan = true;
+        if (scan)
+            last_scan_us = time_mono_us();
+        start_due(c, scan, &fresh);
+        fresh.n = 0;
         pthread_mutex_lock(&c->mu);
-        if (!c->results && !c->applied && !c->kick && !c->closing) {
+        if (!c->results && !c->applied && !c->kick && !c->fresh.n && !c->closing) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += TICK_MS * 1000000L;
@@ -1621,6 +1693,7 @@ static void *driver_main(void *arg)
         }
     }
     pthread_mutex_unlock(&c->mu);
+    free(fresh.ids);
     return NULL;
 }
 
@@ -1695,7 +1768,8 @@ void rc_close(rc_controller *c)
         http_resume(w->req);
         free(w);
     }
-    free(c->flying);
+    free(c->flying.ids);
+    free(c->fresh.ids);
     for (size_t i = 0; i < ARRAY_LEN(c->tokens); i++) {
         if (c->tokens[i].token)
             secure_wipe(c->tokens[i].token, strlen(c->tokens[i].token));

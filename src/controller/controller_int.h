@@ -21,6 +21,12 @@ typedef struct rc_waiter rc_waiter;
  * for the key's creator, its own account), or a key without them. */
 typedef enum { RC_INSTANCE, RC_KEY, RC_KEY_BARE } rc_object;
 
+/* A small set of operation ids (few enough to scan). */
+typedef struct {
+    char (*ids)[37];
+    size_t n, cap;
+} rc_idset;
+
 struct rc_controller {
     store *db;
     iam *iam;
@@ -39,8 +45,8 @@ struct rc_controller {
     rc_result *results;   /* broker answers waiting for the driver (LIFO; order is free) */
     rc_applied *applied;  /* answers on disk, their waiters to be answered */
     rc_waiter *waiters; /* requests deferred until their operation's first outcome */
-    char (*flying)[37]; /* ids of operations with a broker call in flight */
-    size_t nflying, capflying;
+    rc_idset flying; /* operations with a broker call in flight */
+    rc_idset fresh;  /* operations just written by a request, for the driver to start */
 
     /* the driver thread's: tokens for brokers that take the platform's bearer token */
     struct rc_broker_token {

@@ -57,9 +57,9 @@ static int open_conn(conn *c, const char *path, const store_options *opt, bool w
     sqlite3_extended_result_codes(c->db, 1);
     const char *pragmas = write ? (opt->sync == STORE_SYNC_NORMAL
                                        ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                         "PRAGMA foreign_keys=ON;"
+                                         "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
                                        : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                         "PRAGMA foreign_keys=ON;")
+                                         "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;")
                                 : "PRAGMA foreign_keys=ON;";
     char *err = NULL;
     if (sqlite3_exec(c->db, pragmas, NULL, NULL, &err) != SQLITE_OK) {
