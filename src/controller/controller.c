@@ -101,15 +101,11 @@ static void idset_remove(rc_idset *s, const char *id)
         }
 }
 
-#define flying_has(c, id)    idset_has(&(c)->flying, id)
-#define flying_add(c, id)    idset_add(&(c)->flying, id)
-#define flying_remove(c, id) idset_remove(&(c)->flying, id)
-
 /* Hands an operation that is due now to the driver, which starts it without looking for
  * due operations in the store; a full look (rc_kick) when memory is short. Under c->mu. */
 static void hand_over(rc_controller *c, const char *op_id)
 {
-    if (idset_add(&c->fresh, op_id))
+    if (!idset_has(&c->fresh, op_id) && idset_add(&c->fresh, op_id))
         c->kick = true;
     pthread_cond_signal(&c->cv);
 }
@@ -226,6 +222,12 @@ typedef struct {
     char message[600];
 } outcome;
 
+/* Whether a waiter is answered with its instance when its operation succeeds. */
+static bool answers_instance(const rc_waiter *w)
+{
+    return w->obj == RC_INSTANCE && w->ok_status != 204;
+}
+
 /* Whether a request waits for op_id's instance as its answer (built in the answer's own
  * transaction then, instead of read again). */
 static bool instance_wanted(rc_controller *c, const char *op_id)
@@ -233,7 +235,7 @@ static bool instance_wanted(rc_controller *c, const char *op_id)
     bool wanted = false;
     pthread_mutex_lock(&c->mu);
     for (rc_waiter *w = c->waiters; w && !wanted; w = w->next)
-        wanted = w->obj == RC_INSTANCE && w->ok_status != 204 && !strcmp(w->op_id, op_id);
+        wanted = answers_instance(w) && !strcmp(w->op_id, op_id);
     pthread_mutex_unlock(&c->mu);
     return wanted;
 }
@@ -248,7 +250,7 @@ static void answer_waiters(rc_controller *c, const char *op_id, const outcome *o
     rc_waiter *w = take_waiters(c, op_id, false);
     while (w) {
         rc_waiter *next = w->next;
-        if (oc->status == -1 && instance && w->obj == RC_INSTANCE && w->ok_status != 204) {
+        if (oc->status == -1 && instance && answers_instance(w)) {
             http_reply_json(w->req, w->ok_status, instance);
         } else if (oc->status == -1 || oc->status == 202) {
             rc_reply(c, w->req, w->obj, w->guid, oc->status == -1 ? w->ok_status : 202);
@@ -1157,7 +1159,7 @@ static void finish_applied(rc_controller *c, rc_applied *a)
         answer_waiters(c, op_id, &a->oc, a->rc ? NULL : a->instance);
     }
     pthread_mutex_lock(&c->mu);
-    flying_remove(c, op_id);
+    idset_remove(&c->flying, op_id);
     /* Its next step may be due at once (a delete's next key, or the deprovision after the
      * last one); operations an answer queued (an orphan mitigation, a reconcile's) are found
      * on the next tick. */
@@ -1183,7 +1185,7 @@ static void apply_result(rc_controller *c, rc_result *r)
     }
     /* Not queued: the operation stays due and is sent again. */
     pthread_mutex_lock(&c->mu);
-    flying_remove(c, r->op_id);
+    idset_remove(&c->flying, r->op_id);
     pthread_mutex_unlock(&c->mu);
     free(r->body);
     free(r);
@@ -1212,7 +1214,7 @@ static void on_done(void *ud, const http_client_response *resp)
         r->next = c->results;
         c->results = r;
     } else {
-        flying_remove(c, x->op_id); /* lost: the operation becomes due again */
+        idset_remove(&c->flying, x->op_id); /* lost: the operation becomes due again */
     }
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
@@ -1520,12 +1522,12 @@ static void start_op(rc_controller *c, op_row *op, char *password, size_t pwsz)
         x->c = c;
         snprintf(x->op_id, sizeof x->op_id, "%.36s", id);
         pthread_mutex_lock(&c->mu);
-        rc = flying_add(c, id);
+        rc = idset_add(&c->flying, id);
         pthread_mutex_unlock(&c->mu);
     }
     if (!rc && (rc = http_client_send(c->client, &req, on_done, x))) {
         pthread_mutex_lock(&c->mu);
-        flying_remove(c, id);
+        idset_remove(&c->flying, id);
         pthread_mutex_unlock(&c->mu);
     }
     secure_wipe(password, pwsz);
@@ -1549,6 +1551,18 @@ static void start_op(rc_controller *c, op_row *op, char *password, size_t pwsz)
     }
 }
 
+/* Adds id to the ids to start unless it is there already or has a call in flight. Under
+ * c->mu. */
+static void pick(rc_controller *c, char ids[][37], size_t *nids, const char *id)
+{
+    if (idset_has(&c->flying, id))
+        return;
+    for (size_t i = 0; i < *nids; i++)
+        if (strcmp(ids[i], id) == 0)
+            return;
+    memcpy(ids[(*nids)++], id, 37);
+}
+
 /* Starts due operations that have no call in flight: those handed over (fresh), and with
  * scan every one the store has due. Their ids come from the due index alone; only the
  * operations started are read with their instance, key and broker. */
@@ -1568,8 +1582,7 @@ static void start_due(rc_controller *c, bool scan, const rc_idset *fresh)
     int64_t now = time_now_ms(), after_at = INT64_MIN;
     pthread_mutex_lock(&c->mu);
     for (; nfresh < fresh->n && nids < DUE_BATCH; nfresh++)
-        if (!flying_has(c, fresh->ids[nfresh]))
-            memcpy(ids[nids++], fresh->ids[nfresh], sizeof ids[0]);
+        pick(c, ids, &nids, fresh->ids[nfresh]);
     pthread_mutex_unlock(&c->mu);
     /* Calls in flight keep their due time and sort first: page past them (by due time, then
      * id) so that a broker with many hanging calls never holds up the others'. */
@@ -1588,11 +1601,8 @@ static void start_due(rc_controller *c, bool scan, const rc_idset *fresh)
             seen++;
             after_at = store_col_int(q, 1);
             snprintf(after_id, sizeof after_id, "%.36s", id ? id : "");
-            bool dup = false;
-            for (size_t i = 0; i < nids && !dup; i++)
-                dup = strcmp(ids[i], after_id) == 0;
-            if (id && strlen(id) < 37 && !dup && !flying_has(c, id))
-                memcpy(ids[nids++], after_id, sizeof after_id);
+            if (id && strlen(id) < 37)
+                pick(c, ids, &nids, after_id);
         }
         pthread_mutex_unlock(&c->mu);
         store_done(q);
@@ -1620,8 +1630,7 @@ static void start_due(rc_controller *c, bool scan, const rc_idset *fresh)
     if (nfresh < fresh->n) { /* more than a batch handed over: the rest next time */
         pthread_mutex_lock(&c->mu);
         for (size_t i = nfresh; i < fresh->n; i++)
-            if (idset_add(&c->fresh, fresh->ids[i]))
-                c->kick = true;
+            hand_over(c, fresh->ids[i]);
         pthread_mutex_unlock(&c->mu);
     }
 }
@@ -1652,7 +1661,7 @@ static void *driver_main(void *arg)
                 apply_result(c, rs); /* owns rs from here */
             } else {
                 pthread_mutex_lock(&c->mu);
-                flying_remove(c, rs->op_id);
+                idset_remove(&c->flying, rs->op_id);
                 pthread_mutex_unlock(&c->mu);
                 free(rs->body);
                 free(rs);
