@@ -1,9 +1,11 @@
-/* The starter broker's key-value store on SQLite: namespaces, values, API keys, usage.
- * Writes are group-committed: concurrent writers share one transaction and one flush (each
- * in its own savepoint, so one's failure is its own), and each returns once its write is on
- * disk. Reads go through a second connection and see only what is committed. */
+/* The starter broker's key-value store: namespaces, values, API keys, usage, in tables of
+ * its own in libosb's state database (broker.db). Writes go through libosb: those a callback
+ * makes join the transaction that records the call (osb_call_write), so a provision costs one
+ * flush, not two; the data API's go through the same group commit (osb_write). Each returns
+ * once it is on disk. Reads use a connection of their own and see only what is committed. */
 #include "kv.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -13,37 +15,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define MAX_JOIN_WAITS 64 /* a leader waits at most this many times 1 ms for joiners */
+#define NSTMT 32
 
-#define NSTMT 64
-
-struct kv {
-    sqlite3 *db;  /* the writer */
-    sqlite3 *rdb; /* the reader */
-    /* prepared statements, by connection and SQL text (its address: literals only), each
-     * used under its connection's mutex */
+/* Prepared statements by connection and SQL text (its address: literals only). */
+typedef struct {
     struct {
         sqlite3 *db;
         const char *sql;
         sqlite3_stmt *st;
-    } stmts[NSTMT];
-    pthread_mutex_t mu, rmu;
-    /* group commit, under mu */
-    pthread_cond_t joined, done;
-    bool open, leading;
-    uint64_t batch, committed;
-    /* each batch's commit result, kept until its writers have read it: a writer may wake
-     * after the next batch has committed already */
-    struct {
-        uint64_t batch;
-        int rc;
-    } results[64];
-    int wanting; /* atomic: writers waiting for mu */
+    } slot[NSTMT];
+} stmt_cache;
+
+struct kv {
+    osb_broker *b;
+    sqlite3 *rdb; /* the reader */
+    pthread_mutex_t rmu;
+    stmt_cache rcache; /* the reader's, under rmu */
+    stmt_cache wcache; /* on libosb's writer connection: used only while libosb runs a write */
 };
 
+/* Internal failure of a write function; callers see KV_ERR. */
+#define KV_BROKEN 4
+
 static const char schema[] =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
+    "PRAGMA journal_mode=WAL;"
     "CREATE TABLE IF NOT EXISTS namespaces (instance_id TEXT PRIMARY KEY, plan_id TEXT NOT NULL,"
     " max_keys INTEGER NOT NULL, max_value INTEGER NOT NULL, ready_at INTEGER NOT NULL,"
     " deleting_at INTEGER NOT NULL DEFAULT 0, enabled INTEGER NOT NULL DEFAULT 1,"
@@ -57,64 +54,99 @@ static const char schema[] =
     " measure TEXT NOT NULL, hour INTEGER NOT NULL, quantity INTEGER NOT NULL,"
     " PRIMARY KEY (instance_id, plan_id, measure, hour));";
 
-int kv_open(const char *data_dir, kv **out)
+/* Earlier versions kept the data in kv.db: moved into broker.db once, then renamed. */
+static const char move_old[] = "BEGIN;"
+                               "INSERT OR IGNORE INTO main.namespaces SELECT * FROM old.namespaces;"
+                               "INSERT OR IGNORE INTO main.kv SELECT * FROM old.kv;"
+                               "INSERT OR IGNORE INTO main.apikeys SELECT * FROM old.apikeys;"
+                               "INSERT OR IGNORE INTO main.usage SELECT * FROM old.usage;"
+                               "COMMIT;";
+
+static int prepare_file(const char *data_dir, const char *path)
+{
+    sqlite3 *db = NULL;
+    char *err = NULL, old[4200], moved[4300];
+    snprintf(old, sizeof old, "%s/kv.db", data_dir);
+    int rc = sqlite3_open(path, &db) != SQLITE_OK || sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
+             sqlite3_exec(db, schema, NULL, NULL, &err) != SQLITE_OK;
+    if (!rc && access(old, F_OK) == 0) {
+        sqlite3_stmt *st = NULL;
+        rc = sqlite3_prepare_v2(db, "ATTACH ? AS old", -1, &st, NULL) != SQLITE_OK ||
+             sqlite3_bind_text(st, 1, old, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+             sqlite3_step(st) != SQLITE_DONE;
+        sqlite3_finalize(st);
+        rc = rc || sqlite3_exec(db, move_old, NULL, NULL, &err) != SQLITE_OK ||
+             sqlite3_exec(db, "DETACH old", NULL, NULL, &err) != SQLITE_OK;
+        snprintf(moved, sizeof moved, "%s.moved", old);
+        if (!rc && rename(old, moved) != 0) {
+            fprintf(stderr, "starter-broker: cannot rename %s: %s\n", old, strerror(errno));
+            rc = 1;
+        }
+        if (!rc)
+            printf("starter-broker: moved the data of %s into %s\n", old, path);
+    }
+    if (rc)
+        fprintf(stderr, "starter-broker: %s: %s\n", path, err ? err : sqlite3_errmsg(db));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return rc ? KV_ERR : KV_OK;
+}
+
+int kv_open(const char *data_dir, osb_broker *b, kv **out)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/kv.db", data_dir);
+    snprintf(path, sizeof path, "%s/broker.db", data_dir);
+    if (prepare_file(data_dir, path) != KV_OK)
+        return KV_ERR;
     kv *k = calloc(1, sizeof *k);
     if (!k)
         return KV_ERR;
-    pthread_mutex_init(&k->mu, NULL);
+    k->b = b;
     pthread_mutex_init(&k->rmu, NULL);
-    pthread_cond_init(&k->joined, NULL);
-    pthread_cond_init(&k->done, NULL);
-    char *err = NULL;
-    if (sqlite3_open(path, &k->db) != SQLITE_OK ||
-        sqlite3_exec(k->db, schema, NULL, NULL, &err) != SQLITE_OK ||
-        sqlite3_open_v2(path, &k->rdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        fprintf(stderr, "starter-broker: %s: %s\n", path,
-                err ? err : sqlite3_errmsg(k->rdb ? k->rdb : k->db));
-        sqlite3_free(err);
+    if (sqlite3_open_v2(path, &k->rdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        fprintf(stderr, "starter-broker: %s: %s\n", path, sqlite3_errmsg(k->rdb));
         kv_close(k);
         return KV_ERR;
     }
-    sqlite3_busy_timeout(k->db, 5000);
     sqlite3_busy_timeout(k->rdb, 5000);
     *out = k;
     return KV_OK;
+}
+
+static void cache_free(stmt_cache *c)
+{
+    for (size_t i = 0; i < NSTMT; i++)
+        sqlite3_finalize(c->slot[i].st);
 }
 
 void kv_close(kv *k)
 {
     if (!k)
         return;
-    for (size_t i = 0; i < NSTMT; i++)
-        sqlite3_finalize(k->stmts[i].st);
+    /* The writer's statements go after libosb's connection has closed: it closes once the
+     * last of them is finalized. */
+    cache_free(&k->wcache);
+    cache_free(&k->rcache);
     sqlite3_close(k->rdb);
-    sqlite3_close(k->db);
-    pthread_mutex_destroy(&k->mu);
     pthread_mutex_destroy(&k->rmu);
-    pthread_cond_destroy(&k->joined);
-    pthread_cond_destroy(&k->done);
     free(k);
 }
 
-/* A prepared statement for sql on db (the caller holds db's mutex), kept for the next use;
- * unprep() makes it ready for that. */
-static sqlite3_stmt *prep(kv *k, sqlite3 *db, const char *sql)
+/* A prepared statement for sql on db, kept for the next use; unprep() readies it for that. */
+static sqlite3_stmt *prep(stmt_cache *c, sqlite3 *db, const char *sql)
 {
     size_t h = ((uintptr_t)sql >> 3 ^ (uintptr_t)db >> 4) % NSTMT;
     for (size_t i = 0; i < NSTMT; i++) {
         size_t j = (h + i) % NSTMT;
-        if (k->stmts[j].sql == sql && k->stmts[j].db == db)
-            return k->stmts[j].st;
-        if (!k->stmts[j].sql) {
+        if (c->slot[j].sql == sql && c->slot[j].db == db)
+            return c->slot[j].st;
+        if (!c->slot[j].sql) {
             sqlite3_stmt *st;
             if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
                 return NULL;
-            k->stmts[j].db = db;
-            k->stmts[j].sql = sql;
-            k->stmts[j].st = st;
+            c->slot[j].db = db;
+            c->slot[j].sql = sql;
+            c->slot[j].st = st;
             return st;
         }
     }
@@ -127,13 +159,45 @@ static void unprep(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
-/* Runs one statement with text/int64/blob arguments described by types ("s", "i", "b"). */
-static int run(kv *k, const char *sql, const char *types, ...)
+static sqlite3_stmt *rprep(kv *k, const char *sql)
+{
+    return prep(&k->rcache, k->rdb, sql);
+}
+
+/* ---- writes ---- */
+
+typedef enum {
+    W_NS_CREATE,
+    W_NS_UPDATE,
+    W_NS_ENABLED,
+    W_NS_DELETING,
+    W_NS_PURGE,
+    W_KEY_ADD,
+    W_KEY_REMOVE,
+    W_PUT,
+    W_DEL,
+    W_METER,
+} wkind;
+
+/* One write: its kind and arguments. Deferred ones (in a call) own copies of their strings. */
+typedef struct {
+    kv *k;
+    wkind kind;
+    char *instance, *plan_id, *binding, *key, *role;
+    unsigned char hash[32];
+    const void *val; /* W_PUT: never deferred, so not copied */
+    size_t n;
+    int64_t a, b, c, d; /* see each kind */
+} wop;
+
+/* Runs one statement on db with text/int64/blob arguments described by types ("s", "i",
+ * "b" = pointer and size). */
+static int run(kv *k, sqlite3 *db, const char *sql, const char *types, ...)
 {
     sqlite3_stmt *st;
-    if (!(st = prep(k, k->db, sql))) {
-        fprintf(stderr, "starter-broker: %s\n", sqlite3_errmsg(k->db));
-        return KV_ERR;
+    if (!(st = prep(&k->wcache, db, sql))) {
+        fprintf(stderr, "starter-broker: %s\n", sqlite3_errmsg(db));
+        return KV_BROKEN;
     }
     va_list ap;
     va_start(ap, types);
@@ -155,98 +219,266 @@ static int run(kv *k, const char *sql, const char *types, ...)
         return KV_OK;
     if ((r & 0xff) == SQLITE_CONSTRAINT)
         return KV_EXISTS;
-    fprintf(stderr, "starter-broker: %s\n", sqlite3_errmsg(k->db));
-    return KV_ERR;
+    fprintf(stderr, "starter-broker: %s\n", sqlite3_errmsg(db));
+    return KV_BROKEN;
 }
 
-/* ---- group commit ---- */
-
-static void lock_writer(kv *k)
+static int put(kv *k, sqlite3 *db, const wop *w)
 {
-    __atomic_add_fetch(&k->wanting, 1, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&k->mu);
-    __atomic_sub_fetch(&k->wanting, 1, __ATOMIC_RELAXED);
+    sqlite3_stmt *st = prep(&k->wcache, db,
+                            "SELECT (SELECT length(value) FROM kv WHERE instance_id = ?1 AND"
+                            " key = ?2), max_keys, nkeys FROM namespaces WHERE instance_id = ?1");
+    if (!st)
+        return KV_BROKEN;
+    sqlite3_bind_text(st, 1, w->instance, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, w->key, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        unprep(st);
+        return KV_NOTFOUND;
+    }
+    int64_t old = sqlite3_column_type(st, 0) != SQLITE_NULL ? sqlite3_column_int64(st, 0) : -1;
+    int64_t max_keys = sqlite3_column_int64(st, 1), nkeys = sqlite3_column_int64(st, 2);
+    unprep(st);
+    if (old < 0 && nkeys >= max_keys)
+        return KV_FULL;
+    int rc = run(k, db, "INSERT OR REPLACE INTO kv (instance_id, key, value) VALUES (?, ?, ?)",
+                 "ssb", w->instance, w->key, w->val, w->n);
+    return rc ? rc
+              : run(k, db,
+                    "UPDATE namespaces SET bytes = bytes + ?, nkeys = nkeys + ? WHERE"
+                    " instance_id = ?",
+                    "iis", (int64_t)w->n - (old < 0 ? 0 : old), (int64_t)(old < 0 ? 1 : 0),
+                    w->instance);
 }
 
-/* With mu held: joins the open batch (or opens one) in a savepoint of its own. */
-static int unit_begin(kv *k, uint64_t *batch)
+static int del(kv *k, sqlite3 *db, const wop *w)
 {
-    if (!k->open) {
-        if (run(k, "BEGIN IMMEDIATE", ""))
-            return KV_ERR;
-        k->open = true;
-        k->batch++;
-    }
-    *batch = k->batch;
-    return run(k, "SAVEPOINT unit", "");
+    sqlite3_stmt *st =
+        prep(&k->wcache, db, "SELECT length(value) FROM kv WHERE instance_id = ? AND key = ?");
+    if (!st)
+        return KV_BROKEN;
+    sqlite3_bind_text(st, 1, w->instance, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, w->key, -1, SQLITE_TRANSIENT);
+    int64_t len = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    unprep(st);
+    if (len < 0)
+        return KV_NOTFOUND;
+    int rc =
+        run(k, db, "DELETE FROM kv WHERE instance_id = ? AND key = ?", "ss", w->instance, w->key);
+    return rc ? rc
+              : run(k, db,
+                    "UPDATE namespaces SET bytes = bytes - ?, nkeys = nkeys - 1 WHERE"
+                    " instance_id = ?",
+                    "is", len, w->instance);
 }
 
-/* With mu held: ends the unit (undone when rc says it failed) and returns once its batch is
- * committed: the first unit of a batch commits it, after letting the writers that were
- * waiting join it; the others wait for that commit. */
-static int unit_end(kv *k, int rc, uint64_t batch)
+static int meter(kv *k, sqlite3 *db, const wop *w)
 {
-    if (!k->open)
-        return rc; /* unit_begin could not open the batch */
-    if (rc)
-        run(k, "ROLLBACK TO unit", "");
-    run(k, "RELEASE unit", "");
-    if (k->leading) {
-        pthread_cond_signal(&k->joined);
-        while (k->committed < batch)
-            pthread_cond_wait(&k->done, &k->mu);
-        int brc = k->results[batch % 64].batch == batch ? k->results[batch % 64].rc : KV_ERR;
-        return rc ? rc : brc;
-    }
-    k->leading = true;
-    for (int i = 0; i < MAX_JOIN_WAITS && __atomic_load_n(&k->wanting, __ATOMIC_RELAXED) > 0; i++) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 1000000;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&k->joined, &k->mu, &until);
-    }
-    int crc = run(k, "COMMIT", "");
-    if (crc)
-        run(k, "ROLLBACK", "");
-    k->open = false;
-    k->leading = false;
-    k->committed = batch;
-    k->results[batch % 64].batch = batch;
-    k->results[batch % 64].rc = crc;
-    pthread_cond_broadcast(&k->done);
-    return rc ? rc : crc;
+    int64_t hour = w->a / 3600000 * 3600000;
+    int rc = run(k, db,
+                 "INSERT INTO usage (instance_id, plan_id, measure, hour, quantity)"
+                 " SELECT instance_id, plan_id, 'API_CALLS', ?, 1 FROM namespaces"
+                 " WHERE instance_id = ?"
+                 " ON CONFLICT (instance_id, plan_id, measure, hour)"
+                 " DO UPDATE SET quantity = quantity + 1",
+                 "is", hour, w->instance);
+    if (!rc)
+        rc = run(k, db,
+                 "INSERT INTO usage (instance_id, plan_id, measure, hour, quantity)"
+                 " SELECT instance_id, plan_id, 'STORAGE_BYTES', ?, bytes FROM namespaces"
+                 " WHERE instance_id = ?"
+                 " ON CONFLICT (instance_id, plan_id, measure, hour)"
+                 " DO UPDATE SET quantity = max(quantity, excluded.quantity)",
+                 "is", hour, w->instance);
+    return rc ? rc
+              : run(k, db, "UPDATE namespaces SET last_active = ? WHERE instance_id = ?", "is",
+                    w->a, w->instance);
 }
 
-int kv_ns_create(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
+/* Runs on libosb's writer connection, inside its transaction (libosb's osb_write_fn). */
+static int apply(struct sqlite3 *db, void *ud)
+{
+    const wop *w = ud;
+    kv *k = w->k;
+    int rc;
+    switch (w->kind) {
+    case W_NS_CREATE: /* a retried creation after a failure or an orphan clean-up starts afresh */
+        return run(k, db,
+                   "INSERT OR REPLACE INTO namespaces (instance_id, plan_id, max_keys, max_value,"
+                   " ready_at, last_active) VALUES (?, ?, ?, ?, ?, ?)",
+                   "ssiiii", w->instance, w->plan_id, w->a, w->b, w->c, w->d);
+    case W_NS_UPDATE:
+        return run(k, db,
+                   "UPDATE namespaces SET plan_id = ?, max_keys = ?, max_value = ? WHERE"
+                   " instance_id = ?",
+                   "siis", w->plan_id, w->a, w->b, w->instance);
+    case W_NS_ENABLED:
+        return run(k, db, "UPDATE namespaces SET enabled = ? WHERE instance_id = ?", "is", w->a,
+                   w->instance);
+    case W_NS_DELETING:
+        return run(k, db, "UPDATE namespaces SET deleting_at = ? WHERE instance_id = ?", "is", w->a,
+                   w->instance);
+    case W_NS_PURGE:
+        if ((rc = run(k, db, "DELETE FROM kv WHERE instance_id = ?", "s", w->instance)) ||
+            (rc = run(k, db, "DELETE FROM apikeys WHERE instance_id = ?", "s", w->instance)))
+            return rc;
+        return run(k, db, "DELETE FROM namespaces WHERE instance_id = ?", "s", w->instance);
+    case W_KEY_ADD:
+        return run(k, db,
+                   "INSERT OR REPLACE INTO apikeys (key_hash, instance_id, binding_id, role)"
+                   " VALUES (?, ?, ?, ?)",
+                   "bsss", (const void *)w->hash, sizeof w->hash, w->instance, w->binding, w->role);
+    case W_KEY_REMOVE:
+        return run(k, db, "DELETE FROM apikeys WHERE instance_id = ? AND binding_id = ?", "ss",
+                   w->instance, w->binding);
+    case W_PUT: return put(k, db, w);
+    case W_DEL: return del(k, db, w);
+    case W_METER: return meter(k, db, w);
+    }
+    return KV_BROKEN;
+}
+
+static void wop_free(void *ud)
+{
+    wop *w = ud;
+    free(w->instance);
+    free(w->plan_id);
+    free(w->binding);
+    free(w->key);
+    free(w->role);
+    free(w);
+}
+
+static char *dupstr(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* In a callback (c): joins the call's transaction, and KV_OK says it is queued. Outside one:
+ * runs in the next group commit, and the result says how it went once it is on disk. */
+static int submit(kv *k, osb_call *c, const wop *w)
+{
+    if (!c) {
+        int rc = osb_write(k->b, apply, (void *)w);
+        return rc == 0 ? KV_OK : rc > 0 && rc != KV_BROKEN ? rc : KV_ERR;
+    }
+    wop *d = malloc(sizeof *d);
+    if (!d)
+        return KV_ERR;
+    *d = *w;
+    d->instance = dupstr(w->instance);
+    d->plan_id = dupstr(w->plan_id);
+    d->binding = dupstr(w->binding);
+    d->key = dupstr(w->key);
+    d->role = dupstr(w->role);
+    if ((w->instance && !d->instance) || (w->plan_id && !d->plan_id) ||
+        (w->binding && !d->binding) || (w->key && !d->key) || (w->role && !d->role)) {
+        wop_free(d);
+        return KV_ERR;
+    }
+    return osb_call_write(c, apply, d, wop_free) == 0 ? KV_OK : KV_ERR;
+}
+
+int kv_ns_create(kv *k, osb_call *c, const char *instance, const char *plan_id, int64_t max_keys,
                  int64_t max_value, int64_t now, int64_t ready_at)
 {
-    uint64_t b = 0;
-    lock_writer(k);
-    /* A retried creation after a failure or an orphan clean-up starts afresh. */
-    int rc = unit_begin(k, &b);
-    if (!rc)
-        rc = unit_end(
-            k,
-            run(k,
-                "INSERT OR REPLACE INTO namespaces (instance_id, plan_id, max_keys, max_value,"
-                " ready_at, last_active) VALUES (?, ?, ?, ?, ?, ?)",
-                "ssiiii", instance, plan_id, max_keys, max_value, ready_at, now),
-            b);
-    pthread_mutex_unlock(&k->mu);
-    return rc;
+    wop w = {.k = k,
+             .kind = W_NS_CREATE,
+             .instance = (char *)instance,
+             .plan_id = (char *)plan_id,
+             .a = max_keys,
+             .b = max_value,
+             .c = ready_at,
+             .d = now};
+    return submit(k, c, &w);
 }
+
+int kv_ns_update(kv *k, osb_call *c, const char *instance, const char *plan_id, int64_t max_keys,
+                 int64_t max_value)
+{
+    wop w = {.k = k,
+             .kind = W_NS_UPDATE,
+             .instance = (char *)instance,
+             .plan_id = (char *)plan_id,
+             .a = max_keys,
+             .b = max_value};
+    return submit(k, c, &w);
+}
+
+int kv_ns_set_enabled(kv *k, osb_call *c, const char *instance, bool enabled)
+{
+    wop w = {.k = k, .kind = W_NS_ENABLED, .instance = (char *)instance, .a = enabled};
+    return submit(k, c, &w);
+}
+
+int kv_ns_mark_deleting(kv *k, osb_call *c, const char *instance, int64_t deleting_at)
+{
+    wop w = {.k = k, .kind = W_NS_DELETING, .instance = (char *)instance, .a = deleting_at};
+    return submit(k, c, &w);
+}
+
+int kv_ns_purge(kv *k, osb_call *c, const char *instance)
+{
+    wop w = {.k = k, .kind = W_NS_PURGE, .instance = (char *)instance};
+    return submit(k, c, &w);
+}
+
+static void key_hash(const char *apikey, unsigned char out[32])
+{
+    SHA256((const unsigned char *)apikey, strlen(apikey), out);
+}
+
+int kv_apikey_add(kv *k, osb_call *c, const char *instance, const char *binding, const char *apikey,
+                  const char *role)
+{
+    wop w = {.k = k,
+             .kind = W_KEY_ADD,
+             .instance = (char *)instance,
+             .binding = (char *)binding,
+             .role = (char *)role};
+    key_hash(apikey, w.hash);
+    return submit(k, c, &w);
+}
+
+int kv_apikey_remove(kv *k, osb_call *c, const char *instance, const char *binding)
+{
+    wop w = {
+        .k = k, .kind = W_KEY_REMOVE, .instance = (char *)instance, .binding = (char *)binding};
+    return submit(k, c, &w);
+}
+
+int kv_put(kv *k, const char *instance, const char *key, const void *val, size_t n)
+{
+    wop w = {.k = k,
+             .kind = W_PUT,
+             .instance = (char *)instance,
+             .key = (char *)key,
+             .val = val,
+             .n = n};
+    return submit(k, NULL, &w);
+}
+
+int kv_del(kv *k, const char *instance, const char *key)
+{
+    wop w = {.k = k, .kind = W_DEL, .instance = (char *)instance, .key = (char *)key};
+    return submit(k, NULL, &w);
+}
+
+int kv_meter_call(kv *k, const char *instance, int64_t now_ms)
+{
+    wop w = {.k = k, .kind = W_METER, .instance = (char *)instance, .a = now_ms};
+    return submit(k, NULL, &w);
+}
+
+/* ---- reads ---- */
 
 int kv_ns_get(kv *k, const char *instance, kv_namespace *ns)
 {
     sqlite3_stmt *st;
     int rc = KV_NOTFOUND;
     pthread_mutex_lock(&k->rmu);
-    if (!(st = prep(k, k->rdb, "SELECT plan_id, max_keys, max_value, ready_at, deleting_at, enabled,"
-                           " last_active, bytes, nkeys FROM namespaces WHERE instance_id = ?"))) {
+    if (!(st = rprep(k, "SELECT plan_id, max_keys, max_value, ready_at, deleting_at, enabled,"
+                        " last_active, bytes, nkeys FROM namespaces WHERE instance_id = ?"))) {
         pthread_mutex_unlock(&k->rmu);
         return KV_ERR;
     }
@@ -269,105 +501,6 @@ int kv_ns_get(kv *k, const char *instance, kv_namespace *ns)
     return rc;
 }
 
-int kv_ns_update(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
-                 int64_t max_value)
-{
-    uint64_t b = 0;
-    lock_writer(k);
-    int rc = unit_begin(k, &b);
-    if (!rc)
-        rc = unit_end(k,
-                      run(k,
-                          "UPDATE namespaces SET plan_id = ?, max_keys = ?, max_value = ?"
-                          " WHERE instance_id = ?",
-                          "siis", plan_id, max_keys, max_value, instance),
-                      b);
-    pthread_mutex_unlock(&k->mu);
-    return rc;
-}
-
-int kv_ns_set_enabled(kv *k, const char *instance, bool enabled)
-{
-    uint64_t b = 0;
-    lock_writer(k);
-    int rc = unit_begin(k, &b);
-    if (!rc)
-        rc = unit_end(k,
-                      run(k, "UPDATE namespaces SET enabled = ? WHERE instance_id = ?", "is",
-                          (int64_t)enabled, instance),
-                      b);
-    pthread_mutex_unlock(&k->mu);
-    return rc;
-}
-
-int kv_ns_mark_deleting(kv *k, const char *instance, int64_t deleting_at)
-{
-    uint64_t b = 0;
-    lock_writer(k);
-    int rc = unit_begin(k, &b);
-    if (!rc)
-        rc = unit_end(k,
-                      run(k, "UPDATE namespaces SET deleting_at = ? WHERE instance_id = ?", "is",
-                          deleting_at, instance),
-                      b);
-    pthread_mutex_unlock(&k->mu);
-    return rc;
-}
-
-int kv_ns_purge(kv *k, const char *instance)
-{
-    uint64_t b = 0;
-    lock_writer(k);
-    int rc = unit_begin(k, &b);
-    if (!rc)
-        rc = run(k, "DELETE FROM kv WHERE instance_id = ?", "s", instance);
-    if (!rc)
-        rc = run(k, "DELETE FROM apikeys WHERE instance_id = ?", "s", instance);
-    if (!rc)
-        rc = run(k, "DELETE FROM namespaces WHERE instance_id = ?", "s", instance);
-    rc = unit_end(k, rc, b);
-    pthread_mutex_unlock(&k->mu);
-    return rc;
-}
-
-static void key_hash(const char *apikey, unsigned char out[32])
-{
-    SHA256((const unsigned char *)apikey, strlen(apikey), out);
-}
-
-int kv_apikey_add(kv *k, const char *instance, const char *binding, const char *apikey,
-                  const char *role)
-{
-    unsigned char h[32];
-    key_hash(apikey, h);
-    uint64_t b = 0;
-    lock_writer(k);
-    int rc = unit_begin(k, &b);
-    if (!rc)
-        rc = unit_end(k,
-                      run(k,
-                          "INSERT OR REPLACE INTO apikeys (key_hash, instance_id, binding_id, role)"
-                          " VALUES (?, ?, ?, ?)",
-                          "bsss", (const void *)h, sizeof h, instance, binding, role),
-                      b);
-    pthread_mutex_unlock(&k->mu);
-    return rc;
-}
-
-int kv_apikey_remove(kv *k, const char *instance, const char *binding)
-{
-    uint64_t b = 0;
-    lock_writer(k);
-    int rc = unit_begin(k, &b);
-    if (!rc)
-        rc = unit_end(k,
-                      run(k, "DELETE FROM apikeys WHERE instance_id = ? AND binding_id = ?", "ss",
-                          instance, binding),
-                      b);
-    pthread_mutex_unlock(&k->mu);
-    return rc;
-}
-
 int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[16])
 {
     unsigned char h[32];
@@ -376,7 +509,7 @@ int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[1
     /* The lookup is by digest of a 256-bit random key: timing reveals nothing usable. */
     key_hash(apikey, h);
     pthread_mutex_lock(&k->rmu);
-    if (!(st = prep(k, k->rdb, "SELECT role FROM apikeys WHERE key_hash = ? AND instance_id = ?"))) {
+    if (!(st = rprep(k, "SELECT role FROM apikeys WHERE key_hash = ? AND instance_id = ?"))) {
         pthread_mutex_unlock(&k->rmu);
         return KV_ERR;
     }
@@ -391,58 +524,12 @@ int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[1
     return rc;
 }
 
-int kv_put(kv *k, const char *instance, const char *key, const void *val, size_t n)
-{
-    sqlite3_stmt *st;
-    int rc;
-    uint64_t b = 0;
-    lock_writer(k);
-    if ((rc = unit_begin(k, &b)))
-        goto out;
-    int64_t old = -1, max_keys = 0, nkeys = 0;
-    if (!(st = prep(k, k->db, "SELECT (SELECT length(value) FROM kv WHERE instance_id = ?1 AND key = ?2),"
-            " max_keys, nkeys FROM namespaces WHERE instance_id = ?1"))) {
-        rc = KV_ERR;
-        goto rollback;
-    }
-    sqlite3_bind_text(st, 1, instance, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        unprep(st);
-        rc = KV_NOTFOUND;
-        goto rollback;
-    }
-    if (sqlite3_column_type(st, 0) != SQLITE_NULL)
-        old = sqlite3_column_int64(st, 0);
-    max_keys = sqlite3_column_int64(st, 1);
-    nkeys = sqlite3_column_int64(st, 2);
-    unprep(st);
-    if (old < 0 && nkeys >= max_keys) {
-        rc = KV_FULL;
-        goto rollback;
-    }
-    if ((rc = run(k, "INSERT OR REPLACE INTO kv (instance_id, key, value) VALUES (?, ?, ?)", "ssb",
-                  instance, key, val, n)) ||
-        (rc = run(k,
-                  "UPDATE namespaces SET bytes = bytes + ?, nkeys = nkeys + ?"
-                  " WHERE instance_id = ?",
-                  "iis", (int64_t)n - (old < 0 ? 0 : old), (int64_t)(old < 0 ? 1 : 0), instance)))
-        goto rollback;
-    rc = unit_end(k, 0, b);
-    goto out;
-rollback:
-    rc = unit_end(k, rc, b);
-out:
-    pthread_mutex_unlock(&k->mu);
-    return rc;
-}
-
 int kv_get(kv *k, const char *instance, const char *key, void **val, size_t *n)
 {
     sqlite3_stmt *st;
     int rc = KV_NOTFOUND;
     pthread_mutex_lock(&k->rmu);
-    if (!(st = prep(k, k->rdb, "SELECT value FROM kv WHERE instance_id = ? AND key = ?"))) {
+    if (!(st = rprep(k, "SELECT value FROM kv WHERE instance_id = ? AND key = ?"))) {
         pthread_mutex_unlock(&k->rmu);
         return KV_ERR;
     }
@@ -464,49 +551,12 @@ int kv_get(kv *k, const char *instance, const char *key, void **val, size_t *n)
     return rc;
 }
 
-int kv_del(kv *k, const char *instance, const char *key)
-{
-    sqlite3_stmt *st;
-    int rc;
-    uint64_t b = 0;
-    lock_writer(k);
-    if ((rc = unit_begin(k, &b)))
-        goto out;
-    if (!(st = prep(k, k->db, "SELECT length(value) FROM kv WHERE instance_id = ? AND key = ?"))) {
-        rc = KV_ERR;
-        goto rollback;
-    }
-    sqlite3_bind_text(st, 1, instance, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
-    int64_t len = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        len = sqlite3_column_int64(st, 0);
-    unprep(st);
-    if (len < 0) {
-        rc = KV_NOTFOUND;
-        goto rollback;
-    }
-    if ((rc = run(k, "DELETE FROM kv WHERE instance_id = ? AND key = ?", "ss", instance, key)) ||
-        (rc = run(k,
-                  "UPDATE namespaces SET bytes = bytes - ?, nkeys = nkeys - 1"
-                  " WHERE instance_id = ?",
-                  "is", len, instance)))
-        goto rollback;
-    rc = unit_end(k, 0, b);
-    goto out;
-rollback:
-    rc = unit_end(k, rc, b);
-out:
-    pthread_mutex_unlock(&k->mu);
-    return rc;
-}
-
 int kv_list(kv *k, const char *instance, char **out)
 {
     sqlite3_stmt *st;
     json_t *a = json_array();
     pthread_mutex_lock(&k->rmu);
-    if (!(st = prep(k, k->rdb, "SELECT key FROM kv WHERE instance_id = ? ORDER BY key LIMIT 1000"))) {
+    if (!(st = rprep(k, "SELECT key FROM kv WHERE instance_id = ? ORDER BY key LIMIT 1000"))) {
         pthread_mutex_unlock(&k->rmu);
         json_decref(a);
         return KV_ERR;
@@ -521,43 +571,13 @@ int kv_list(kv *k, const char *instance, char **out)
     return *out ? KV_OK : KV_ERR;
 }
 
-int kv_meter_call(kv *k, const char *instance, int64_t now_ms)
-{
-    int64_t hour = now_ms / 3600000 * 3600000;
-    uint64_t b = 0;
-    lock_writer(k);
-    int rc = unit_begin(k, &b);
-    if (!rc)
-        rc = run(k,
-                 "INSERT INTO usage (instance_id, plan_id, measure, hour, quantity)"
-                 " SELECT instance_id, plan_id, 'API_CALLS', ?, 1 FROM namespaces"
-                 " WHERE instance_id = ?"
-                 " ON CONFLICT (instance_id, plan_id, measure, hour)"
-                 " DO UPDATE SET quantity = quantity + 1",
-                 "is", hour, instance);
-    if (!rc)
-        rc = run(k,
-                 "INSERT INTO usage (instance_id, plan_id, measure, hour, quantity)"
-                 " SELECT instance_id, plan_id, 'STORAGE_BYTES', ?, bytes FROM namespaces"
-                 " WHERE instance_id = ?"
-                 " ON CONFLICT (instance_id, plan_id, measure, hour)"
-                 " DO UPDATE SET quantity = max(quantity, excluded.quantity)",
-                 "is", hour, instance);
-    if (!rc)
-        rc = run(k, "UPDATE namespaces SET last_active = ? WHERE instance_id = ?", "is", now_ms,
-                 instance);
-    rc = unit_end(k, rc, b);
-    pthread_mutex_unlock(&k->mu);
-    return rc;
-}
-
 int kv_usage(kv *k, const char *instance, char **out)
 {
     sqlite3_stmt *st;
     json_t *a = json_array();
     pthread_mutex_lock(&k->rmu);
-    if (!(st = prep(k, k->rdb, "SELECT plan_id, measure, hour, quantity FROM usage WHERE instance_id = ?"
-            " ORDER BY hour, measure"))) {
+    if (!(st = rprep(k, "SELECT plan_id, measure, hour, quantity FROM usage WHERE instance_id = ?"
+                        " ORDER BY hour, measure"))) {
         pthread_mutex_unlock(&k->rmu);
         json_decref(a);
         return KV_ERR;

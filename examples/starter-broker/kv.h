@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <osb/osb.h>
+
 typedef struct kv kv;
 
 typedef struct {
@@ -22,23 +24,27 @@ typedef struct {
 
 enum { KV_OK = 0, KV_NOTFOUND = 1, KV_FULL = 2, KV_EXISTS = 3, KV_ERR = -1 };
 
-int kv_open(const char *data_dir, kv **out);
+/* Creates the tables in data_dir/broker.db (moving an older kv.db's data there) before the
+ * broker b runs; writes go through b once it does. Close after osb_broker_stop(). */
+int kv_open(const char *data_dir, osb_broker *b, kv **out);
 void kv_close(kv *k);
 
-int kv_ns_create(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
-                 int64_t max_value, int64_t now, int64_t ready_at);
+/* The writes that take an osb_call run in the transaction that records that call: KV_OK
+ * means queued, and the call fails if the write then does (see osb_call_write). */
+int kv_ns_create(kv *k, osb_call *c, const char *instance, const char *plan_id,
+                 int64_t max_keys, int64_t max_value, int64_t now, int64_t ready_at);
 int kv_ns_get(kv *k, const char *instance, kv_namespace *out);
-int kv_ns_update(kv *k, const char *instance, const char *plan_id, int64_t max_keys,
-                 int64_t max_value);
-int kv_ns_set_enabled(kv *k, const char *instance, bool enabled);
-int kv_ns_mark_deleting(kv *k, const char *instance, int64_t deleting_at);
+int kv_ns_update(kv *k, osb_call *c, const char *instance, const char *plan_id,
+                 int64_t max_keys, int64_t max_value);
+int kv_ns_set_enabled(kv *k, osb_call *c, const char *instance, bool enabled);
+int kv_ns_mark_deleting(kv *k, osb_call *c, const char *instance, int64_t deleting_at);
 /* Removes the namespace, its keys and its API keys. */
-int kv_ns_purge(kv *k, const char *instance);
+int kv_ns_purge(kv *k, osb_call *c, const char *instance);
 
 /* API keys are stored as SHA-256 digests; the key itself is only ever shown once. */
-int kv_apikey_add(kv *k, const char *instance, const char *binding, const char *apikey,
-                  const char *role);
-int kv_apikey_remove(kv *k, const char *instance, const char *binding);
+int kv_apikey_add(kv *k, osb_call *c, const char *instance, const char *binding,
+                  const char *apikey, const char *role);
+int kv_apikey_remove(kv *k, osb_call *c, const char *instance, const char *binding);
 /* KV_OK with the key's role when the presented key belongs to the instance. */
 int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[16]);
 

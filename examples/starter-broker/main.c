@@ -86,7 +86,7 @@ static int on_provision(osb_call *c)
     plan_limits(plan_name(c), &max_keys, &max_value);
     max_keys = requested_keys(c, max_keys);
     int64_t now = now_ms(), ready_at = now + (async ? s->async_ms : 0);
-    if (kv_ns_create(s->kv, c->instance_id, c->plan_id, max_keys, max_value, now, ready_at) !=
+    if (kv_ns_create(s->kv, c, c->instance_id, c->plan_id, max_keys, max_value, now, ready_at) !=
         KV_OK)
         return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
     if (s->dashboards) {
@@ -117,7 +117,7 @@ static int on_update(osb_call *c)
         return osb_fail(c, 422, NULL, "The instance holds %lld keys; max_keys cannot go below "
                         "that.", (long long)ns.keys);
     }
-    if (kv_ns_update(s->kv, c->instance_id, c->plan_id, max_keys, max_value) != KV_OK)
+    if (kv_ns_update(s->kv, c, c->instance_id, c->plan_id, max_keys, max_value) != KV_OK)
         return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
     return 0;
 }
@@ -127,7 +127,7 @@ static int on_deprovision(osb_call *c)
     starter *s = c->user;
     /* Halting a creation in progress, or a plan without dedicated storage: at once. */
     if (c->op_kind == OSB_PROVISION || !plan_is_async(c)) {
-        if (kv_ns_purge(s->kv, c->instance_id) != KV_OK)
+        if (kv_ns_purge(s->kv, c, c->instance_id) != KV_OK)
             return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
         return 0;
     }
@@ -135,7 +135,7 @@ static int on_deprovision(osb_call *c)
         return osb_fail(c, 422, OSB_ASYNC_REQUIRED,
                         "Dedicated storage is removed asynchronously; send accepts_incomplete=true.");
     int64_t at = now_ms() + s->async_ms;
-    if (kv_ns_mark_deleting(s->kv, c->instance_id, at) != KV_OK)
+    if (kv_ns_mark_deleting(s->kv, c, c->instance_id, at) != KV_OK)
         return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
     char op[128];
     snprintf(op, sizeof op, "deprovision:%lld", (long long)at);
@@ -164,7 +164,7 @@ static int on_last_operation(osb_call *c)
         if (rc != KV_OK) {
             osb_set_state(c, OSB_SUCCEEDED, "The namespace is gone.", 0);
         } else if (now >= ns.deleting_at) {
-            if (kv_ns_purge(s->kv, c->instance_id) != KV_OK)
+            if (kv_ns_purge(s->kv, c, c->instance_id) != KV_OK)
                 return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
             osb_set_state(c, OSB_SUCCEEDED, "The dedicated namespace was removed.", 0);
         } else {
@@ -222,7 +222,7 @@ static int on_bind(osb_call *c)
     char apikey[72];
     if (random_key(apikey, sizeof apikey) != 0)
         return osb_fail(c, 500, NULL, "No randomness available.");
-    if (kv_apikey_add(s->kv, c->instance_id, c->binding_id, apikey, role) != KV_OK)
+    if (kv_apikey_add(s->kv, c, c->instance_id, c->binding_id, apikey, role) != KV_OK)
         return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
     char enc[2048], url[4096];
     url_encode(c->instance_id, enc, sizeof enc);
@@ -238,7 +238,7 @@ static int on_bind(osb_call *c)
 static int on_unbind(osb_call *c)
 {
     starter *s = c->user;
-    if (kv_apikey_remove(s->kv, c->instance_id, c->binding_id) != KV_OK)
+    if (kv_apikey_remove(s->kv, c, c->instance_id, c->binding_id) != KV_OK)
         return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
     return 0;
 }
@@ -246,7 +246,7 @@ static int on_unbind(osb_call *c)
 static int on_set_enabled(osb_call *c)
 {
     starter *s = c->user;
-    if (kv_ns_set_enabled(s->kv, c->instance_id, c->kind == OSB_ENABLE) != KV_OK)
+    if (kv_ns_set_enabled(s->kv, c, c->instance_id, c->kind == OSB_ENABLE) != KV_OK)
         return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
     return 0;
 }
@@ -649,10 +649,6 @@ int main(int argc, char **argv)
     }
 
     starter s = {.async_ms = (int)(async_s * 1000), .dashboards = sso};
-    if (kv_open(data, &s.kv) != KV_OK) {
-        free(sso_secret);
-        return 1;
-    }
     snprintf(s.platform, sizeof s.platform, "%s", platform ? platform : "");
     if (public_url)
         snprintf(s.public_url, sizeof s.public_url, "%s", public_url);
@@ -679,6 +675,11 @@ int main(int argc, char **argv)
     };
     s.broker = osb_broker_new();
     int rc = !s.broker;
+    if (!rc && kv_open(data, s.broker, &s.kv) != KV_OK) {
+        free(sso_secret);
+        osb_broker_stop(s.broker);
+        return 1;
+    }
     rc = rc || osb_http_route(s.broker, OSB_GET | OSB_PUT | OSB_DELETE, "/kv/:instance/:key",
                               data_item, &s);
     rc = rc || osb_http_route(s.broker, OSB_GET, "/kv/:instance", data_list, &s);

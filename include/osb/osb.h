@@ -106,6 +106,29 @@ int osb_fail(osb_call *c, int status, const char *error, const char *fmt, ...)
  * every later poll); a flag never set is answered as true. */
 void osb_set_failure_flags(osb_call *c, bool instance_usable, bool update_repeatable);
 
+/* The provider's own data may live in the broker's state database (broker.db in data_dir,
+ * SQLite in WAL mode), in tables of its own, so that its changes and libosb's record of an
+ * answer reach the disk together, in one flush. fn runs on libosb's writer connection inside
+ * a transaction (each write in a savepoint of its own) on libosb's committer thread; it must
+ * not begin, commit or roll back, and returns 0 or a positive code of its own, which undoes
+ * its changes. Readers open their own connections on osb_state_path(). */
+struct sqlite3;
+typedef int (*osb_write_fn)(struct sqlite3 *db, void *ud);
+
+/* In a callback: fn(db, ud) runs in the transaction that records the call's outcome, after
+ * the callback returns and before the answer, so the answer is given only once both are on
+ * disk. A call that fails (osb_fail or a non-zero return) drops its writes unrun; a write
+ * that fails fails the call with a 500 and nothing of it is recorded. free_ud (may be NULL)
+ * is called on ud once the write ran or was dropped. Returns 0, or -1 when out of memory
+ * (free_ud was called). */
+int osb_call_write(osb_call *c, osb_write_fn fn, void *ud, void (*free_ud)(void *));
+/* Outside callbacks (e.g. in an osb_http_route handler): runs fn(db, ud) in the next group
+ * commit of the running broker and returns once it is on disk: 0, fn's own non-zero code
+ * (its changes undone), or -1 when the state cannot be written. Blocks the calling thread. */
+int osb_write(osb_broker *b, osb_write_fn fn, void *ud);
+/* The state database's path (data_dir + "/broker.db"), for the provider's readers. */
+const char *osb_state_path(const osb_broker *b);
+
 #define OSB_ASYNC_REQUIRED "AsyncRequired"
 #define OSB_CONCURRENCY_ERROR "ConcurrencyError"
 #define OSB_REQUIRES_APP "RequiresApp"

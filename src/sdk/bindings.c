@@ -228,7 +228,7 @@ static void bind(osb_ctx *x)
         json_object_set_new(reply, "operation", json_string(res.operation));
     else
         binding_body(reply, &bd);
-    sdk_commit_reply(x, SDK_PUT_BINDING, NULL, &bd, res.async ? 202 : 201, reply, iid);
+    sdk_commit_reply(x, &c, SDK_PUT_BINDING, NULL, &bd, res.async ? 202 : 201, reply, iid);
     locked = false;
 out:
     if (locked)
@@ -285,6 +285,10 @@ static void fetch(osb_ctx *x)
         c.enabled = in.enabled;
         if (x->b->cb.fetch_binding(&c) != 0 || res.failed) {
             sdk_reply_failure(x, &c);
+            goto out;
+        }
+        if (sdk_call_write_state(x->b, &c, NULL, NULL)) {
+            http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
             goto out;
         }
     }
@@ -366,7 +370,7 @@ static void unbind(osb_ctx *x)
     if (!sdk_async_allowed(x, &c))
         goto out;
     if (!res.async) {
-        sdk_commit_reply(x, SDK_DELETE_BINDING, NULL, &bd, 200, NULL, iid);
+        sdk_commit_reply(x, &c, SDK_DELETE_BINDING, NULL, &bd, 200, NULL, iid);
         locked = false;
         goto out;
     }
@@ -376,7 +380,7 @@ static void unbind(osb_ctx *x)
     bd.op_state = OSB_IN_PROGRESS;
     bd.op_started_ms = time_now_ms();
     json_t *reply = json_pack("{s:s}", "operation", res.operation);
-    sdk_commit_reply(x, SDK_PUT_BINDING, NULL, &bd, 202, reply, iid);
+    sdk_commit_reply(x, &c, SDK_PUT_BINDING, NULL, &bd, 202, reply, iid);
     locked = false;
 out:
     if (locked)
@@ -417,6 +421,17 @@ static void finish_binding_op(sdk_binding *bd, osb_op_state st, const char *desc
             bd->credentials = NULL;
         }
     }
+}
+
+typedef struct {
+    sdk_state_db *s;
+    const sdk_binding *bd;
+} binding_put;
+
+static int binding_put_work(store_tx *tx, void *ud)
+{
+    binding_put *p = ud;
+    return sdk_binding_write(p->s, tx, p->bd);
 }
 
 static void last_operation(osb_ctx *x)
@@ -468,13 +483,20 @@ static void last_operation(osb_ctx *x)
         if (res.state_set && res.state != OSB_IN_PROGRESS) {
             finish_binding_op(&bd, res.state, res.state_description, res.credentials,
                               res.metadata);
-            if (sdk_binding_put(&x->b->state, &bd)) {
+            binding_put pw = {&x->b->state, &bd};
+            if (sdk_call_write_state(x->b, &c, binding_put_work, &pw)) {
                 http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
                 goto out;
             }
-        } else if (res.state_description) {
-            free(bd.op_description);
-            bd.op_description = strdup(res.state_description);
+        } else {
+            if (sdk_call_write_state(x->b, &c, NULL, NULL)) {
+                http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
+                goto out;
+            }
+            if (res.state_description) {
+                free(bd.op_description);
+                bd.op_description = strdup(res.state_description);
+            }
         }
     }
     json_t *j = json_pack("{s:s}", "state", sdk_state_name(bd.op_state));

@@ -304,6 +304,7 @@ void sdk_call_clear(osb_call *c)
     json_decref(r->metadata);
     json_decref(r->credentials);
     json_decref(r->extra);
+    sdk_writes_free(r->writes); /* not taken: the call failed or recorded nothing */
     memset(r, 0, sizeof *r);
 }
 

@@ -15,6 +15,7 @@ typedef struct {
     int status;
     json_t *reply;
     const char *busy_id; /* a path parameter: lives as long as the request */
+    sdk_write *writes;   /* the provider's, first */
 } pending;
 
 static char *dup(const char *s)
@@ -47,6 +48,9 @@ static void copy_binding(sdk_binding *d, const sdk_binding *s)
 static int work(store_tx *tx, void *ud)
 {
     pending *p = ud;
+    int rc = sdk_writes_run(tx, p->writes);
+    if (rc)
+        return rc;
     switch (p->kind) {
     case SDK_PUT_INSTANCE: return sdk_instance_write(tx, &p->in);
     case SDK_DELETE_INSTANCE: return sdk_instance_remove(tx, p->in.id);
@@ -67,6 +71,7 @@ static void finish(pending *p, int rc)
         http_reply(p->req, p->status, "application/json", "{}", 2);
     }
     sdk_busy_release(p->b, p->busy_id);
+    sdk_writes_free(p->writes);
     json_decref(p->reply);
     sdk_instance_free(&p->in);
     sdk_binding_free(&p->bd);
@@ -81,11 +86,13 @@ static void done(void *ud, int rc)
     http_resume(req);
 }
 
-void sdk_commit_reply(osb_ctx *x, sdk_write_kind kind, const sdk_instance *in,
+void sdk_commit_reply(osb_ctx *x, osb_call *c, sdk_write_kind kind, const sdk_instance *in,
                       const sdk_binding *bd, int status, json_t *reply, const char *busy_id)
 {
     pending *p = calloc(1, sizeof *p);
+    sdk_write *writes = sdk_call_take_writes(c);
     if (!p) {
+        sdk_writes_free(writes);
         json_decref(reply);
         sdk_busy_release(x->b, busy_id);
         http_reply_error(x->req, 500, NULL, "Out of memory.", NULL);
@@ -97,6 +104,7 @@ void sdk_commit_reply(osb_ctx *x, sdk_write_kind kind, const sdk_instance *in,
     p->status = status;
     p->reply = reply;
     p->busy_id = busy_id;
+    p->writes = writes;
     if (in)
         copy_instance(&p->in, in);
     if (bd)

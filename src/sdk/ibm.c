@@ -35,6 +35,11 @@ static bool load(osb_ctx *x, const char *id, sdk_instance *in)
     return true;
 }
 
+static int instance_put_work(store_tx *tx, void *ud)
+{
+    return sdk_instance_write(tx, ud);
+}
+
 static void set_enabled(osb_ctx *x)
 {
     const char *id = x->req->params[0];
@@ -92,7 +97,7 @@ static void set_enabled(osb_ctx *x)
         }
     }
     in.enabled = enable;
-    if (sdk_instance_put(&x->b->state, &in)) {
+    if (sdk_call_write_state(x->b, &c, instance_put_work, &in)) {
         http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
         goto out;
     }
@@ -125,6 +130,10 @@ static void get_state(osb_ctx *x)
         c.enabled = in.enabled;
         if (x->b->cb.get_state(&c) != 0 || res.failed) {
             sdk_reply_failure(x, &c);
+            goto out;
+        }
+        if (sdk_call_write_state(x->b, &c, NULL, NULL)) {
+            http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
             goto out;
         }
         if (res.activity_set) {

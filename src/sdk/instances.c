@@ -210,7 +210,7 @@ static void provision(osb_ctx *x)
         .op_state = res.async ? OSB_IN_PROGRESS : OSB_SUCCEEDED,
         .op_started_ms = time_now_ms(),
     };
-    sdk_commit_reply(x, SDK_PUT_INSTANCE, &in, NULL, res.async ? 202 : 201,
+    sdk_commit_reply(x, &c, SDK_PUT_INSTANCE, &in, NULL, res.async ? 202 : 201,
                      created_body(res.dashboard_url, res.async ? res.operation : NULL, md_text),
                      id);
     locked = false;
@@ -274,6 +274,10 @@ static void fetch(osb_ctx *x)
         json_decref(ctx);
         if (rc != 0 || res.failed) {
             sdk_reply_failure(x, &c);
+            goto out;
+        }
+        if (sdk_call_write_state(x->b, &c, NULL, NULL)) {
+            http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
             goto out;
         }
     }
@@ -444,7 +448,7 @@ static void update(osb_ctx *x)
     in.op_started_ms = time_now_ms();
     free(in.op_description);
     in.op_description = NULL;
-    sdk_commit_reply(x, SDK_PUT_INSTANCE, &in, NULL, res.async ? 202 : 200,
+    sdk_commit_reply(x, &c, SDK_PUT_INSTANCE, &in, NULL, res.async ? 202 : 200,
                      created_body(res.dashboard_url, res.async ? res.operation : NULL, NULL), id);
     locked = false;
 out:
@@ -521,7 +525,7 @@ static void deprovision(osb_ctx *x)
     if (!sdk_async_allowed(x, &c))
         goto out;
     if (!res.async) {
-        sdk_commit_reply(x, SDK_DELETE_INSTANCE, &in, NULL, 200, NULL, id);
+        sdk_commit_reply(x, &c, SDK_DELETE_INSTANCE, &in, NULL, 200, NULL, id);
         locked = false;
         goto out;
     }
@@ -533,7 +537,7 @@ static void deprovision(osb_ctx *x)
     in.op_started_ms = time_now_ms();
     free(in.op_description);
     in.op_description = NULL;
-    sdk_commit_reply(x, SDK_PUT_INSTANCE, &in, NULL, 202, created_body(NULL, res.operation, NULL),
+    sdk_commit_reply(x, &c, SDK_PUT_INSTANCE, &in, NULL, 202, created_body(NULL, res.operation, NULL),
                      id);
     locked = false;
 out:
@@ -597,14 +601,15 @@ static void finish_instance_op(sdk_instance *in, osb_op_state st, const char *de
 }
 
 /* Persists a finished instance operation; a deleted instance's bindings go with it. */
-static int save_finished(osb_broker *b, sdk_instance *in)
+static int finished_work(store_tx *tx, void *ud)
 {
+    const sdk_instance *in = ud;
     if (in->state == ST_GONE) {
-        int rc = sdk_instance_delete(&b->state, in->id);
+        int rc = sdk_instance_remove(tx, in->id);
         if (rc)
             return rc;
     }
-    return sdk_instance_put(&b->state, in);
+    return sdk_instance_write(tx, in);
 }
 
 static void last_operation(osb_ctx *x)
@@ -657,14 +662,20 @@ static void last_operation(osb_ctx *x)
         if (res.state_set && res.state != OSB_IN_PROGRESS) {
             osb_call_kind kind = in.op_kind;
             finish_instance_op(&in, res.state, res.state_description, &res);
-            if (save_finished(x->b, &in)) {
+            if (sdk_call_write_state(x->b, &c, finished_work, &in)) {
                 http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
                 goto out;
             }
             in.op_kind = kind;
-        } else if (res.state_description && !str_eq(res.state_description, in.op_description)) {
-            free(in.op_description);
-            in.op_description = strdup(res.state_description);
+        } else {
+            if (sdk_call_write_state(x->b, &c, NULL, NULL)) {
+                http_reply_error(x->req, 500, NULL, "The broker's state cannot be written.", NULL);
+                goto out;
+            }
+            if (res.state_description && !str_eq(res.state_description, in.op_description)) {
+                free(in.op_description);
+                in.op_description = strdup(res.state_description);
+            }
         }
     }
     json_t *j = json_pack("{s:s}", "state", sdk_state_name(in.op_state));
@@ -701,7 +712,7 @@ int osb_operation_done(osb_broker *b, const char *instance_id, const char *bindi
         rc = OSB_E_NOTFOUND;
     if (!rc) {
         finish_instance_op(&in, state, description, NULL);
-        rc = save_finished(b, &in);
+        rc = store_write(b->state.db, finished_work, &in);
     }
     sdk_instance_free(&in);
     sdk_busy_release(b, instance_id);

@@ -96,6 +96,7 @@ typedef struct {
 
 typedef struct {
     store *db;
+    char *path;            /* data_dir/broker.db */
     store_group *group;    /* group commit of the request path's writes */
     unsigned char key[32]; /* credential encryption key, from data_dir/broker.key */
 } sdk_state_db;
@@ -162,6 +163,25 @@ int sdk_sso_start(osb_broker *b, const char *listen, unsigned port, char *err,
 void sdk_sso_free(sdk_sso *s);
 
 /* ---- broker ---- */
+/* A provider's write (osb_call_write), run in the transaction that records its call. */
+typedef struct sdk_write {
+    osb_write_fn fn;
+    void *ud;
+    void (*free_ud)(void *);
+    struct sdk_write *next;
+} sdk_write;
+
+/* Runs the writes in order inside tx; the first failure stops them (OSB_E_STORE). */
+int sdk_writes_run(store_tx *tx, const sdk_write *w) WARN_UNUSED;
+/* Frees the writes (free_ud on each). */
+void sdk_writes_free(sdk_write *w);
+/* Takes the call's writes (the caller runs or frees them). */
+sdk_write *sdk_call_take_writes(osb_call *c);
+/* The call's writes and then work (may be NULL), in one transaction of their own: for the
+ * calls whose outcome is not recorded through sdk_commit_reply. 0 when there was nothing to
+ * write. */
+int sdk_call_write_state(osb_broker *b, osb_call *c, store_work_fn work, void *ud) WARN_UNUSED;
+
 struct osb_call_result {
     bool failed;
     int status;
@@ -177,6 +197,7 @@ struct osb_call_result {
     bool flags_set, instance_usable, update_repeatable;
     bool activity_set, active;
     int64_t last_active_ms;
+    sdk_write *writes, **writes_tail; /* osb_call_write, in order */
 };
 
 typedef struct extra_route {
@@ -262,12 +283,12 @@ int sdk_binding_op_done(osb_broker *b, const char *instance_id, const char *bind
 void sdk_instances_routes(osb_broker *b);
 void sdk_bindings_routes(osb_broker *b);
 void sdk_ibm_routes(osb_broker *b);
-/* Durable reply: stores the write through the group commit, then answers status with
- * reply (stolen; NULL = "{}") and releases the busy lock of busy_id (a path parameter of
- * the request), which it takes over.
+/* Durable reply: stores the write, after the call's own writes (osb_call_write; taken),
+ * through the group commit, then answers status with reply (stolen; NULL = "{}") and
+ * releases the busy lock of busy_id (a path parameter of the request), which it takes over.
  * The handler returns right after; the request is answered from the committer thread. */
 typedef enum { SDK_PUT_INSTANCE, SDK_DELETE_INSTANCE, SDK_PUT_BINDING, SDK_DELETE_BINDING } sdk_write_kind;
-void sdk_commit_reply(osb_ctx *x, sdk_write_kind kind, const sdk_instance *in,
+void sdk_commit_reply(osb_ctx *x, osb_call *c, sdk_write_kind kind, const sdk_instance *in,
                       const sdk_binding *bd, int status, json_t *reply, const char *busy_id);
 
 /* Wraps an OSB handler: authentication, version, identities, then h. */

@@ -78,6 +78,8 @@ int sdk_state_open(const char *data_dir, sdk_state_db *out)
         return rc;
     char path[4096];
     snprintf(path, sizeof path, "%s/broker.db", data_dir);
+    if (!(out->path = strdup(path)))
+        return OSB_E_NOMEM;
     if ((rc = store_open(path, NULL, &out->db)))
         return rc;
     if ((rc = store_migrate(out->db, migrations, ARRAY_LEN(migrations))) ||
@@ -95,6 +97,8 @@ void sdk_state_close(sdk_state_db *s)
     store_close(s->db);
     secure_wipe(s->key, sizeof s->key);
     s->db = NULL;
+    free(s->path);
+    s->path = NULL;
 }
 
 static char *dup_col(store_stmt *q, int i)

@@ -76,7 +76,7 @@ static void close_conn(conn *c)
         if (c->cache[i].s)
             sqlite3_finalize(c->cache[i].s);
     if (c->db)
-        sqlite3_close(c->db);
+        sqlite3_close_v2(c->db); /* a zombie until statements others prepared on it go */
     pthread_mutex_destroy(&c->mu);
 }
 
@@ -237,6 +237,11 @@ void store_rollback(store_tx *tx)
 const char *store_errmsg(store_tx *tx)
 {
     return sqlite3_errmsg(tx->c->db);
+}
+
+sqlite3 *store_tx_sqlite(store_tx *tx)
+{
+    return tx->c->db;
 }
 
 static store_stmt *cached(conn *c, const char *sql)

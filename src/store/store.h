@@ -95,5 +95,8 @@ void store_group_stop(store_group *g);
 
 /* The message of the backend's last error on this transaction, for logs. */
 const char *store_errmsg(store_tx *tx);
+/* The SQLite connection a transaction runs on, for SQL of another module's own (libosb's
+ * provider writes): it must leave the transaction itself alone. */
+struct sqlite3 *store_tx_sqlite(store_tx *tx);
 
 #endif
