@@ -2,6 +2,7 @@
 key-value data API its bindings grant, and the usage it meters for billing."""
 
 import os
+import sqlite3
 import time
 import unittest
 import urllib.parse
@@ -422,6 +423,40 @@ class DataAPITest(KVTestBase):
         self.assertUnauthorized(w.get("k"))
         self.assertDataError(w2.get("k"), 404, "NotFound")
         self.assertEqual(w2.list().json, [])
+
+    def test_an_older_kv_db_is_moved_into_broker_db(self):
+        iid = self.instance()
+        kv = self.bind(iid)
+        self.assertEqual(kv.put("k", b"kept").status, 204)
+        self.osb.close()
+        kv.close()
+        self.broker.stop()
+        # The layout of earlier versions: the key-value tables in kv.db beside broker.db.
+        data = self.broker.data
+        new = sqlite3.connect(os.path.join(data, "broker.db"))
+        old = sqlite3.connect(os.path.join(data, "kv.db"))
+        for table in ("namespaces", "kv", "apikeys", "usage"):
+            old.execute(new.execute("SELECT sql FROM sqlite_master WHERE name = ?",
+                                    (table,)).fetchone()[0])
+            rows = new.execute("SELECT * FROM %s" % table).fetchall()
+            if rows:
+                marks = ", ".join("?" * len(rows[0]))
+                old.executemany("INSERT INTO %s VALUES (%s)" % (table, marks), rows)
+            new.execute("DROP TABLE %s" % table)
+        old.commit()
+        new.commit()
+        old.close()
+        new.close()
+        self.broker.lines = []
+        self.broker.start()
+        self.osb = self.broker.client()
+        kv.http.port = self.broker.port
+        self.assertEqual(kv.get("k").raw, b"kept")
+        self.assertEqual(kv.put("k2", b"new").status, 204)
+        self.assertFalse(os.path.exists(os.path.join(data, "kv.db")))
+        self.assertTrue(os.path.exists(os.path.join(data, "kv.db.moved")))
+        self.assertEqual(self.osb.deprovision(iid, plan=LITE).status, 200)
+        self.assertUnauthorized(kv.get("k"))
 
     def test_lite_value_size_limit(self):
         iid = self.instance()

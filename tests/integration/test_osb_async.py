@@ -3,7 +3,9 @@ libosb's public API whose every operation is asynchronous): async update, bind a
 their polling, the 422s and 410s around them, and failed operations with instance_usable /
 update_repeatable, each with the exact status and error code of spec/osb.md."""
 
+import os
 import shutil
+import sqlite3
 import tempfile
 import unittest
 
@@ -140,6 +142,24 @@ class InstanceTest(AsyncTest):
         self.assertEqual(self.provision(iid).status, 200)
         r = self.get(self.ipath(iid))
         self.assertEqual((r.status, r.json["plan_id"]), (200, ASYNC), r)
+
+    def test_provider_write_is_recorded_with_the_call_or_not_at_all(self):
+        good, bad = self.uid(), self.uid()
+        self.accepted(self.provision(good))
+        self.assertError(self.provision(bad, params={"fail_write": True}), 500)
+        self.assertError(self.last_op(bad), 404)  # libosb recorded nothing of the failed call
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.broker.data, "broker.db"),
+                             uri=True)
+        try:
+            rows = dict(db.execute("SELECT instance_id, operation FROM provider_ledger"))
+            self.assertEqual(rows.get(good), "provision")
+            self.assertNotIn(bad, rows)
+            self.assertEqual(db.execute("SELECT count(*) FROM instances WHERE id = ?",
+                                        (bad,)).fetchone()[0], 0)
+        finally:
+            db.close()
+        op = self.accepted(self.provision(bad))  # tried again without the failure: created
+        self.poll(lambda **q: self.last_op(bad, **q), op, "succeeded")
 
     def test_async_update_concurrency_errors_then_polling(self):
         iid = self.instance(params={"size": 1})

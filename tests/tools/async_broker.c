@@ -13,6 +13,9 @@
  *               unbind on this plan always fails.
  * Without accepts_incomplete=true every operation answers 422 AsyncRequired. A DELETE during
  * an async create (or unbind during an async bind) halts it at once.
+ * Each accepted provision also writes a row of the provider's own (table provider_ledger in
+ * broker.db) with osb_call_write; on the async plan, parameters.fail_write=true makes that
+ * write fail, which must fail the call and leave neither the row nor the instance.
  *
  *   async_broker --listen HOST:PORT --data DIR --user U --password P [--catalog F] [--polls N]
  * prints "async-broker listening on http://HOST:PORT" and stops on SIGTERM. */
@@ -22,6 +25,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sqlite3.h>
 #include <string.h>
 
 #include <osb/osb.h>
@@ -125,9 +129,63 @@ static int count_poll(async_broker *ab, const char *operation, int done_at)
     return n;
 }
 
+/* The provider's own table, created through libosb's writer once the broker runs. */
+static int create_ledger(struct sqlite3 *db, void *ud)
+{
+    (void)ud;
+    return sqlite3_exec(db,
+                        "CREATE TABLE IF NOT EXISTS provider_ledger (instance_id TEXT PRIMARY"
+                        " KEY, operation TEXT NOT NULL)",
+                        NULL, NULL, NULL) == SQLITE_OK
+               ? 0
+               : 1;
+}
+
+typedef struct {
+    char *instance_id, *operation;
+    bool fail;
+} ledger_row;
+
+static int write_ledger(struct sqlite3 *db, void *ud)
+{
+    ledger_row *r = ud;
+    if (r->fail)
+        return 7; /* the provider's own failure code */
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO provider_ledger VALUES (?, ?)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return 1;
+    sqlite3_bind_text(st, 1, r->instance_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, r->operation, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : 1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void free_ledger(void *ud)
+{
+    ledger_row *r = ud;
+    free(r->instance_id);
+    free(r->operation);
+    free(r);
+}
+
 static int on_provision(osb_call *c)
 {
-    return go_async(c, OSB_PROVISION);
+    int rc = go_async(c, OSB_PROVISION);
+    if (rc || !c->accepts_incomplete)
+        return rc;
+    ledger_row *r = calloc(1, sizeof *r);
+    if (!r || !(r->instance_id = strdup(c->instance_id)) ||
+        !(r->operation = strdup(kind_name(c->kind)))) {
+        if (r)
+            free_ledger(r);
+        return osb_fail(c, 500, NULL, "Out of memory.");
+    }
+    r->fail = json_is_true(json_object_get(c->parameters, "fail_write"));
+    if (osb_call_write(c, write_ledger, r, free_ledger) != 0)
+        return osb_fail(c, 500, NULL, "Out of memory.");
+    return 0;
 }
 
 static int on_update(osb_call *c)
@@ -258,6 +316,11 @@ int main(int argc, char **argv)
     char err[512] = "";
     if (osb_broker_start(&cfg, &cb, &b, err, sizeof err) != 0) {
         fprintf(stderr, "async_broker: %s\n", err[0] ? err : "cannot start");
+        return 1;
+    }
+    if (osb_write(b, create_ledger, NULL) != 0) {
+        fprintf(stderr, "async_broker: cannot create the provider's table\n");
+        osb_broker_stop(b);
         return 1;
     }
     const char *colon = strrchr(listen, ':');
