@@ -1161,9 +1161,10 @@ static void finish_applied(rc_controller *c, rc_applied *a)
     pthread_mutex_lock(&c->mu);
     idset_remove(&c->flying, op_id);
     /* Its next step may be due at once (a delete's next key, or the deprovision after the
-     * last one); operations an answer queued (an orphan mitigation, a reconcile's) are found
-     * on the next tick. */
-    if (!a->rc && (!a->oc.status || a->oc.status == -1))
+     * last one): an answer that finished it (-1) or set a time (202) leaves nothing due now.
+     * Operations an answer queued (an orphan mitigation, a reconcile's) are found on the
+     * next tick. */
+    if (!a->rc && !a->oc.status)
         hand_over(c, op_id);
     pthread_mutex_unlock(&c->mu);
     applied_free(a);

@@ -421,6 +421,23 @@ int store_schema_version(store *st, int *out)
     return rc;
 }
 
+/* The last step of SQLite's procedure for editing sqlite_schema in place (a migration under
+ * PRAGMA writable_schema): a new schema version, so that every connection reads it again. */
+static int bump_schema_version(sqlite3 *db)
+{
+    sqlite3_stmt *s = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (v < 0)
+        return OSB_E_STORE;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA schema_version = %d", v + 1);
+    return raw_exec(db, sql);
+}
+
 int store_migrate(store *st, const store_migration *m, size_t n)
 {
     int current;
@@ -448,6 +465,8 @@ int store_migrate(store *st, const store_migration *m, size_t n)
         rc = raw_exec(c->db, "BEGIN IMMEDIATE");
         if (!rc)
             rc = raw_exec(c->db, m[i].sql);
+        if (!rc && strstr(m[i].sql, "PRAGMA writable_schema"))
+            rc = bump_schema_version(c->db);
         sqlite3_stmt *s = NULL;
         if (!rc) {
             if (sqlite3_prepare_v2(c->db,
