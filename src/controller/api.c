@@ -288,11 +288,21 @@ static void instance_create(http_req *req, void *ud)
 {
     rc_controller *c = ud;
     iam_principal p;
-    if (!iam_authenticate(c->iam, req, &p))
+    store_tx *tx = NULL;
+    /* One read transaction for the whole check: the token's, the catalog's and the
+     * account's reads share one snapshot (each read transaction after a commit starts from
+     * a cold page cache). */
+    if (!rc_begin(c, req, false, &tx))
         return;
+    if (!iam_authenticate(c->iam, req, &p)) {
+        store_rollback(tx);
+        return;
+    }
     json_t *body = http_json_body(req);
-    if (!body)
+    if (!body) {
+        store_rollback(tx);
         return;
+    }
     const json_t *jname = json_object_get(body, "name");
     const char *name = json_string_value(jname);
     const char *region = json_string_value(json_object_get(body, "target"));
@@ -302,7 +312,6 @@ static void instance_create(http_req *req, void *ud)
     json_t *params = json_object_get(body, "parameters");
     catalog_offering o = {0};
     json_t *plan_doc = NULL;
-    store_tx *tx = NULL;
     char *params_text = NULL;
     int rc = 0;
 
@@ -330,8 +339,6 @@ static void instance_create(http_req *req, void *ud)
         http_reply_error(req, 500, "internal_error", "Out of memory.", NULL);
         goto out;
     }
-    if (!rc_begin(c, req, false, &tx))
-        goto out;
 
     /* The plan, its offering as the caller may see it, and a deployment in the region. */
     char offering_id[72] = "", plan_state[16] = "";
@@ -355,29 +362,23 @@ static void instance_create(http_req *req, void *ud)
     if (rc && rc != OSB_E_NOTFOUND)
         goto store_fail;
     if (rc || !catalog_visible(tx, &o, &p)) {
-        store_rollback(tx);
         rc_field_error(req, "resource_plan_id", "No such plan.");
         goto out;
     }
     iam_resource r = {
         .account_id = p.account_id, .service_name = o.name, .resource_type = "resource-instance"};
     if (!iam_decide(c->iam, &p, "resource-controller.instance.create", &r)) {
-        store_rollback(tx);
         http_reply_errorf(req, 403, "forbidden", "%s is not allowed to create instances of %s.",
                           p.iam_id, o.name);
         goto out;
     }
     if (strcmp(plan_state, "active") != 0 || !(published || strcmp(o.visibility, "limited") == 0)) {
-        store_rollback(tx);
         rc_field_error(req, "resource_plan_id", "The plan is not available for new instances.");
         goto out;
     }
-    if (!rc_check_parameters(req, plan_doc, "service_instance", "create", params)) {
-        store_rollback(tx);
+    if (!rc_check_parameters(req, plan_doc, "service_instance", "create", params))
         goto out;
-    }
     if (rc_account_suspended(tx, p.account_id)) {
-        store_rollback(tx);
         http_reply_error(req, 403, "account_suspended",
                          "The account is suspended: it cannot create instances.", NULL);
         goto out;
@@ -392,7 +393,6 @@ static void instance_create(http_req *req, void *ud)
         snprintf(broker_id, sizeof broker_id, "%s", store_col_text(q, 0));
     store_done(q);
     if (!broker_id[0]) {
-        store_rollback(tx);
         rc_field_error(req, "target", "The plan is not offered in this region.");
         goto out;
     }
@@ -425,10 +425,10 @@ static void instance_create(http_req *req, void *ud)
     goto out;
 
 store_fail:
-    if (tx)
-        store_rollback(tx);
     http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
 out:
+    if (tx)
+        store_rollback(tx);
     catalog_offering_free(&o);
     json_decref(plan_doc);
     free(params_text);
@@ -854,25 +854,31 @@ static void instance_delete(http_req *req, void *ud)
     iam_principal p;
     store_tx *tx;
     rc_inst_ref i;
-    if (!iam_authenticate(c->iam, req, &p))
+    /* The token, the instance and the policies, in one read transaction. */
+    if (!rc_begin(c, req, false, &tx))
         return;
+    if (!iam_authenticate(c->iam, req, &p)) {
+        store_rollback(tx);
+        return;
+    }
     const char *recursive = http_query(req, "recursive");
     if (recursive && strcmp(recursive, "true") != 0 && strcmp(recursive, "false") != 0) {
+        store_rollback(tx);
         rc_field_error(req, "recursive", "'recursive' is true or false.");
         return;
     }
-    if (!rc_begin(c, req, false, &tx))
-        return;
     int rc = rc_find_instance(tx, req->params[0], &p, &i);
-    store_rollback(tx);
     if (rc) {
+        store_rollback(tx);
         if (rc == OSB_E_NOTFOUND)
             http_reply_error(req, 404, "not_found", "No such instance.", NULL);
         else
             http_reply_error(req, 500, "internal_error", "The store failed.", NULL);
         return;
     }
-    if (!rc_allowed(c, req, &p, "resource-controller.instance.delete", &i))
+    bool allowed = rc_allowed(c, req, &p, "resource-controller.instance.delete", &i);
+    store_rollback(tx);
+    if (!allowed)
         return;
     if (strcmp(i.state, "removed") == 0) {
         http_reply_error(req, 410, "gone", "The instance has been deleted.", NULL);
