@@ -423,7 +423,18 @@ static char *dup_col(store_stmt *q, int i)
     " rc_operations o JOIN resource_instances i ON i.guid = o.instance_id JOIN brokers b ON"       \
     " b.id = i.broker_id LEFT JOIN resource_keys k ON k.guid = o.key_id"
 
-/* An operation's row of OP_SELECT. With password (≥ 1100 bytes) the broker's Basic password
+/* The same columns for recording an answer, which needs neither the broker's address and
+ * credentials nor a key still bound (both only start calls): no join of brokers, no
+ * subquery. */
+#define OP_SELECT_TO_APPLY                                                                         \
+    "SELECT o.id, o.kind, o.state, o.phase, o.key_id, o.initiator, o.prior_state, o.plan_id,"      \
+    " o.reason, o.parameters, o.broker_operation, o.attempts, o.deadline_ms, i.guid, i.crn,"       \
+    " i.account_id, i.resource_group_id, i.offering_id, i.plan_id, i.state, i.parameters,"         \
+    " k.crn, k.role, k.parameters, i.broker_id, NULL, NULL, NULL, NULL, NULL, NULL FROM"           \
+    " rc_operations o JOIN resource_instances i ON i.guid = o.instance_id LEFT JOIN resource_keys" \
+    " k ON k.guid = o.key_id"
+
+/* An operation's row of OP_SELECT (or OP_SELECT_TO_APPLY). With password (≥ 1100 bytes) the broker's Basic password
  * is opened into it. */
 static void fill_op(rc_controller *c, store_stmt *q, op_row *o, char *password, size_t pwsz)
 {
@@ -475,12 +486,12 @@ static void fill_op(rc_controller *c, store_stmt *q, op_row *o, char *password, 
         o->url[--ul] = '\0';
 }
 
-/* Loads an operation with its instance, key and broker. */
+/* Loads an operation with its instance and key, to record what became of it. */
 static int load_op(rc_controller *c, store_tx *tx, const char *id, op_row *o)
 {
     store_stmt *q;
     memset(o, 0, sizeof *o);
-    int rc = store_query(tx, OP_SELECT " WHERE o.id = ?", &q, "s", id);
+    int rc = store_query(tx, OP_SELECT_TO_APPLY " WHERE o.id = ?", &q, "s", id);
     if (rc)
         return rc;
     rc = store_step(q);
