@@ -17,6 +17,7 @@
 #include "catalog/catalog.h"
 #include "controller/controller.h"
 #include "iam/iam.h"
+#include "metering/metering.h"
 #include "store/store.h"
 
 extern const store_migration osbill_migrations[];
@@ -274,6 +275,7 @@ int cli_serve(int argc, char **argv)
     store *db = NULL;
     catalog *cat = NULL;
     rc_controller *ctl = NULL;
+    metering *mt = NULL;
     iam *m = NULL;
     http_router *router = http_router_new();
     ops_ctx ops = {0};
@@ -315,6 +317,10 @@ int cli_serve(int argc, char **argv)
         rc = rc_open(db, m, cat, &ro, &ctl);
     if (!rc)
         rc_routes(ctl, router);
+    if (!rc)
+        rc = metering_open(db, m, &mt);
+    if (!rc)
+        metering_routes(mt, router);
     http_config hc = {.listen = listen, .listen_fd = fd, .access_log = access_log,
                       .name = "osbill", .style = HTTP_STYLE_PLATFORM};
     if (!rc)
@@ -324,6 +330,7 @@ int cli_serve(int argc, char **argv)
         if (fd >= 0 && !ops.server)
             close(fd);
         http_server_stop(ops.server);
+        metering_close(mt);
         rc_close(ctl);
         catalog_close(cat);
         iam_close(m);
@@ -351,6 +358,7 @@ int cli_serve(int argc, char **argv)
         pthread_join(keeper, NULL);
     pthread_mutex_destroy(&ops.mu);
     pthread_cond_destroy(&ops.cv);
+    metering_close(mt);
     rc_close(ctl);
     catalog_close(cat);
     iam_close(m);

@@ -1,0 +1,614 @@
+/* metering: POST /v4/metering/resources/{resource_id}/usage. A request's records are checked
+ * in one read transaction on the handler's thread, then the ones that passed go to the group
+ * commit as one unit: there each is checked against the closed months and inserted under its
+ * unique signature, so a duplicate (in the batch, an earlier one, or a concurrent submitter's)
+ * is a 409 decided by the same transaction that would have stored it. The answer waits for
+ * that commit. */
+#include "metering/metering.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "base/decimal.h"
+
+#define MAX_CONSUMER_ID          255
+#define MAX_QUANTITY_INT_DIGITS  15
+#define MAX_QUANTITY_FRAC_DIGITS 9
+
+struct metering {
+    store *db;
+    iam *iam;
+    store_group *group;
+};
+
+/* ---------------------------------------------------------------- exact numbers */
+
+/* Copies the JSON text, turning every number into a string of its text behind the mark, so
+ * that jansson keeps what was written ("1.10", "2e3") instead of a binary double. */
+json_t *metering_parse(const char *text, size_t n, char *why, size_t whylen)
+{
+    buf out;
+    buf_init(&out, n * 2 + 16);
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = text[i];
+        if (in_string) {
+            if (ch == '\\' && i + 1 < n) {
+                /* the mark itself, escaped, would be taken for a number */
+                if (text[i + 1] == 'u' && i + 5 < n && strncasecmp(text + i + 2, "0001", 4) == 0) {
+                    snprintf(why, whylen, "control characters are not allowed in strings");
+                    buf_free(&out);
+                    return NULL;
+                }
+                if (buf_append(&out, text + i, 2)) {
+                    buf_free(&out);
+                    return NULL;
+                }
+                i++;
+                continue;
+            }
+            if (ch == '"')
+                in_string = false;
+            if (buf_append(&out, &ch, 1)) {
+                buf_free(&out);
+                return NULL;
+            }
+            continue;
+        }
+        if (ch == '"') {
+            in_string = true;
+        } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+            size_t j = i;
+            while (j < n && (isdigit((unsigned char)text[j]) || text[j] == '-' || text[j] == '+' ||
+                             text[j] == '.' || text[j] == 'e' || text[j] == 'E'))
+                j++;
+            if (buf_printf(&out, "\"\\u0001%.*s\"", (int)(j - i), text + i)) {
+                buf_free(&out);
+                return NULL;
+            }
+            i = j - 1;
+            continue;
+        }
+        if (buf_append(&out, &ch, 1)) {
+            buf_free(&out);
+            return NULL;
+        }
+    }
+    json_error_t err;
+    json_t *j = json_loadb(out.data ? out.data : "", out.len, JSON_REJECT_DUPLICATES, &err);
+    if (!j)
+        snprintf(why, whylen, "the body is not valid JSON: %s", err.text);
+    buf_free(&out);
+    return j;
+}
+
+/* A marked number's text, or NULL when j is not a number. */
+static const char *num_text(const json_t *j)
+{
+    const char *s = json_string_value(j);
+    return s && s[0] == METERING_NUMBER_MARK ? s + 1 : NULL;
+}
+
+/* A string the client wrote as a string (not a number). */
+static const char *str_value(const json_t *j)
+{
+    const char *s = json_string_value(j);
+    return s && s[0] != METERING_NUMBER_MARK ? s : NULL;
+}
+
+/* A JSON integer in int64: -?(0|[1-9][0-9]*). */
+static bool int_value(const json_t *j, int64_t *out)
+{
+    const char *s = num_text(j);
+    if (!s)
+        return false;
+    const char *p = s + (*s == '-');
+    if (!*p || (p[0] == '0' && p[1]) || strspn(p, "0123456789") != strlen(p))
+        return false;
+    return str_to_i64(s, true, out) == 0;
+}
+
+/* A quantity: a JSON number (exponents allowed) or a string -?(0|[1-9][0-9]*)(\.[0-9]+)?,
+ * with at most 15 integer and 9 fractional digits once trailing zeros are dropped. */
+static bool quantity_value(const json_t *j, dec *q)
+{
+    const char *s = num_text(j);
+    if (!s) {
+        s = str_value(j);
+        if (!s)
+            return false;
+        const char *p = s + (*s == '-');
+        size_t ni = strspn(p, "0123456789");
+        if (ni == 0 || (p[0] == '0' && ni > 1))
+            return false;
+        if (p[ni]) {
+            if (p[ni] != '.' || !p[ni + 1] ||
+                strspn(p + ni + 1, "0123456789") != strlen(p + ni + 1))
+                return false;
+        }
+    }
+    if (dec_parse(q, s, strlen(s)))
+        return false;
+    char *canon = dec_to_string(q);
+    if (!canon)
+        return false;
+    const char *p = canon + (*canon == '-');
+    const char *dot = strchr(p, '.');
+    size_t ni = dot ? (size_t)(dot - p) : strlen(p);
+    size_t nf = dot ? strlen(dot + 1) : 0;
+    free(canon);
+    return ni <= MAX_QUANTITY_INT_DIGITS && nf <= MAX_QUANTITY_FRAC_DIGITS;
+}
+
+static void month_of(int64_t ms, char out[8])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 8, "%04u-%02u", (unsigned)(tm.tm_year + 1900) % 10000u,
+             (unsigned)(tm.tm_mon + 1) % 100u);
+}
+
+/* ---------------------------------------------------------------- one record */
+
+typedef struct {
+    int status; /* 0 while it may still be accepted; then 201, 400, 404 or 409 */
+    char code[40], message[200];
+    char instance[37], consumer[MAX_CONSUMER_ID + 1], plan[72], region[40], offering[72];
+    char account[64], first_month[8], month[8];
+    int64_t start, end, instant;
+    char *measures; /* canonical JSON */
+} record;
+
+static void refuse(record *r, int status, const char *code, const char *fmt, ...) PRINTF_LIKE(4, 5);
+static void refuse(record *r, int status, const char *code, const char *fmt, ...)
+{
+    r->status = status;
+    snprintf(r->code, sizeof r->code, "%s", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+}
+
+/* The plan's metrics, cached for the request: the plan of the last record checked. */
+typedef struct {
+    char plan[72];
+    json_t *metrics;
+} plan_cache;
+
+static int load_metrics(store_tx *tx, plan_cache *pc, const char *plan)
+{
+    if (pc->metrics && strcmp(pc->plan, plan) == 0)
+        return 0;
+    json_decref(pc->metrics);
+    pc->metrics = NULL;
+    store_stmt *q;
+    int rc = store_query(tx, "SELECT doc FROM plans WHERE id = ?", &q, "s", plan);
+    if (rc)
+        return rc;
+    if (store_step(q) == STORE_ROW) {
+        json_t *doc = json_loads(store_col_text(q, 0), 0, NULL);
+        json_t *m = json_object_get(doc, "metrics");
+        pc->metrics = json_is_array(m) ? json_incref(m) : json_array();
+        json_decref(doc);
+    }
+    store_done(q);
+    if (!pc->metrics)
+        pc->metrics = json_array();
+    snprintf(pc->plan, sizeof pc->plan, "%s", plan);
+    return 0;
+}
+
+static const json_t *find_metric(const json_t *metrics, const char *id)
+{
+    size_t i;
+    const json_t *m;
+    json_array_foreach(metrics, i, m)
+    {
+        if (str_eq(json_string_value(json_object_get(m, "id")), id))
+            return m;
+    }
+    return NULL;
+}
+
+/* Checks a record in the spec's order (404, then each 400); leaves status 0 when it passed. */
+static int check_record(store_tx *tx, const char *offering, const json_t *j, plan_cache *pc,
+                        int64_t now, record *r)
+{
+    const char *iid =
+        json_is_object(j) ? str_value(json_object_get(j, "resource_instance_id")) : NULL;
+    if (!json_is_object(j)) {
+        refuse(r, 400, "invalid_record", "A usage record is a JSON object.");
+        return 0;
+    }
+    if (!iid || !*iid || strlen(iid) > 600) {
+        refuse(r, 400, "invalid_resource_instance_id",
+               "'resource_instance_id' must name an instance (its id or CRN).");
+        return 0;
+    }
+    store_stmt *q;
+    int rc = store_query(tx,
+                         "SELECT guid, offering_id, region, account_id, deleted_ms FROM"
+                         " resource_instances WHERE guid = ?1 OR crn = ?1",
+                         &q, "s", iid);
+    if (rc)
+        return rc;
+    int64_t deleted_ms = -1;
+    char inst_region[40] = "";
+    bool found = false;
+    if (store_step(q) == STORE_ROW && str_eq(store_col_text(q, 1), offering)) {
+        found = true;
+        snprintf(r->instance, sizeof r->instance, "%s", store_col_text(q, 0));
+        snprintf(inst_region, sizeof inst_region, "%s", store_col_text(q, 2));
+        snprintf(r->account, sizeof r->account, "%s", store_col_text(q, 3));
+        if (!store_col_null(q, 4))
+            deleted_ms = store_col_int(q, 4);
+    }
+    store_done(q);
+    if (!found) {
+        refuse(r, 404, "not_found", "No such instance of this offering.");
+        return 0;
+    }
+    snprintf(r->offering, sizeof r->offering, "%s", offering);
+
+    if (!int_value(json_object_get(j, "start"), &r->start) || r->start < 0) {
+        refuse(r, 400, "invalid_start", "'start' must be a time: ms since the epoch, an integer.");
+        return 0;
+    }
+    if (!int_value(json_object_get(j, "end"), &r->end) || r->end < r->start) {
+        refuse(r, 400, "invalid_end", "'end' must be an integer time not before 'start'.");
+        return 0;
+    }
+    if (r->end > now + METERING_FUTURE_MS) {
+        refuse(r, 400, "invalid_end", "'end' is more than 5 minutes in the future.");
+        return 0;
+    }
+    r->instant = r->end > r->start ? r->end - 1 : r->end;
+    month_of(r->start, r->first_month);
+    month_of(r->instant, r->month);
+
+    const char *plan = str_value(json_object_get(j, "plan_id"));
+    char at_plan[72] = "";
+    if (deleted_ms < 0 || r->instant < deleted_ms) {
+        if ((rc = store_query(tx,
+                              "SELECT plan_id FROM instance_plan_history WHERE instance_id = ?"
+                              " AND from_ms <= ? ORDER BY from_ms DESC LIMIT 1",
+                              &q, "si", r->instance, r->instant)))
+            return rc;
+        if (store_step(q) == STORE_ROW)
+            snprintf(at_plan, sizeof at_plan, "%s", store_col_text(q, 0));
+        store_done(q);
+    }
+    if (!plan || !at_plan[0] || strcmp(plan, at_plan) != 0) {
+        if (!at_plan[0])
+            refuse(r, 400, "invalid_plan_id", "The instance had no plan at the record's time.");
+        else
+            refuse(r, 400, "invalid_plan_id",
+                   "'plan_id' is not the instance's plan at the "
+                   "record's time (%s).",
+                   at_plan);
+        return 0;
+    }
+    snprintf(r->plan, sizeof r->plan, "%s", plan);
+
+    const json_t *mu = json_object_get(j, "measured_usage");
+    if (!json_is_array(mu) || json_array_size(mu) == 0) {
+        refuse(r, 400, "invalid_measured_usage", "'measured_usage' must be a non-empty array.");
+        return 0;
+    }
+    if ((rc = load_metrics(tx, pc, plan)))
+        return rc;
+    json_t *canon = json_array();
+    size_t i;
+    const json_t *m;
+    json_array_foreach(mu, i, m)
+    {
+        const char *measure = json_is_object(m) ? str_value(json_object_get(m, "measure")) : NULL;
+        const json_t *metric = measure ? find_metric(pc->metrics, measure) : NULL;
+        if (!metric) {
+            refuse(r, 400, "invalid_measured_usage",
+                   "measured_usage[%zu]: '%.60s' is not a measure of the plan.", i,
+                   measure ? measure : "");
+            break;
+        }
+        size_t k;
+        const json_t *seen;
+        bool twice = false;
+        json_array_foreach(canon, k, seen)
+        {
+            twice |= str_eq(json_string_value(json_object_get(seen, "measure")), measure);
+        }
+        if (twice) {
+            refuse(r, 400, "invalid_measured_usage",
+                   "measured_usage[%zu]: '%.60s' appears twice in the record.", i, measure);
+            break;
+        }
+        dec qv;
+        dec_init(&qv);
+        if (!quantity_value(json_object_get(m, "quantity"), &qv)) {
+            dec_clear(&qv);
+            refuse(r, 400, "invalid_quantity",
+                   "measured_usage[%zu].quantity must be a decimal of at most 15 integer and 9 "
+                   "fractional digits.",
+                   i);
+            break;
+        }
+        if (dec_sign(&qv) < 0 && !json_is_true(json_object_get(metric, "allow_negative"))) {
+            dec_clear(&qv);
+            refuse(r, 400, "invalid_quantity",
+                   "measured_usage[%zu].quantity: '%.60s' does not allow negative quantities.", i,
+                   measure);
+            break;
+        }
+        char *text = dec_to_string(&qv);
+        dec_clear(&qv);
+        json_array_append_new(
+            canon, json_pack("{s:s,s:s}", "measure", measure, "quantity", text ? text : "0"));
+        free(text);
+    }
+    if (r->status) {
+        json_decref(canon);
+        return 0;
+    }
+
+    const json_t *cj = json_object_get(j, "consumer_id");
+    if (cj) {
+        const char *cid = str_value(cj);
+        if (!cid || !*cid || strlen(cid) > MAX_CONSUMER_ID) {
+            json_decref(canon);
+            refuse(r, 400, "invalid_consumer_id",
+                   "'consumer_id', when present, must be text of 1 to 255 characters.");
+            return 0;
+        }
+        snprintf(r->consumer, sizeof r->consumer, "%s", cid);
+    }
+    const json_t *rj = json_object_get(j, "region");
+    if (rj) {
+        const char *region = str_value(rj);
+        bool deployed = false;
+        if (region && strlen(region) < sizeof r->region) {
+            if ((rc = store_query(tx, "SELECT 1 FROM deployments WHERE plan_id = ? AND region = ?",
+                                  &q, "ss", plan, region))) {
+                json_decref(canon);
+                return rc;
+            }
+            deployed = store_step(q) == STORE_ROW;
+            store_done(q);
+        }
+        if (!deployed) {
+            json_decref(canon);
+            refuse(r, 400, "invalid_region", "'region' must be a region the plan is deployed in.");
+            return 0;
+        }
+        snprintf(r->region, sizeof r->region, "%s", region);
+    } else {
+        snprintf(r->region, sizeof r->region, "%s", inst_region);
+    }
+    r->measures = json_dumps(canon, JSON_COMPACT);
+    json_decref(canon);
+    return r->measures ? 0 : OSB_E_NOMEM;
+}
+
+/* ---------------------------------------------------------------- the request */
+
+typedef struct {
+    metering *mt;
+    http_req *req;
+    bool deferred;
+    char iam_id[130];
+    size_t n;
+    record *recs;
+} submission;
+
+/* In the group commit: the months, the signature, the row. */
+static int store_records(store_tx *tx, void *ud)
+{
+    submission *s = ud;
+    int64_t now = time_now_ms();
+    for (size_t i = 0; i < s->n; i++) {
+        record *r = &s->recs[i];
+        if (r->status)
+            continue;
+        store_stmt *q;
+        int rc = store_query(tx,
+                             "SELECT month FROM billing_periods WHERE state = 'closed' AND"
+                             " month >= ? AND month <= ? LIMIT 1",
+                             &q, "ss", r->first_month, r->month);
+        if (rc)
+            return rc;
+        char closed[8] = "";
+        if (store_step(q) == STORE_ROW)
+            snprintf(closed, sizeof closed, "%s", store_col_text(q, 0));
+        store_done(q);
+        if (closed[0]) {
+            refuse(r, 400, "month_closed", "The record overlaps %s, a closed month.", closed);
+            continue;
+        }
+        if ((rc = store_exec(tx,
+                             "INSERT INTO usage_records (instance_id, consumer_id, plan_id,"
+                             " region, start_ms, end_ms, instant_ms, month, offering_id,"
+                             " account_id, measured_usage, submitted_by, accepted_ms) VALUES"
+                             " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id,"
+                             " consumer_id, plan_id, region, start_ms, end_ms) DO NOTHING",
+                             "ssssiiisssssi", r->instance, r->consumer, r->plan, r->region,
+                             r->start, r->end, r->instant, r->month, r->offering, r->account,
+                             r->measures, s->iam_id, now)))
+            return rc;
+        if (store_changes(tx) == 0)
+            refuse(r, 409, "duplicate", "A record with the same signature was accepted already.");
+        else
+            r->status = 201;
+    }
+    return 0;
+}
+
+static void submission_free(submission *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->recs[i].measures);
+    free(s->recs);
+    free(s);
+}
+
+static void reply_submission(submission *s, int rc)
+{
+    if (rc) {
+        log_error("metering: storing usage failed: %s", base_strerror(rc));
+        http_reply_error(s->req, 503, "unavailable",
+                         "The usage could not be stored; nothing of this request was kept. Send "
+                         "it again.",
+                         NULL);
+        return;
+    }
+    json_t *res = json_array();
+    for (size_t i = 0; i < s->n; i++) {
+        record *r = &s->recs[i];
+        json_t *e = json_pack("{s:i}", "status", r->status);
+        if (r->status != 201) {
+            json_object_set_new(e, "code", json_string(r->code));
+            json_object_set_new(e, "message", json_string(r->message));
+        }
+        json_array_append_new(res, e);
+    }
+    json_t *body = json_pack("{s:o}", "resources", res);
+    http_reply_json(s->req, 202, body);
+    json_decref(body);
+}
+
+static void stored(void *ud, int rc)
+{
+    submission *s = ud;
+    http_req *req = s->req;
+    bool deferred = s->deferred;
+    reply_submission(s, rc);
+    submission_free(s);
+    if (deferred)
+        http_resume(req);
+}
+
+static void usage_submit(http_req *req, void *ud)
+{
+    metering *mt = ud;
+    iam_principal p;
+    store_tx *tx = NULL;
+    submission *s = NULL;
+    json_t *body = NULL;
+    if (!iam_authenticate(mt->iam, req, &p))
+        return;
+    const char *offering = req->params[0];
+    if (store_begin(mt->db, false, &tx)) {
+        http_reply_error(req, 503, "unavailable", "The store is unavailable.", NULL);
+        return;
+    }
+    store_stmt *q;
+    char owner[64] = "";
+    if (store_query(tx, "SELECT account_id FROM offerings WHERE id = ?", &q, "s", offering))
+        goto store_fail;
+    if (store_step(q) == STORE_ROW)
+        snprintf(owner, sizeof owner, "%s", store_col_text(q, 0));
+    store_done(q);
+    if (!owner[0]) {
+        http_reply_error(req, 404, "not_found", "No such offering.", NULL);
+        goto out;
+    }
+    if (strcmp(owner, p.account_id) != 0) {
+        http_reply_error(req, 403, "forbidden",
+                         "Only the provider account of the offering submits its usage.", NULL);
+        goto out;
+    }
+    const char *ct = http_header(req, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+        http_reply_error(req, 415, "unsupported_media_type", "The body must be application/json.",
+                         NULL);
+        goto out;
+    }
+    if (req->body_too_big) {
+        http_reply_error(req, 413, "too_large", "The body is too large.", NULL);
+        goto out;
+    }
+    char why[200];
+    body = metering_parse(req->body.data ? req->body.data : "", req->body.len, why, sizeof why);
+    if (!body) {
+        http_reply_error(req, 400, "invalid_json", why, NULL);
+        goto out;
+    }
+    size_t n = json_array_size(body);
+    if (!json_is_array(body) || n < 1 || n > METERING_MAX_RECORDS) {
+        http_reply_error(req, 400, "invalid_body",
+                         "The body must be a JSON array of 1 to 100 usage records.", NULL);
+        goto out;
+    }
+    if (!(s = calloc(1, sizeof *s)) || !(s->recs = calloc(n, sizeof *s->recs))) {
+        http_reply_error(req, 500, "internal_error", "Out of memory.", NULL);
+        goto out;
+    }
+    s->mt = mt;
+    s->req = req;
+    s->n = n;
+    snprintf(s->iam_id, sizeof s->iam_id, "%s", p.iam_id);
+    plan_cache pc = {0};
+    int64_t now = time_now_ms();
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = check_record(tx, offering, json_array_get(body, i), &pc, now, &s->recs[i]);
+    json_decref(pc.metrics);
+    if (rc)
+        goto store_fail;
+    store_rollback(tx);
+    tx = NULL;
+    s->deferred = http_defer(req);
+    if (s->deferred && store_group_submit(mt->group, store_records, stored, s) == 0) {
+        s = NULL;
+        goto out;
+    }
+    stored(s, store_write(mt->db, store_records, s)); /* stopping: no group */
+    s = NULL;
+    goto out;
+store_fail:
+    http_reply_error(req, 503, "unavailable", "The store failed.", NULL);
+out:
+    if (tx)
+        store_rollback(tx);
+    if (s)
+        submission_free(s);
+    json_decref(body);
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+int metering_open(store *db, iam *m, metering **out)
+{
+    metering *mt = calloc(1, sizeof *mt);
+    if (!mt)
+        return OSB_E_NOMEM;
+    mt->db = db;
+    mt->iam = m;
+    int rc = store_group_start(db, &mt->group);
+    if (rc) {
+        free(mt);
+        return rc;
+    }
+    *out = mt;
+    return 0;
+}
+
+void metering_routes(metering *mt, http_router *r)
+{
+    if (http_route(r, HTTP_POST, "/v4/metering/resources/:id/usage", HTTP_STYLE_PLATFORM,
+                   usage_submit, mt))
+        log_error("metering: cannot register its routes");
+}
+
+void metering_close(metering *mt)
+{
+    if (!mt)
+        return;
+    store_group_stop(mt->group);
+    free(mt);
+}
