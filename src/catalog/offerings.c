@@ -561,6 +561,24 @@ static int has_evidence(store_tx *tx, const char *offering_id, const char *kind,
     return 0;
 }
 
+/* Whether a plan of the offering has a metric the provider meters (any but the platform's
+ * monthly fee): then onboarding wants accepted usage before publication. */
+static int meters_usage(store_tx *tx, const char *offering_id, bool *yes)
+{
+    store_stmt *q;
+    *yes = false;
+    int rc = store_query(tx,
+                         "SELECT 1 FROM plans p, json_each(p.doc, '$.metrics') m WHERE"
+                         " p.offering_id = ? AND json_extract(m.value, '$.id') != 'MONTHLY_FEE'"
+                         " LIMIT 1",
+                         &q, "s", offering_id);
+    if (rc)
+        return rc;
+    *yes = store_step(q) == STORE_ROW;
+    store_done(q);
+    return 0;
+}
+
 static json_t *step(int n, const char *id, const char *title, json_t *missing)
 {
     return json_pack("{s:i, s:s, s:s, s:b, s:o}", "step", n, "id", id, "title", title,
@@ -604,11 +622,16 @@ int catalog_steps(store_tx *tx, const catalog_offering *o, json_t **out,
     need(m4, o->client_id[0], "iam");
     need(m4, redirects > 0, "sso.redirect_uris");
 
-    bool lifecycle = false;
+    bool lifecycle = false, usage = false, metered = false;
     if (!rc)
         rc = has_evidence(tx, o->id, "instance_lifecycle", &lifecycle);
+    if (!rc)
+        rc = has_evidence(tx, o->id, "usage", &usage);
+    if (!rc)
+        rc = meters_usage(tx, o->id, &metered);
     need(m5, strcmp(o->visibility, "draft") != 0, "visibility.limited");
     need(m5, lifecycle, "evidence.instance_lifecycle");
+    need(m5, usage || !metered, "evidence.usage");
 
     need(m6, strcmp(o->visibility, "public") == 0, "publication");
     if (all_before_publish)

@@ -29,6 +29,9 @@ char *cli_escape(const char *s);
  * name. 0 on 2xx; *out the parsed answer (json_decref; may be NULL), *status the status. */
 int cli_request(json_t *s, const char *method, const char *path, const json_t *body,
                 json_t **out, long *status);
+/* The same with a JSON body sent as written (text may be NULL): numbers keep their digits. */
+int cli_request_text(json_t *s, const char *method, const char *path, const char *text,
+                     json_t **out, long *status);
 /* Pretty JSON, or compact with --output json. */
 void cli_print(const json_t *j, bool json_out);
 /* osbill offering ... */
@@ -37,5 +40,7 @@ int cli_offering(int argc, char **argv);
 int cli_instance(int argc, char **argv);
 int cli_key(int argc, char **argv);
 int cli_reclamation(int argc, char **argv);
+/* osbill usage ... (usage.c): metering. */
+int cli_usage(int argc, char **argv);
 
 #endif

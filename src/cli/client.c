@@ -261,14 +261,21 @@ static char *q(const char *s)
 int cli_request(json_t *s, const char *method, const char *path, const json_t *body,
                 json_t **out, long *status)
 {
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    int rc = cli_request_text(s, method, path, text, out, status);
+    free(text);
+    return rc;
+}
+
+int cli_request_text(json_t *s, const char *method, const char *path, const char *text,
+                     json_t **out, long *status)
+{
     char url[4096];
     response r;
     *out = NULL;
     snprintf(url, sizeof url, "%s%s", json_string_value(json_object_get(s, "endpoint")), path);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     int rc = call(method, url, json_string_value(json_object_get(s, "access_token")),
-                  body ? "application/json" : NULL, text, &r);
-    free(text);
+                  text ? "application/json" : NULL, text, &r);
     if (rc) {
         buf_free(&r.body);
         return 1;

@@ -37,6 +37,7 @@ static void usage(FILE *f)
             "  instance  create | list | get | update | delete | wait   (osbill instance --help)\n"
             "  key       create | list | get | delete   resource keys: an instance's credentials\n"
             "  reclamation list | restore | reclaim   deleted instances in their reclamation period\n"
+            "  usage     submit --offering ID -f records.json   (a provider's usage records)\n"
             "  token                      print a fresh access token\n");
 }
 
@@ -60,6 +61,8 @@ int main(int argc, char **argv)
         return cli_instance(argc - 1, argv + 1);
     if (!strcmp(cmd, "key"))
         return cli_key(argc - 1, argv + 1);
+    if (!strcmp(cmd, "usage"))
+        return cli_usage(argc - 1, argv + 1);
     if (!strcmp(cmd, "reclamation"))
         return cli_reclamation(argc - 1, argv + 1);
     static const char *const groups[] = {"account", "user", "serviceid", "apikey", "policy",

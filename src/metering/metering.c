@@ -406,11 +406,26 @@ typedef struct {
     record *recs;
 } submission;
 
+/* Onboarding's step 5 wants accepted usage of an instance while the offering is in limited
+ * visibility: the first such record is its evidence. */
+static int record_evidence(store_tx *tx, const record *r)
+{
+    char detail[160];
+    snprintf(detail, sizeof detail, "{\"instance\":\"%s\"}", r->instance);
+    return store_exec(tx,
+                      "INSERT INTO offering_evidence (offering_id, kind, detail, created_ms)"
+                      " SELECT id, 'usage', ?, ? FROM offerings WHERE id = ? AND visibility ="
+                      " 'limited' AND NOT EXISTS (SELECT 1 FROM offering_evidence WHERE"
+                      " offering_id = ? AND kind = 'usage')",
+                      "siss", detail, time_now_ms(), r->offering, r->offering);
+}
+
 /* In the group commit: the months, the signature, the row. */
 static int store_records(store_tx *tx, void *ud)
 {
     submission *s = ud;
     int64_t now = time_now_ms();
+    bool evidence = false;
     for (size_t i = 0; i < s->n; i++) {
         record *r = &s->recs[i];
         if (r->status)
@@ -440,10 +455,14 @@ static int store_records(store_tx *tx, void *ud)
                              r->start, r->end, r->instant, r->month, r->offering, r->account,
                              r->measures, s->iam_id, now)))
             return rc;
-        if (store_changes(tx) == 0)
+        if (store_changes(tx) == 0) {
             refuse(r, 409, "duplicate", "A record with the same signature was accepted already.");
-        else
+        } else {
             r->status = 201;
+            if (!evidence && (rc = record_evidence(tx, r)))
+                return rc;
+            evidence = true;
+        }
     }
     return 0;
 }

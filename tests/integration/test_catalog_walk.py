@@ -159,13 +159,21 @@ class DraftToPublicTest(unittest.TestCase):
         self.call("kvcorp", "PUT", "/v1/offerings/%s/allowlist/%s" % (oid, self.acct["tester"]),
                   status=204)
         self.call("outsider", "GET", "/v1/offerings/" + oid, status=404)
-        self.assertEqual(self.gates(oid), ["evidence.instance_lifecycle"])
+        self.assertEqual(self.gates(oid), ["evidence.instance_lifecycle", "evidence.usage"])
         inst = self.call("tester", "POST", "/v2/resource_instances", {
             "name": "walk-test", "target": "us-south",
-            "resource_plan_id": by_name["lite"]["id"]})
+            "resource_plan_id": std["id"]})
         self.assertIn(inst.status, (201, 202), inst)
         guid = inst.json["guid"]
         self.wait_instance("tester", guid, ("active",))
+        # The provider meters the tester's use of its metered plan.
+        time.sleep(0.01)
+        end = int(time.time() * 1000)
+        r = self.call("kvcorp", "POST", "/v4/metering/resources/%s/usage" % oid, [{
+            "resource_instance_id": guid, "plan_id": std["id"], "start": end - 1, "end": end,
+            "measured_usage": [{"measure": "API_CALLS", "quantity": 42}]}], status=202)
+        self.assertEqual(r.json["resources"], [{"status": 201}], r)
+        self.assertEqual(self.gates(oid), ["evidence.instance_lifecycle"])
         self.call("outsider", "GET", "/v2/resource_instances/" + guid, status=404)
         r = self.call("tester", "DELETE", "/v2/resource_instances/" + guid)
         self.assertIn(r.status, (200, 202, 204), r)

@@ -277,7 +277,7 @@ class CLIOfferingWalkTest(unittest.TestCase):
         self.j(P, "offering", "allow", oid, tester["id"])
         self.assertEqual([a["account_id"] for a in
                           self.j(P, "offering", "allowlist", oid)["accounts"]], [tester["id"]])
-        self.assertEqual(self.gates(oid), ["evidence.instance_lifecycle"])
+        self.assertEqual(self.gates(oid), ["evidence.instance_lifecycle", "evidence.usage"])
         self.refused("outsider", "offering", "get", oid, message="404")
         self.assertNotIn(oid, [x["id"] for x in
                                self.j("outsider", "offering", "search")["offerings"]])
@@ -286,9 +286,22 @@ class CLIOfferingWalkTest(unittest.TestCase):
         self.refused("outsider", "instance", "create", "--name", "nope", "--plan", lite["id"],
                      "--region", REGION)
         inst = self.j("tester", "instance", "create", "--name", "walk-test", "--plan",
-                      lite["id"], "--region", REGION, "--wait", "--timeout", "60")
+                      std["id"], "--region", REGION, "--wait", "--timeout", "60")
         self.assertEqual((inst["state"], inst["resource_plan_id"], inst["target"]),
-                         ("active", lite["id"], REGION), inst)
+                         ("active", std["id"], REGION), inst)
+        # The provider meters the tester's calls: accepted usage is step 5's other evidence.
+        time.sleep(0.01)
+        end = int(time.time() * 1000)
+        records = self.file("usage.json", [{
+            "resource_instance_id": inst["crn"], "plan_id": std["id"], "start": end - 10,
+            "end": end, "measured_usage": [{"measure": "API_CALLS", "quantity": 1200}]}])
+        self.refused("tester", "usage", "submit", "--offering", oid, "-f", records,
+                     message="403")
+        r = self.j(P, "usage", "submit", "--offering", oid, "-f", records)
+        self.assertEqual(r["resources"], [{"status": 201}], r)
+        out = self.osbill(P, "usage", "submit", "--offering", oid, "-f", records, code=0)
+        self.assertIn("409\tduplicate", out.stdout)
+        self.assertEqual(self.gates(oid), ["evidence.instance_lifecycle"])
         gone = self.j("tester", "instance", "delete", inst["guid"])
         self.assertEqual(gone["state"], "pending_reclamation", gone)
         recl = self.j("tester", "reclamation", "list", "--instance", inst["guid"])["resources"]

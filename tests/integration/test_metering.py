@@ -331,7 +331,7 @@ class MeteringTest(unittest.TestCase):
             self.record(inst, start=now_ms(), end=now_ms())])),
             [(201, None), (400, "invalid_plan_id")])
 
-    def test_a_closed_month_takes_no_records(self):
+    def test_closed_month_takes_no_records(self):
         # Until the billing API closes months, the test closes this one in the store itself
         # (and opens it again): what is checked is the ingestion's refusal.
         inst = self.instance()
@@ -352,6 +352,20 @@ class MeteringTest(unittest.TestCase):
         self.assertEqual(self.stored(inst["guid"]), [])
         self.assertEqual(self.outcomes(self.submit([self.record(inst, end=t - 1)])),
                          [(201, None)])
+
+    def test_accepted_usage_is_onboarding_evidence(self):
+        def step5():
+            r = self.call("acme", "GET", "/v1/offerings/%s" % SERVICE_ID)
+            self.assertEqual(r.status, 200, r)
+            return [s for s in r.json["steps"] if s["step"] == 5][0]
+
+        # The first test to submit usage (unittest runs them in name order).
+        self.assertIn("evidence.usage", step5()["missing"])
+        inst = self.instance()
+        self.outcomes(self.submit([self.record(inst, plan_id=LITE)]))  # refused: no evidence
+        self.assertIn("evidence.usage", step5()["missing"])
+        self.assertEqual(self.outcomes(self.submit([self.record(inst)])), [(201, None)])
+        self.assertNotIn("evidence.usage", step5()["missing"])
 
     # ------------------------------------------------------------ durability
 
