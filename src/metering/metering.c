@@ -33,9 +33,11 @@ struct metering {
 json_t *metering_parse(const char *text, size_t n, char *why, size_t whylen)
 {
     buf out;
-    buf_init(&out, n * 2 + 16);
+    buf_init(&out, n * 9 + 16); /* at worst every byte a one-digit number: 9 bytes each */
     bool in_string = false;
-    for (size_t i = 0; i < n; i++) {
+    size_t run = 0; /* the start of the text not copied yet */
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
         char ch = text[i];
         if (in_string) {
             if (ch == '\\' && i + 1 < n) {
@@ -45,39 +47,30 @@ json_t *metering_parse(const char *text, size_t n, char *why, size_t whylen)
                     buf_free(&out);
                     return NULL;
                 }
-                if (buf_append(&out, text + i, 2)) {
-                    buf_free(&out);
-                    return NULL;
-                }
                 i++;
-                continue;
-            }
-            if (ch == '"')
+            } else if (ch == '"') {
                 in_string = false;
-            if (buf_append(&out, &ch, 1)) {
-                buf_free(&out);
-                return NULL;
             }
-            continue;
-        }
-        if (ch == '"') {
+        } else if (ch == '"') {
             in_string = true;
         } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
             size_t j = i;
             while (j < n && (isdigit((unsigned char)text[j]) || text[j] == '-' || text[j] == '+' ||
                              text[j] == '.' || text[j] == 'e' || text[j] == 'E'))
                 j++;
-            if (buf_printf(&out, "\"\\u0001%.*s\"", (int)(j - i), text + i)) {
-                buf_free(&out);
-                return NULL;
-            }
+            rc = buf_append(&out, text + run, i - run);
+            if (!rc)
+                rc = buf_printf(&out, "\"\\u0001%.*s\"", (int)(j - i), text + i);
+            run = j;
             i = j - 1;
-            continue;
         }
-        if (buf_append(&out, &ch, 1)) {
-            buf_free(&out);
-            return NULL;
-        }
+    }
+    if (!rc)
+        rc = buf_append(&out, text + run, n - run);
+    if (rc) {
+        snprintf(why, whylen, "the body is too large");
+        buf_free(&out);
+        return NULL;
     }
     json_error_t err;
     json_t *j = json_loadb(out.data ? out.data : "", out.len, JSON_REJECT_DUPLICATES, &err);

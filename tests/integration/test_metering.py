@@ -158,6 +158,10 @@ class MeteringTest(unittest.TestCase):
                 [self.record(inst, end=now_ms() - i) for i in range(101)]).encode()):
             r = self.submit(None, raw=raw)
             self.assertEqual(r.status, 400, (raw[:40], r))
+        # the escape the platform uses to keep numbers' digits is refused in strings
+        r = self.submit(None, raw=json.dumps([self.record(inst, consumer_id="\x01")]).encode())
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("control characters", r.json["errors"][0]["message"], r)
         r = self.c.request("POST", "/v4/metering/resources/%s/usage" % SERVICE_ID,
                            raw=json.dumps([self.record(inst)]).encode(),
                            headers={"Authorization": "Bearer " + self.accounts["acme"]["token"],
