@@ -329,6 +329,40 @@ def starter_offering(c, token, broker, region, allow=()):
         ok(c.call("PUT", "/v1/offerings/%s/allowlist/%s" % (SERVICE_ID, account), token=token))
 
 
+# A metered plan's metric of the starter broker's service: calls, summed over the month.
+API_CALLS_METRIC = {"id": "API_CALLS", "display_name": "API calls", "unit": "call",
+                    "metering_model": "standard_add"}
+
+
+def metered_offering(c, token, broker, region, plans, allow=()):
+    """The starter-kv offering (the starter broker's service id) with metered plans
+    {plan_id: (name, metrics)}, plan_updateable, the broker registered in region with Basic
+    auth, every plan deployed there, limited visibility with the account ids of allow on its
+    allowlist."""
+    def ok(r):
+        assert r.status in (200, 201, 204), r
+        return r.json
+
+    ok(c.call("POST", "/v1/offerings", token=token,
+              body={"id": SERVICE_ID, "name": "starter-kv", "display_name": "Starter KV"}))
+    for pid, (name, metrics) in plans.items():
+        ok(c.call("POST", "/v1/offerings/%s/plans" % SERVICE_ID, token=token,
+                  body={"id": pid, "name": name, "display_name": name.title(),
+                        "kind": "metered", "description": "The %s plan." % name,
+                        "plan_updateable": True, "metrics": metrics}))
+    ok(c.call("POST", "/v1/offerings/%s/brokers" % SERVICE_ID, token=token,
+              body={"region": region, "url": "http://127.0.0.1:%d" % broker.port,
+                    "auth": {"type": "basic", "username": broker.user,
+                             "password": broker.password}}))
+    for pid in plans:
+        ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s" % (SERVICE_ID, pid, region),
+                  token=token))
+    ok(c.call("POST", "/v1/offerings/%s/visibility" % SERVICE_ID, token=token,
+              body={"visibility": "limited"}))
+    for account in allow:
+        ok(c.call("PUT", "/v1/offerings/%s/allowlist/%s" % (SERVICE_ID, account), token=token))
+
+
 def basic(user, password):
     return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
 

@@ -11,13 +11,13 @@ import threading
 import time
 import unittest
 
-from harness import LITE, SERVICE_ID, STANDARD, Broker, Platform, make_accounts
+from harness import (LITE, SERVICE_ID, STANDARD, Broker, Platform, make_accounts,
+                     metered_offering, API_CALLS_METRIC)
 
 REGION = "us-south"
 OTHER_REGION = "eu-de"
 METRICS = [
-    {"id": "API_CALLS", "display_name": "API calls", "unit": "call",
-     "metering_model": "standard_add"},
+    API_CALLS_METRIC,
     {"id": "STORAGE_BYTES", "display_name": "Storage", "unit": "byte",
      "metering_model": "standard_max"},
     {"id": "CREDITS", "display_name": "Credits", "unit": "credit",
@@ -48,31 +48,9 @@ class MeteringTest(unittest.TestCase):
         cls.accounts = make_accounts(c, cls.op_token, (("acme", "provider"),
                                                        ("hooli", "provider"),
                                                        ("initech", "consumer")))
-        acme = cls.accounts["acme"]["token"]
-
-        def ok(r):
-            assert r.status in (200, 201, 204), r
-            return r.json
-
-        ok(c.call("POST", "/v1/offerings", token=acme,
-                  body={"id": SERVICE_ID, "name": "starter-kv", "display_name": "Starter KV"}))
-        for name, pid in (("lite", LITE), ("standard", STANDARD)):
-            ok(c.call("POST", "/v1/offerings/%s/plans" % SERVICE_ID, token=acme,
-                      body={"id": pid, "name": name, "display_name": name.title(),
-                            "kind": "metered", "description": "The %s plan." % name,
-                            "plan_updateable": True,
-                            "metrics": METRICS[:1] if name == "lite" else METRICS}))
-        ok(c.call("POST", "/v1/offerings/%s/brokers" % SERVICE_ID, token=acme,
-                  body={"region": REGION, "url": "http://127.0.0.1:%d" % cls.broker.port,
-                        "auth": {"type": "basic", "username": cls.broker.user,
-                                 "password": cls.broker.password}}))
-        for pid in (LITE, STANDARD):
-            ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s"
-                      % (SERVICE_ID, pid, REGION), token=acme))
-        ok(c.call("POST", "/v1/offerings/%s/visibility" % SERVICE_ID, token=acme,
-                  body={"visibility": "limited"}))
-        ok(c.call("PUT", "/v1/offerings/%s/allowlist/%s"
-                  % (SERVICE_ID, cls.accounts["initech"]["id"]), token=acme))
+        metered_offering(c, cls.accounts["acme"]["token"], cls.broker, REGION,
+                         {LITE: ("lite", METRICS[:1]), STANDARD: ("standard", METRICS)},
+                         allow=[cls.accounts["initech"]["id"]])
         c.close()
 
     @classmethod

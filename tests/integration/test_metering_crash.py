@@ -20,7 +20,8 @@ import threading
 import time
 import unittest
 
-from harness import LITE, SERVICE_ID, Broker, Platform, free_port, make_accounts
+from harness import (LITE, SERVICE_ID, Broker, Platform, free_port, make_accounts,
+                     metered_offering, API_CALLS_METRIC)
 
 REGION = "us-south"
 SUBMITTERS = 3
@@ -42,29 +43,12 @@ class CrashTest(unittest.TestCase):
         acc = make_accounts(c, op, (("acme", "provider"), ("initech", "consumer")))
         acme, initech = acc["acme"], acc["initech"]
 
-        def ok(r):
-            assert r.status in (200, 201, 204), r
-            return r.json
-
-        ok(c.call("POST", "/v1/offerings", token=acme["token"],
-                  body={"id": SERVICE_ID, "name": "starter-kv", "display_name": "Starter KV"}))
-        ok(c.call("POST", "/v1/offerings/%s/plans" % SERVICE_ID, token=acme["token"],
-                  body={"id": LITE, "name": "lite", "display_name": "Lite", "kind": "metered",
-                        "description": "Metered.",
-                        "metrics": [{"id": "API_CALLS", "display_name": "API calls",
-                                     "unit": "call", "metering_model": "standard_add"}]}))
-        ok(c.call("POST", "/v1/offerings/%s/brokers" % SERVICE_ID, token=acme["token"],
-                  body={"region": REGION, "url": "http://127.0.0.1:%d" % self.broker.port,
-                        "auth": {"type": "basic", "username": self.broker.user,
-                                 "password": self.broker.password}}))
-        ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s" % (SERVICE_ID, LITE, REGION),
-                  token=acme["token"]))
-        ok(c.call("POST", "/v1/offerings/%s/visibility" % SERVICE_ID, token=acme["token"],
-                  body={"visibility": "limited"}))
-        ok(c.call("PUT", "/v1/offerings/%s/allowlist/%s" % (SERVICE_ID, initech["id"]),
-                  token=acme["token"]))
-        inst = ok(c.call("POST", "/v2/resource_instances", token=initech["token"],
-                         body={"name": "crash", "target": REGION, "resource_plan_id": LITE}))
+        metered_offering(c, acme["token"], self.broker, REGION,
+                         {LITE: ("lite", [API_CALLS_METRIC])}, allow=[initech["id"]])
+        r = c.call("POST", "/v2/resource_instances", token=initech["token"],
+                   body={"name": "crash", "target": REGION, "resource_plan_id": LITE})
+        self.assertEqual(r.status, 201, r)
+        inst = r.json
         c.close()
         self.guid = inst["guid"]
         self.apikey = acme["apikey"]
