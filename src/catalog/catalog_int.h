@@ -98,6 +98,8 @@ int catalog_broker_password(const catalog *c, const char *broker_id, const void 
                             size_t n, char *out, size_t outsz) WARN_UNUSED;
 /* brokers.c: a region name: [a-z][a-z0-9-]{1,31}. */
 bool catalog_valid_region(const char *s);
+/* plans.c: the metric of a plan's metrics array with that id, or NULL. */
+const json_t *catalog_metric(const json_t *metrics, const char *id);
 
 void catalog_offering_routes(catalog *c, http_router *r);
 void catalog_validate_routes(catalog *c, http_router *r);

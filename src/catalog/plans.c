@@ -471,7 +471,7 @@ static bool build_metrics(http_req *req, const json_t *v, const char *kind, json
     return true;
 }
 
-static const json_t *find_metric(const json_t *metrics, const char *id)
+const json_t *catalog_metric(const json_t *metrics, const char *id)
 {
     size_t i;
     const json_t *m;
@@ -659,7 +659,7 @@ static bool valid_pricing(http_req *req, const json_t *v, const json_t *metrics,
     char f[320], pre[320];
     json_object_foreach((json_t *)v, mid, per) {
         snprintf(f, sizeof f, "pricing.%s", mid);
-        if (!find_metric(metrics, mid)) {
+        if (!catalog_metric(metrics, mid)) {
             catalog_field_error(req, f, "'%s': the plan has no metric %s.", f, mid);
             goto fail;
         }
@@ -916,7 +916,7 @@ static int refit_draft_pricing(store_tx *tx, const plan_row *p)
     const char *mid;
     json_t *v, *tmp;
     json_object_foreach_safe(pricing, tmp, mid, v) {
-        if (!paid(p->kind) || !find_metric(metrics, mid))
+        if (!paid(p->kind) || !catalog_metric(metrics, mid))
             json_object_del(pricing, mid);
     }
     if (json_object_size(pricing) == 0)

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "base/decimal.h"
+#include "catalog/catalog_int.h"
 
 #define MAX_CONSUMER_ID          255
 #define MAX_QUANTITY_INT_DIGITS  15
@@ -198,18 +199,6 @@ static int load_metrics(store_tx *tx, plan_cache *pc, const char *plan)
     return 0;
 }
 
-static const json_t *find_metric(const json_t *metrics, const char *id)
-{
-    size_t i;
-    const json_t *m;
-    json_array_foreach(metrics, i, m)
-    {
-        if (str_eq(json_string_value(json_object_get(m, "id")), id))
-            return m;
-    }
-    return NULL;
-}
-
 /* Checks a record in the spec's order (404, then each 400); leaves status 0 when it passed. */
 static int check_record(store_tx *tx, const char *offering, const json_t *j, plan_cache *pc,
                         int64_t now, record *r)
@@ -303,7 +292,7 @@ static int check_record(store_tx *tx, const char *offering, const json_t *j, pla
     json_array_foreach(mu, i, m)
     {
         const char *measure = json_is_object(m) ? str_value(json_object_get(m, "measure")) : NULL;
-        const json_t *metric = measure ? find_metric(pc->metrics, measure) : NULL;
+        const json_t *metric = measure ? catalog_metric(pc->metrics, measure) : NULL;
         if (!metric) {
             refuse(r, 400, "invalid_measured_usage",
                    "measured_usage[%zu]: '%.60s' is not a measure of the plan.", i,
@@ -538,10 +527,6 @@ static void usage_submit(http_req *req, void *ud)
     if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
         http_reply_error(req, 415, "unsupported_media_type", "The body must be application/json.",
                          NULL);
-        goto out;
-    }
-    if (req->body_too_big) {
-        http_reply_error(req, 413, "too_large", "The body is too large.", NULL);
         goto out;
     }
     char why[200];

@@ -296,6 +296,26 @@ def make_accounts(c, op_token, specs, email_prefix=""):
     return accounts
 
 
+def deploy_limited(c, token, broker, region, plan_ids, allow=()):
+    """The starter-kv offering's broker registered in region with Basic auth, the plans of
+    plan_ids deployed there, limited visibility with the account ids of allow on its
+    allowlist."""
+    def ok(r):
+        assert r.status in (200, 201, 204), r
+
+    ok(c.call("POST", "/v1/offerings/%s/brokers" % SERVICE_ID, token=token,
+              body={"region": region, "url": "http://127.0.0.1:%d" % broker.port,
+                    "auth": {"type": "basic", "username": broker.user,
+                             "password": broker.password}}))
+    for pid in plan_ids:
+        ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s" % (SERVICE_ID, pid, region),
+                  token=token))
+    ok(c.call("POST", "/v1/offerings/%s/visibility" % SERVICE_ID, token=token,
+              body={"visibility": "limited"}))
+    for account in allow:
+        ok(c.call("PUT", "/v1/offerings/%s/allowlist/%s" % (SERVICE_ID, account), token=token))
+
+
 def starter_offering(c, token, broker, region, allow=()):
     """The provider's starter-kv offering as the starter broker's catalog.json describes it
     (its three plans, plan_updateable, with their parameter schemas), the broker registered
@@ -316,17 +336,7 @@ def starter_offering(c, token, broker, region, allow=()):
         if plans[pid].get("schemas"):
             body["schemas"] = plans[pid]["schemas"]
         ok(c.call("POST", "/v1/offerings/%s/plans" % SERVICE_ID, token=token, body=body))
-    ok(c.call("POST", "/v1/offerings/%s/brokers" % SERVICE_ID, token=token,
-              body={"region": region, "url": "http://127.0.0.1:%d" % broker.port,
-                    "auth": {"type": "basic", "username": broker.user,
-                             "password": broker.password}}))
-    for pid in (LITE, STANDARD, PREMIUM):
-        ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s" % (SERVICE_ID, pid, region),
-                  token=token))
-    ok(c.call("POST", "/v1/offerings/%s/visibility" % SERVICE_ID, token=token,
-              body={"visibility": "limited"}))
-    for account in allow:
-        ok(c.call("PUT", "/v1/offerings/%s/allowlist/%s" % (SERVICE_ID, account), token=token))
+    deploy_limited(c, token, broker, region, (LITE, STANDARD, PREMIUM), allow)
 
 
 # A metered plan's metric of the starter broker's service: calls, summed over the month.
@@ -350,17 +360,7 @@ def metered_offering(c, token, broker, region, plans, allow=()):
                   body={"id": pid, "name": name, "display_name": name.title(),
                         "kind": "metered", "description": "The %s plan." % name,
                         "plan_updateable": True, "metrics": metrics}))
-    ok(c.call("POST", "/v1/offerings/%s/brokers" % SERVICE_ID, token=token,
-              body={"region": region, "url": "http://127.0.0.1:%d" % broker.port,
-                    "auth": {"type": "basic", "username": broker.user,
-                             "password": broker.password}}))
-    for pid in plans:
-        ok(c.call("PUT", "/v1/offerings/%s/plans/%s/deployments/%s" % (SERVICE_ID, pid, region),
-                  token=token))
-    ok(c.call("POST", "/v1/offerings/%s/visibility" % SERVICE_ID, token=token,
-              body={"visibility": "limited"}))
-    for account in allow:
-        ok(c.call("PUT", "/v1/offerings/%s/allowlist/%s" % (SERVICE_ID, account), token=token))
+    deploy_limited(c, token, broker, region, plans, allow)
 
 
 def basic(user, password):
