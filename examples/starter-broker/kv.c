@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NSTMT 32
@@ -34,6 +35,8 @@ struct kv {
     pthread_mutex_t rmu;
     stmt_cache rcache; /* the reader's, under rmu */
     stmt_cache wcache; /* on libosb's writer connection: used only while libosb runs a write */
+    bool submit;       /* usage goes to the platform through libosb's usage client */
+    int64_t period_ms; /* a usage record covers at most one such period */
 };
 
 /* Internal failure of a write function; callers see KV_ERR. */
@@ -52,7 +55,12 @@ static const char schema[] =
     " binding_id TEXT NOT NULL, role TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS usage (instance_id TEXT NOT NULL, plan_id TEXT NOT NULL,"
     " measure TEXT NOT NULL, hour INTEGER NOT NULL, quantity INTEGER NOT NULL,"
-    " PRIMARY KEY (instance_id, plan_id, measure, hour));";
+    " PRIMARY KEY (instance_id, plan_id, measure, hour));"
+    /* The usage not yet handed to libosb's usage client: per instance and plan, the calls
+     * and the storage peak since start_ms, until the period of start_ms is over. */
+    "CREATE TABLE IF NOT EXISTS usage_open (instance_id TEXT NOT NULL, plan_id TEXT NOT NULL,"
+    " start_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, calls INTEGER NOT NULL,"
+    " peak_bytes INTEGER NOT NULL, PRIMARY KEY (instance_id, plan_id));";
 
 /* Earlier versions kept the data in kv.db: moved into broker.db once, then renamed. */
 static const char move_old[] = "BEGIN;"
@@ -177,6 +185,7 @@ typedef enum {
     W_PUT,
     W_DEL,
     W_METER,
+    W_ROLL,
 } wkind;
 
 /* One write: its kind and arguments. Deferred ones (in a call) own copies of their strings. */
@@ -272,8 +281,80 @@ static int del(kv *k, sqlite3 *db, const wop *w)
                     "is", len, w->instance);
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Hands the open usage that started before before_ms (of one instance, or of all when
+ * instance is NULL) to libosb's usage client: one record per instance and plan, covering
+ * [first call, last call + 1), with its calls and its storage peak. */
+static int roll(kv *k, sqlite3 *db, const char *instance, int64_t before_ms)
+{
+    sqlite3_stmt *st =
+        instance ? prep(&k->wcache, db,
+                        "SELECT instance_id, plan_id, start_ms, last_ms, calls, peak_bytes"
+                        " FROM usage_open WHERE start_ms < ? AND instance_id = ?")
+                 : prep(&k->wcache, db,
+                        "SELECT instance_id, plan_id, start_ms, last_ms, calls, peak_bytes"
+                        " FROM usage_open WHERE start_ms < ?");
+    if (!st)
+        return KV_BROKEN;
+    sqlite3_bind_int64(st, 1, before_ms);
+    if (instance)
+        sqlite3_bind_text(st, 2, instance, -1, SQLITE_TRANSIENT);
+    int rc = KV_OK, r;
+    while (rc == KV_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        char calls[24], peak[24];
+        snprintf(calls, sizeof calls, "%lld", (long long)sqlite3_column_int64(st, 4));
+        snprintf(peak, sizeof peak, "%lld", (long long)sqlite3_column_int64(st, 5));
+        osb_measure m[] = {{"API_CALLS", calls}, {"STORAGE_BYTES", peak}};
+        osb_usage_record rec = {
+            .resource_instance_id = (const char *)sqlite3_column_text(st, 0),
+            .plan_id = (const char *)sqlite3_column_text(st, 1),
+            .start_ms = sqlite3_column_int64(st, 2),
+            .end_ms = sqlite3_column_int64(st, 3) + 1,
+            .measures = m,
+            .n_measures = 2,
+        };
+        if (osb_usage_spool(db, &rec) != 0)
+            rc = KV_BROKEN;
+    }
+    unprep(st);
+    if (rc != KV_OK)
+        return rc;
+    return instance ? run(k, db, "DELETE FROM usage_open WHERE start_ms < ? AND instance_id = ?",
+                          "is", before_ms, instance)
+                    : run(k, db, "DELETE FROM usage_open WHERE start_ms < ?", "i", before_ms);
+}
+
+/* The usage of one call for the platform: the instance's usage of an earlier period goes to
+ * the spool first. The time is read here, on the writer, so that a call is never counted
+ * into a period that roll() has already handed over. */
+static int meter_open(kv *k, sqlite3 *db, const wop *w)
+{
+    int64_t now = wall_ms(), period = now - now % k->period_ms;
+    int rc = roll(k, db, w->instance, period);
+    return rc ? rc
+              : run(k, db,
+                    "INSERT INTO usage_open (instance_id, plan_id, start_ms, last_ms, calls,"
+                    " peak_bytes) SELECT instance_id, plan_id, ?1, ?1, 1, bytes FROM namespaces"
+                    " WHERE instance_id = ?2"
+                    " ON CONFLICT (instance_id, plan_id) DO UPDATE SET"
+                    " last_ms = max(last_ms, excluded.last_ms), calls = calls + 1,"
+                    " peak_bytes = max(peak_bytes, excluded.peak_bytes)",
+                    "is", now, w->instance);
+}
+
 static int meter(kv *k, sqlite3 *db, const wop *w)
 {
+    if (k->submit) {
+        int rc = meter_open(k, db, w);
+        if (rc)
+            return rc;
+    }
     int64_t hour = w->a / 3600000 * 3600000;
     int rc = run(k, db,
                  "INSERT INTO usage (instance_id, plan_id, measure, hour, quantity)"
@@ -318,8 +399,9 @@ static int apply(struct sqlite3 *db, void *ud)
     case W_NS_DELETING:
         return run(k, db, "UPDATE namespaces SET deleting_at = ? WHERE instance_id = ?", "is", w->a,
                    w->instance);
-    case W_NS_PURGE:
-        if ((rc = run(k, db, "DELETE FROM kv WHERE instance_id = ?", "s", w->instance)) ||
+    case W_NS_PURGE: /* the instance's last usage is complete: it goes now */
+        if ((k->submit && (rc = roll(k, db, w->instance, INT64_MAX))) ||
+            (rc = run(k, db, "DELETE FROM kv WHERE instance_id = ?", "s", w->instance)) ||
             (rc = run(k, db, "DELETE FROM apikeys WHERE instance_id = ?", "s", w->instance)))
             return rc;
         return run(k, db, "DELETE FROM namespaces WHERE instance_id = ?", "s", w->instance);
@@ -334,6 +416,7 @@ static int apply(struct sqlite3 *db, void *ud)
     case W_PUT: return put(k, db, w);
     case W_DEL: return del(k, db, w);
     case W_METER: return meter(k, db, w);
+    case W_ROLL: return roll(k, db, NULL, w->a);
     }
     return KV_BROKEN;
 }
@@ -467,6 +550,19 @@ int kv_del(kv *k, const char *instance, const char *key)
 int kv_meter_call(kv *k, const char *instance, int64_t now_ms)
 {
     wop w = {.k = k, .kind = W_METER, .instance = (char *)instance, .a = now_ms};
+    return submit(k, NULL, &w);
+}
+
+void kv_submit_usage(kv *k, int64_t period_ms)
+{
+    k->submit = true;
+    k->period_ms = period_ms > 0 ? period_ms : 3600000;
+}
+
+int kv_collect_usage(kv *k, int64_t now_ms, bool final)
+{
+    int64_t before = final ? INT64_MAX : now_ms - now_ms % k->period_ms;
+    wop w = {.k = k, .kind = W_ROLL, .a = before};
     return submit(k, NULL, &w);
 }
 

@@ -58,6 +58,13 @@ int kv_list(kv *k, const char *instance, char **json);
 /* Counts one API call and records the storage peak for the current hour; called after the
  * call's own change, so the peak includes it. */
 int kv_meter_call(kv *k, const char *instance, int64_t now_ms);
+/* From now on each metered call also counts into the usage handed to libosb's usage client
+ * (osb_usage_enable): per instance and plan, one record per period_ms (aligned to the epoch)
+ * with the calls and the storage peak, spooled once its period is over. */
+void kv_submit_usage(kv *k, int64_t period_ms);
+/* Spools the usage of the periods that ended before now_ms; all of it when final. For the
+ * usage client's collect callback. */
+int kv_collect_usage(kv *k, int64_t now_ms, bool final);
 /* JSON text (malloc'd) of the usage counted for an instance: [{measure, hour, quantity}]. */
 int kv_usage(kv *k, const char *instance, char **json);
 

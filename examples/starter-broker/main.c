@@ -2,7 +2,9 @@
  * Each service instance is a namespace; each binding returns {url, apikey} for the data API
  * PUT|GET|DELETE /kv/{instance}/{key}. Plans lite and standard provision at once; premium
  * provisions and deprovisions asynchronously, as a dedicated backend would.
- * It counts API_CALLS and STORAGE_BYTES per hour for the platform's metering. With the
+ * It counts API_CALLS and STORAGE_BYTES per hour; with a usage API key it submits them to the
+ * platform's metering through libosb's usage client (one record per instance, plan and
+ * period, sent once the period is over, spooled across restarts and outages). With the
  * platform's dashboard client it serves a dashboard per instance behind the platform's
  * sign-in (GET /dashboard/{instance}). */
 #include <errno.h>
@@ -81,7 +83,8 @@ static int on_provision(osb_call *c)
     if (async && !c->accepts_incomplete)
         return osb_fail(c, 422, OSB_ASYNC_REQUIRED,
                         "The %s plan provisions dedicated storage asynchronously; send "
-                        "accepts_incomplete=true.", plan_name(c));
+                        "accepts_incomplete=true.",
+                        plan_name(c));
     int64_t max_keys, max_value;
     plan_limits(plan_name(c), &max_keys, &max_value);
     max_keys = requested_keys(c, max_keys);
@@ -114,8 +117,10 @@ static int on_update(osb_call *c)
     max_keys = requested_keys(c, max_keys);
     if (max_keys < ns.keys) {
         osb_set_failure_flags(c, true, false);
-        return osb_fail(c, 422, NULL, "The instance holds %lld keys; max_keys cannot go below "
-                        "that.", (long long)ns.keys);
+        return osb_fail(c, 422, NULL,
+                        "The instance holds %lld keys; max_keys cannot go below "
+                        "that.",
+                        (long long)ns.keys);
     }
     if (kv_ns_update(s->kv, c, c->instance_id, c->plan_id, max_keys, max_value) != KV_OK)
         return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
@@ -132,8 +137,9 @@ static int on_deprovision(osb_call *c)
         return 0;
     }
     if (!c->accepts_incomplete)
-        return osb_fail(c, 422, OSB_ASYNC_REQUIRED,
-                        "Dedicated storage is removed asynchronously; send accepts_incomplete=true.");
+        return osb_fail(
+            c, 422, OSB_ASYNC_REQUIRED,
+            "Dedicated storage is removed asynchronously; send accepts_incomplete=true.");
     int64_t at = now_ms() + s->async_ms;
     if (kv_ns_mark_deleting(s->kv, c, c->instance_id, at) != KV_OK)
         return osb_fail(c, 500, NULL, "The storage backend is unavailable.");
@@ -281,8 +287,9 @@ static bool data_auth(starter *s, osb_http *h, const char *instance, bool write,
     char role[16];
     if (!key || kv_apikey_check(s->kv, key, instance, role) != KV_OK) {
         osb_http_set_header(h, "WWW-Authenticate", "Bearer");
-        osb_http_reply_error(h, 401, "Unauthorized", "A valid API key for this instance is "
-                                                     "required (X-Api-Key or Bearer).");
+        osb_http_reply_error(h, 401, "Unauthorized",
+                             "A valid API key for this instance is "
+                             "required (X-Api-Key or Bearer).");
         return false;
     }
     if (kv_ns_get(s->kv, instance, ns) != KV_OK) {
@@ -304,8 +311,8 @@ static bool data_auth(starter *s, osb_http *h, const char *instance, bool write,
     return true;
 }
 
-static void data_call(starter *s, osb_http *h, const char *instance, const char *key,
-                      const char *m, const kv_namespace *ns);
+static void data_call(starter *s, osb_http *h, const char *instance, const char *key, const char *m,
+                      const kv_namespace *ns);
 
 static void data_item(osb_http *h, void *ud)
 {
@@ -324,8 +331,8 @@ static void data_item(osb_http *h, void *ud)
     kv_meter_call(s->kv, instance, now_ms());
 }
 
-static void data_call(starter *s, osb_http *h, const char *instance, const char *key,
-                      const char *m, const kv_namespace *nsp)
+static void data_call(starter *s, osb_http *h, const char *instance, const char *key, const char *m,
+                      const kv_namespace *nsp)
 {
     kv_namespace ns = *nsp;
     if (strcmp(m, "PUT") == 0) {
@@ -340,8 +347,9 @@ static void data_call(starter *s, osb_http *h, const char *instance, const char 
         }
         int rc = kv_put(s->kv, instance, key, body, n);
         if (rc == KV_FULL)
-            osb_http_reply_error(h, 507, "QuotaExceeded", "This instance holds its maximum "
-                                                          "number of keys.");
+            osb_http_reply_error(h, 507, "QuotaExceeded",
+                                 "This instance holds its maximum "
+                                 "number of keys.");
         else if (rc != KV_OK)
             osb_http_reply_error(h, 500, NULL, "The storage backend is unavailable.");
         else
@@ -428,8 +436,10 @@ static const char *catalog_plan_name(starter *s, const char *plan_id)
 {
     size_t i, j;
     const json_t *svc, *plan;
-    json_array_foreach(json_object_get(osb_broker_catalog(s->broker), "services"), i, svc) {
-        json_array_foreach(json_object_get(svc, "plans"), j, plan) {
+    json_array_foreach(json_object_get(osb_broker_catalog(s->broker), "services"), i, svc)
+    {
+        json_array_foreach(json_object_get(svc, "plans"), j, plan)
+        {
             const char *id = json_string_value(json_object_get(plan, "id"));
             if (id && strcmp(id, plan_id) == 0)
                 return json_string_value(json_object_get(plan, "name"));
@@ -449,7 +459,8 @@ static long long calls_this_hour(starter *s, const char *instance)
     json_t *rows = json_loads(text, 0, NULL);
     size_t i;
     const json_t *r;
-    json_array_foreach(rows, i, r) {
+    json_array_foreach(rows, i, r)
+    {
         const char *m = json_string_value(json_object_get(r, "measure"));
         if (m && strcmp(m, "API_CALLS") == 0 &&
             json_integer_value(json_object_get(r, "hour")) == hour)
@@ -498,14 +509,16 @@ static void dashboard(osb_http *h, void *ud)
           "<title>Starter KV dashboard</title><style>body{font-family:system-ui,sans-serif;"
           "max-width:40rem;margin:6vh auto;padding:0 1rem;color:#1d2330}"
           "dt{font-weight:600;margin-top:.8rem}dd{margin:0}</style></head><body>"
-          "<h1>Starter KV</h1><dl><dt>Instance</dt><dd id=\"instance\">", f);
+          "<h1>Starter KV</h1><dl><dt>Instance</dt><dd id=\"instance\">",
+          f);
     html_text(f, instance);
     fputs("</dd><dt>Plan</dt><dd id=\"plan\">", f);
     html_text(f, plan ? plan : ns.plan_id);
-    fprintf(f, "</dd><dt>Keys stored</dt><dd id=\"keys\">%lld</dd>"
-               "<dt>Bytes stored</dt><dd id=\"bytes\">%lld</dd>"
-               "<dt>API calls this hour</dt><dd id=\"calls\">%lld</dd>"
-               "<dt>Signed in as</dt><dd id=\"user\">",
+    fprintf(f,
+            "</dd><dt>Keys stored</dt><dd id=\"keys\">%lld</dd>"
+            "<dt>Bytes stored</dt><dd id=\"bytes\">%lld</dd>"
+            "<dt>API calls this hour</dt><dd id=\"calls\">%lld</dd>"
+            "<dt>Signed in as</dt><dd id=\"user\">",
             (long long)ns.keys, (long long)ns.bytes, calls);
     html_text(f, user.iam_id);
     fputs("</dd></dl></body></html>", f);
@@ -516,6 +529,15 @@ static void dashboard(osb_http *h, void *ud)
     }
     osb_http_reply(h, 200, "text/html; charset=utf-8", page, len);
     free(page);
+}
+
+/* libosb's usage client asks before each round of sending, and once more when stopping. */
+static void collect_usage(osb_broker *b, void *ud, int64_t now, bool final)
+{
+    starter *s = ud;
+    (void)b;
+    if (kv_collect_usage(s->kv, now, final) != KV_OK)
+        fprintf(stderr, "starter-broker: cannot spool the usage of the last period\n");
 }
 
 /* ---------------------------------------------------------------- main */
@@ -540,30 +562,42 @@ static void usage(FILE *f)
             "                         serves /dashboard/{instance} behind the platform's sign-in\n"
             "                         (callback: PUBLIC_URL/sso/callback)\n"
             "  --async-seconds N      how long premium creation and deletion take (default 3)\n"
+            "  --usage-apikey KEY     an API key of the provider's service ID (or\n"
+            "                         OSB_USAGE_APIKEY): with --platform, the usage is\n"
+            "                         submitted to the platform's metering\n"
+            "  --usage-period N       seconds of usage per record (default 3600)\n"
             "  --threads N            worker threads (default 4 per core)\n"
             "  --access-log           log one line per request\n");
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},   {"data", required_argument, 0, 'd'},
-        {"user", required_argument, 0, 'u'},     {"password", required_argument, 0, 'p'},
-        {"catalog", required_argument, 0, 'c'},  {"public-url", required_argument, 0, 'U'},
-        {"platform", required_argument, 0, 'P'}, {"async-seconds", required_argument, 0, 'a'},
-        {"access-log", no_argument, 0, 'A'},     {"help", no_argument, 0, 'h'},
-        {"sso-client-id", required_argument, 0, 'i'},
-        {"sso-client-secret", required_argument, 0, 's'},
-        {"revocation-poll", required_argument, 0, 'r'},
-        {"token-client-id", required_argument, 0, 'T'},
-        {"threads", required_argument, 0, 't'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"listen", required_argument, 0, 'l'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"user", required_argument, 0, 'u'},
+                                         {"password", required_argument, 0, 'p'},
+                                         {"catalog", required_argument, 0, 'c'},
+                                         {"public-url", required_argument, 0, 'U'},
+                                         {"platform", required_argument, 0, 'P'},
+                                         {"async-seconds", required_argument, 0, 'a'},
+                                         {"access-log", no_argument, 0, 'A'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"sso-client-id", required_argument, 0, 'i'},
+                                         {"sso-client-secret", required_argument, 0, 's'},
+                                         {"revocation-poll", required_argument, 0, 'r'},
+                                         {"token-client-id", required_argument, 0, 'T'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"usage-apikey", required_argument, 0, 'k'},
+                                         {"usage-period", required_argument, 0, 'y'},
+                                         {0, 0, 0, 0}};
     const char *listen = "127.0.0.1:8090", *data = NULL, *catalog = STARTER_CATALOG;
     const char *user = getenv("OSB_BROKER_USER"), *password = getenv("OSB_BROKER_PASSWORD");
     const char *public_url = NULL, *platform = NULL, *token_client = NULL;
     const char *sso_id = getenv("OSB_SSO_CLIENT_ID");
-    char *sso_secret = getenv("OSB_SSO_CLIENT_SECRET") ? strdup(getenv("OSB_SSO_CLIENT_SECRET"))
-                                                       : NULL;
+    char *sso_secret =
+        getenv("OSB_SSO_CLIENT_SECRET") ? strdup(getenv("OSB_SSO_CLIENT_SECRET")) : NULL;
+    char *usage_key = getenv("OSB_USAGE_APIKEY") ? strdup(getenv("OSB_USAGE_APIKEY")) : NULL;
+    long usage_period_s = 3600;
     double async_s = 3;
     unsigned revocation_poll_ms = 0;
     /* Callbacks wait for the disk (each write of the store is flushed before it returns):
@@ -612,6 +646,21 @@ int main(int argc, char **argv)
             threads = (unsigned)v;
             break;
         }
+        case 'k':
+            free(usage_key);
+            usage_key = strdup(optarg);
+            memset(optarg, 'x', strlen(optarg));
+            break;
+        case 'y': {
+            char *end;
+            usage_period_s = strtol(optarg, &end, 10);
+            if (*end || !*optarg || usage_period_s < 1 || usage_period_s > 86400) {
+                fprintf(stderr, "starter-broker: --usage-period wants 1 to 86400 seconds\n");
+                free(usage_key);
+                return 2;
+            }
+            break;
+        }
         case 'A': access_log = true; break;
         case 'i': sso_id = optarg; break;
         case 's':
@@ -629,22 +678,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "starter-broker: dashboard sign-in needs --sso-client-id, "
                         "--sso-client-secret and --platform\n");
         free(sso_secret);
+        free(usage_key);
+        return 2;
+    }
+    if (usage_key && *usage_key && !platform) {
+        fprintf(stderr, "starter-broker: submitting usage needs --platform\n");
+        free(sso_secret);
+        free(usage_key);
         return 2;
     }
     if (!data || optind != argc) {
         usage(stderr);
         free(sso_secret);
+        free(usage_key);
         return 2;
     }
     if (!user || !*user || !password || !*password) {
         fprintf(stderr, "starter-broker: Basic credentials are required: --user/--password or "
                         "OSB_BROKER_USER/OSB_BROKER_PASSWORD\n");
         free(sso_secret);
+        free(usage_key);
         return 2;
     }
     if (mkdir(data, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "starter-broker: cannot create %s: %s\n", data, strerror(errno));
         free(sso_secret);
+        free(usage_key);
         return 1;
     }
 
@@ -663,20 +722,34 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     osb_callbacks cb = {
-        .provision = on_provision, .update = on_update, .deprovision = on_deprovision,
-        .bind = on_bind, .unbind = on_unbind, .last_operation = on_last_operation,
-        .set_enabled = on_set_enabled, .get_state = on_get_state,
+        .provision = on_provision,
+        .update = on_update,
+        .deprovision = on_deprovision,
+        .bind = on_bind,
+        .unbind = on_unbind,
+        .last_operation = on_last_operation,
+        .set_enabled = on_set_enabled,
+        .get_state = on_get_state,
     };
     osb_config cfg = {
-        .listen = listen, .data_dir = data, .catalog_path = catalog, .user = user,
-        .password = password, .access_log = access_log, .name = "starter-broker",
-        .user_data = &s, .platform_url = platform, .revocation_poll_ms = revocation_poll_ms,
-        .token_client_id = token_client, .threads = threads,
+        .listen = listen,
+        .data_dir = data,
+        .catalog_path = catalog,
+        .user = user,
+        .password = password,
+        .access_log = access_log,
+        .name = "starter-broker",
+        .user_data = &s,
+        .platform_url = platform,
+        .revocation_poll_ms = revocation_poll_ms,
+        .token_client_id = token_client,
+        .threads = threads,
     };
     s.broker = osb_broker_new();
     int rc = !s.broker;
     if (!rc && kv_open(data, s.broker, &s.kv) != KV_OK) {
         free(sso_secret);
+        free(usage_key);
         osb_broker_stop(s.broker);
         return 1;
     }
@@ -689,16 +762,31 @@ int main(int argc, char **argv)
     if (!rc && sso) {
         snprintf(callback, sizeof callback, "%s/sso/callback", s.public_url);
         osb_sso_config sc = {
-            .platform_url = platform, .client_id = sso_id, .client_secret = sso_secret,
+            .platform_url = platform,
+            .client_id = sso_id,
+            .client_secret = sso_secret,
             /* Without --public-url libosb derives it from the address it listens on. */
             .redirect_uri = public_url ? callback : NULL,
         };
         rc = osb_sso_enable(s.broker, &sc) != 0;
         rc = rc || osb_http_route(s.broker, OSB_GET, "/dashboard/:instance", dashboard, &s);
     }
+    if (!rc && usage_key && *usage_key) {
+        kv_submit_usage(s.kv, (int64_t)usage_period_s * 1000);
+        osb_usage_config uc = {
+            .api_key = usage_key,
+            .collect = collect_usage,
+            .collect_ud = &s,
+        };
+        rc = osb_usage_enable(s.broker, &uc) != 0;
+    }
     if (sso_secret) {
         memset(sso_secret, 0, strlen(sso_secret));
         free(sso_secret);
+    }
+    if (usage_key) {
+        memset(usage_key, 0, strlen(usage_key));
+        free(usage_key);
     }
     char err[512] = "";
     if (rc || osb_broker_run(s.broker, &cfg, &cb, err, sizeof err) != 0) {

@@ -223,6 +223,82 @@ void osb_http_reply_error(osb_http *h, int status, const char *error, const char
  * for the provider's administrative routes. */
 bool osb_http_authorized(osb_broker *b, osb_http *h);
 
+/* ---- usage: the provider's metering, submitted to the platform (POST
+ * /v4/metering/resources/{resource_id}/usage). Records are spooled in the broker's state
+ * database first, in the provider's own transaction if it likes, and a background thread
+ * sends them in batches of up to 100. A 201 or a 409 (already accepted: a retry of a record
+ * that was delivered before a crash) takes a record off the spool; a 400 or a 404 moves it to
+ * the table osb_usage_rejected (with the platform's status, code and message, logged once)
+ * and it is never sent again; a 5xx, a timeout, a broken answer or a platform that cannot be
+ * reached keeps the batch on the spool, retried with exponential backoff and jitter. Spooled
+ * records survive restarts of the broker and outages of the platform; osb_broker_stop sends
+ * what it can before it returns, and the rest goes on the next start. A record's signature
+ * (instance, consumer, plan, region, start, end) is its identity at the platform: two
+ * different records must not share one. */
+typedef struct {
+    const char *measure;  /* a metric id of the plan, e.g. "API_CALLS" */
+    const char *quantity; /* a decimal, exact as written: -?(0|[1-9][0-9]*)(\.[0-9]+)? */
+} osb_measure;
+
+typedef struct {
+    const char *resource_instance_id; /* the instance id (or CRN) */
+    const char *plan_id;              /* the instance's plan at the record's instant */
+    const char *region;               /* NULL: the instance's region */
+    const char *consumer_id;          /* NULL: none */
+    int64_t start_ms, end_ms;         /* [start, end), ms since the epoch; start <= end */
+    const osb_measure *measures;
+    size_t n_measures; /* 1 to 32, each measure once */
+} osb_usage_record;
+
+/* Called on the usage thread before each round of sending (now_ms: the time), and once more
+ * with final = true when the broker stops, so that a provider that meters by accumulating
+ * (calls per hour, peak storage) spools what it has. It spools with osb_write and
+ * osb_usage_spool. Its return value is ignored. */
+typedef void (*osb_usage_collect_fn)(osb_broker *b, void *ud, int64_t now_ms, bool final);
+
+typedef struct {
+    /* required: an API key of a service ID (or a user) of the provider account that owns
+     * the offering, exchanged for the platform's tokens; kept in memory only, never logged */
+    const char *api_key;
+    const char *platform_url; /* NULL: osb_config's platform_url */
+    const char *resource_id;  /* the offering's catalog service id; NULL: the catalog's first */
+    unsigned batch_max;       /* records per request, 1 to 100; 0 = 100 */
+    unsigned interval_ms;     /* how often the spool is looked at; 0 = 1000 */
+    unsigned timeout_ms;      /* per request to the platform; 0 = 10000 */
+    unsigned backoff_min_ms;  /* the first retry's delay; 0 = 500 */
+    unsigned backoff_max_ms;  /* the delay doubles up to this; 0 = 60000 */
+    unsigned stop_flush_ms;   /* how long osb_broker_stop keeps sending; 0 = 5000 */
+    osb_usage_collect_fn collect; /* may be NULL */
+    void *collect_ud;
+} osb_usage_config;
+
+/* Enables the usage client. Call before osb_broker_run; cfg is copied. Returns 0, or
+ * non-zero for a missing or malformed field, a second call, or no memory. */
+int osb_usage_enable(osb_broker *b, const osb_usage_config *cfg);
+
+/* Inside an osb_write_fn (osb_call_write or osb_write): puts the record on the spool in that
+ * transaction, so it is sent if and only if the provider's own changes commit. Returns 0, or
+ * a positive code: 1 for a malformed record (the reason is logged), 2 when the spool cannot
+ * be written. */
+int osb_usage_spool(struct sqlite3 *db, const osb_usage_record *r);
+
+/* Outside callbacks: spools one record through the group commit (osb_write) and returns once
+ * it is on disk: 0, or the code of osb_usage_spool, or -1. Blocks the calling thread. */
+int osb_usage_submit(osb_broker *b, const osb_usage_record *r);
+
+typedef struct {
+    int64_t spooled;    /* records waiting on the spool */
+    int64_t rejected;   /* records in osb_usage_rejected */
+    uint64_t accepted;  /* since the start: answered 201 */
+    uint64_t duplicates; /* since the start: answered 409 */
+    uint64_t failures;  /* since the start: requests that will be retried */
+    int64_t last_success_ms; /* the last answer from the platform (0: none yet) */
+} osb_usage_stats;
+
+/* Sends what is on the spool now and waits until it is empty or timeout_ms passed: 0 when
+ * empty, 1 when records are left, -1 when the client is not enabled. stats may be NULL. */
+int osb_usage_flush(osb_broker *b, unsigned timeout_ms, osb_usage_stats *stats);
+
 /* ---- dashboard single sign-on: the platform's users open the provider's dashboard (the
  * dashboard_url a provision answers) and are signed in through the platform's IAM (OAuth 2.0
  * authorization code flow with PKCE S256), then allowed per instance by the platform's

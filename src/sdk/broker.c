@@ -617,7 +617,7 @@ int osb_broker_run(osb_broker *b, const osb_config *cfg, const osb_callbacks *cb
         seterr(err, errlen, "cannot listen on %s", hc.listen);
         return rc;
     }
-    return 0;
+    return sdk_usage_start(b, err, errlen);
 }
 
 int osb_broker_start(const osb_config *cfg, const osb_callbacks *cb, osb_broker **out, char *err,
@@ -650,6 +650,9 @@ void osb_broker_stop(osb_broker *b)
     if (!b)
         return;
     http_server_stop(b->server);
+    /* After the last request and before the state closes: the final usage is spooled and
+     * sent through the state's group commit. */
+    sdk_usage_stop(b->usage);
     sdk_sso_free(b->sso);
     sdk_jwks_free(b->jwks);
     free(b->platform_url);

@@ -151,8 +151,24 @@ int sdk_http_call(const char *method, const char *url, const char *const *header
                   const char *body, long timeout_ms, size_t max_body, long *status,
                   buf *out) WARN_UNUSED;
 
+/* Appends s percent-encoded (everything but RFC 3986's unreserved characters). */
+int sdk_url_escape(buf *b, const char *s) WARN_UNUSED;
+/* True for an http or https URL without spaces, fragment or line breaks, under 2000 bytes. */
+bool sdk_http_url(const char *u);
+
 /* True when a JSON value is a string equal to want, with no NUL inside. */
 bool sdk_json_str_is(const json_t *v, const char *want);
+
+/* ---- the usage client (usage.c) ---- */
+typedef struct sdk_usage sdk_usage;
+
+/* Completes osb_usage_enable's setup once the catalog and the state are open, and starts the
+ * usage thread. */
+int sdk_usage_start(osb_broker *b, char *err, size_t errlen) WARN_UNUSED;
+/* The broker stops: the provider's final collect, then sending until the spool is empty or
+ * stop_flush_ms passed; then the thread ends and everything is freed. Needs the state's
+ * group commit still running. */
+void sdk_usage_stop(sdk_usage *u);
 
 /* ---- dashboard single sign-on (sso.c) ---- */
 typedef struct sdk_sso sdk_sso;
@@ -224,6 +240,7 @@ struct osb_broker {
     char *issuer;           /* platform_url + "/identity" */
     char *token_client_id;
     sdk_sso *sso;           /* dashboard SSO, when enabled */
+    sdk_usage *usage;       /* the usage client, when enabled */
     extra_route *routes;       /* the provider's own routes */
     osb_route_ud *osb_routes;  /* the OSB routes' handler data */
     /* Instances with a request or a pushed completion in progress: one at a time each. */

@@ -41,7 +41,7 @@ typedef enum { AUTHZ_PERMIT, AUTHZ_DENY, AUTHZ_ERROR } authz_decision;
 
 /* ---------------------------------------------------------------- encodings */
 
-static int url_escape(buf *b, const char *s)
+int sdk_url_escape(buf *b, const char *s)
 {
     static const char unreserved[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
@@ -56,7 +56,7 @@ static int url_escape(buf *b, const char *s)
 static int param(buf *b, const char *name, const char *value)
 {
     int rc = buf_printf(b, "%s%s=", b->len ? "&" : "", name);
-    return rc ? rc : url_escape(b, value);
+    return rc ? rc : sdk_url_escape(b, value);
 }
 
 static int html_escape(buf *b, const char *s)
@@ -288,8 +288,8 @@ static char *client_basic(const sdk_sso *s)
     buf pair;
     buf_init(&pair, 4096);
     char *line = NULL;
-    if (!url_escape(&pair, s->client_id) && !buf_puts(&pair, ":") &&
-        !url_escape(&pair, s->client_secret)) {
+    if (!sdk_url_escape(&pair, s->client_id) && !buf_puts(&pair, ":") &&
+        !sdk_url_escape(&pair, s->client_secret)) {
         size_t cap = b64_encoded_len(pair.len) + 32;
         if ((line = malloc(cap))) {
             int w = snprintf(line, cap, "Authorization: Basic ");
@@ -606,7 +606,7 @@ bool osb_sso_require(osb_broker *b, osb_http *h, const char *instance_id, const 
 
 /* ---------------------------------------------------------------- life cycle */
 
-static bool http_url(const char *u)
+bool sdk_http_url(const char *u)
 {
     return u && (str_has_prefix(u, "http://") || str_has_prefix(u, "https://")) &&
            strlen(u) < 2000 && !strpbrk(u, " \t\r\n#");
@@ -619,9 +619,9 @@ static void derive(const char *secret, size_t n, const char *label, unsigned cha
 
 int osb_sso_enable(osb_broker *b, const osb_sso_config *cfg)
 {
-    if (!b || !cfg || b->sso || !http_url(cfg->platform_url) || !cfg->client_id ||
+    if (!b || !cfg || b->sso || !sdk_http_url(cfg->platform_url) || !cfg->client_id ||
         !*cfg->client_id || !cfg->client_secret || !*cfg->client_secret ||
-        (cfg->redirect_uri && !http_url(cfg->redirect_uri)) ||
+        (cfg->redirect_uri && !sdk_http_url(cfg->redirect_uri)) ||
         (cfg->service_name && !*cfg->service_name))
         return OSB_E_INVAL;
     sdk_sso *s = calloc(1, sizeof *s);

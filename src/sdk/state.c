@@ -32,6 +32,12 @@ static const store_migration migrations[] = {
     {2, "a failed update's or deprovision's instance_usable and update_repeatable",
      "ALTER TABLE instances ADD COLUMN op_instance_usable INTEGER NOT NULL DEFAULT 1;"
      "ALTER TABLE instances ADD COLUMN op_update_repeatable INTEGER NOT NULL DEFAULT 1;"},
+    {3, "the usage client's spool and the records the platform refused",
+     "CREATE TABLE osb_usage_spool ("
+     " id INTEGER PRIMARY KEY, record TEXT NOT NULL, spooled_ms INTEGER NOT NULL);"
+     "CREATE TABLE osb_usage_rejected ("
+     " id INTEGER PRIMARY KEY, record TEXT NOT NULL, status INTEGER NOT NULL, code TEXT,"
+     " message TEXT, spooled_ms INTEGER NOT NULL, rejected_ms INTEGER NOT NULL);"},
 };
 
 static int load_key(const char *data_dir, unsigned char key[32])

@@ -1,0 +1,203 @@
+"""libosb's usage client, through the starter broker, against a real osbill serve.
+
+The broker meters each data call (API_CALLS, and the STORAGE_BYTES peak) and submits one
+record per instance, plan and period (2 s here) through the usage client. Outage test: the
+platform is killed while the broker keeps serving and metering, the broker itself is killed
+once during the outage (its spool and its open usage are on disk), and when the platform is
+back every call arrives, counted once. A record the platform refuses (a measure the plan does
+not define) is not retried: it lands in osb_usage_rejected."""
+
+import json
+import os
+import sqlite3
+import time
+import unittest
+import urllib.parse
+
+from harness import (LITE, SERVICE_ID, STANDARD, Broker, Client, Platform, OSB, free_port,
+                     make_accounts, metered_offering, API_CALLS_METRIC)
+
+REGION = "us-south"
+PERIOD_S = 2
+STORAGE = {"id": "STORAGE_BYTES", "display_name": "Stored bytes", "unit": "byte",
+           "metering_model": "standard_max"}
+
+
+class UsageClientTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        cls.p = Platform(extra=["--reclamation-period", "0"])
+        cls.p.argv[cls.p.argv.index("127.0.0.1:0")] = "127.0.0.1:%d" % cls.port
+        cls.p.start()
+        try:
+            c = cls.p.client()
+            op = c.apikey_token(cls.p.init["api_key"])
+            acc = make_accounts(c, op, (("acme", "provider"), ("initech", "consumer")))
+            cls.acme, cls.initech = acc["acme"], acc["initech"]
+            c.close()
+            cls.broker = Broker(extra=["--platform", cls.p.url, "--usage-period", str(PERIOD_S)])
+            # A fixed port: the platform's registration of the broker outlives its restarts.
+            cls.broker.argv[cls.broker.argv.index("127.0.0.1:0")] = "127.0.0.1:%d" % free_port()
+            # The key through the environment, as a deployment would keep it off argv.
+            cls.broker.env = dict(os.environ, OSB_USAGE_APIKEY=cls.acme["apikey"])
+            cls.broker.start()
+            c = cls.p.client()
+            # lite meters calls only: the broker's records, which carry storage too, are
+            # refused for its instances.
+            metered_offering(c, cls.acme["token"], cls.broker, REGION,
+                             {STANDARD: ("standard", [API_CALLS_METRIC, STORAGE]),
+                              LITE: ("lite", [API_CALLS_METRIC])},
+                             allow=[cls.initech["id"]])
+            c.close()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if getattr(cls, "broker", None):
+                cls.broker.stop()
+            cls.p.stop()
+        finally:
+            if getattr(cls, "broker", None):
+                cls.broker.cleanup()
+            cls.p.cleanup()
+
+    # ------------------------------------------------------------ helpers
+
+    def instance(self, plan):
+        c = self.p.client()
+        r = c.call("POST", "/v2/resource_instances", token=self.initech["token"],
+                   body={"name": "u-%s" % os.urandom(3).hex(), "target": REGION,
+                         "resource_plan_id": plan})
+        self.assertEqual(r.status, 201, r)
+        guid = r.json["guid"]
+        deadline = time.time() + 30
+        while r.json["state"] != "active" and time.time() < deadline:
+            time.sleep(0.1)
+            r = c.call("GET", "/v2/resource_instances/" + guid, token=self.initech["token"])
+            self.assertEqual(r.status, 200, r)
+        c.close()
+        self.assertEqual(r.json["state"], "active", r)
+        return guid, r.json["crn"]  # the broker knows the instance by its CRN
+
+    def bind(self, iid, plan):
+        osb = OSB(self.broker.port, self.broker.user, self.broker.password)
+        r = osb.bind(iid, "key-" + os.urandom(3).hex(), plan=plan)
+        osb.close()
+        self.assertEqual(r.status, 201, r)
+        return r.json["credentials"]
+
+    def put(self, creds, name, value):
+        http = Client(self.broker.port)
+        path = urllib.parse.urlparse(creds["url"]).path + "/" + name
+        r = http.request("PUT", path, raw=value, headers={"X-Api-Key": creds["apikey"]})
+        http.close()
+        self.assertEqual(r.status, 204, r)
+
+    def stored(self, iid):
+        """The platform's accepted records of an instance: [(start, end, {measure: qty})]."""
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.p.data, "osbill.db"),
+                             uri=True, timeout=10)
+        try:
+            rows = db.execute("SELECT start_ms, end_ms, measured_usage FROM usage_records"
+                              " WHERE instance_id = ? ORDER BY start_ms", (iid,)).fetchall()
+        finally:
+            db.close()
+        out = []
+        for start, end, mu in rows:
+            out.append((start, end, {m["measure"]: m["quantity"] for m in json.loads(mu)}))
+        return out
+
+    def broker_db(self, sql, args=()):
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.broker.data, "broker.db"),
+                             uri=True, timeout=10)
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+
+    def calls(self, iid):
+        return sum(int(q.get("API_CALLS", "0")) for _, _, q in self.stored(iid))
+
+    def wait(self, cond, timeout, what):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if cond():
+                return
+            time.sleep(0.2)
+        self.fail("timed out waiting for " + what)
+
+    # ------------------------------------------------------------ tests
+
+    def test_outage(self):
+        iid, crn = self.instance(STANDARD)
+        creds = self.bind(crn, STANDARD)
+        made, size = 0, 0
+        for i in range(5):
+            self.put(creds, "before-%d" % i, b"x" * 10)
+            made, size = made + 1, size + 10
+        self.wait(lambda: self.calls(iid) == made, 4 * PERIOD_S + 10, "the first period")
+
+        self.p.kill()
+        try:
+            # The broker serves and meters on, over several periods, and is killed once.
+            end = time.time() + 3 * PERIOD_S
+            i = 0
+            while time.time() < end:
+                self.put(creds, "during-%d" % i, b"y" * 20)
+                made, size, i = made + 1, size + 20, i + 1
+                time.sleep(0.05)
+            self.broker.restart(kill=True)
+            for j in range(10):
+                self.put(creds, "after-kill-%d" % j, b"z" * 5)
+                made, size = made + 1, size + 5
+            time.sleep(PERIOD_S + 0.5)
+            spooled = self.broker_db("SELECT count(*) FROM osb_usage_spool")[0][0]
+            self.assertGreater(spooled, 0, "records wait on the spool while the platform is down")
+        finally:
+            self.p.restart()
+        self.assertEqual(self.p.port, self.port)
+        # Back: the spool drains (backoff is at most a few seconds after a short outage).
+        self.wait(lambda: self.calls(iid) == made, 40, "every call of the outage")
+        self.wait(lambda: self.broker_db("SELECT count(*) FROM osb_usage_spool")[0][0] == 0, 10,
+                  "an empty spool")
+        recs = self.stored(iid)
+        peaks = [int(q["STORAGE_BYTES"]) for _, _, q in recs]
+        self.assertEqual(max(peaks), size, recs)
+        self.assertEqual(peaks, sorted(peaks), "values only grew: so did the peaks")
+        for (s1, e1, _), (s2, _, _) in zip(recs, recs[1:]):
+            self.assertLessEqual(e1, s2, "records of one plan do not overlap: %r" % recs)
+        self.assertEqual(self.broker_db("SELECT count(*) FROM osb_usage_rejected")[0][0], 0)
+
+        # A stop sends the period still open, without waiting for its end.
+        for j in range(3):
+            self.put(creds, "last-%d" % j, b"w")
+            made += 1
+        self.broker.restart()
+        self.wait(lambda: self.calls(iid) == made, 10, "the usage of the open period")
+        self.assertEqual(self.broker_db("SELECT count(*) FROM usage_open")[0][0], 0)
+
+    def test_refused_records_are_kept_not_retried(self):
+        iid, crn = self.instance(LITE)
+        creds = self.bind(crn, LITE)
+        self.put(creds, "a", b"1")
+        self.wait(lambda: self.broker_db("SELECT count(*) FROM osb_usage_rejected"
+                                         " WHERE record LIKE ?", ("%" + crn + "%",))[0][0] == 1,
+                  4 * PERIOD_S + 10, "the refusal")
+        status, code, record = self.broker_db(
+            "SELECT status, code, record FROM osb_usage_rejected WHERE record LIKE ?",
+            ("%" + crn + "%",))[0]
+        self.assertEqual((status, code), (400, "invalid_measured_usage"), record)
+        self.assertIn('"STORAGE_BYTES"', record)
+        self.assertEqual(self.broker_db("SELECT count(*) FROM osb_usage_spool"
+                                        " WHERE record LIKE ?", ("%" + crn + "%",))[0][0], 0)
+        self.assertEqual(self.stored(iid), [])
+        self.assertIn("refused a usage record of instance %s" % crn, self.broker.log())
+
+
+if __name__ == "__main__":
+    unittest.main()
