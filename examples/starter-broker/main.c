@@ -566,6 +566,7 @@ static void usage(FILE *f)
             "                         OSB_USAGE_APIKEY): with --platform, the usage is\n"
             "                         submitted to the platform's metering\n"
             "  --usage-period N       seconds of usage per record (default 3600)\n"
+            "  --usage-timeout N      seconds a metering request may take (default 10)\n"
             "  --threads N            worker threads (default 4 per core)\n"
             "  --access-log           log one line per request\n");
 }
@@ -589,6 +590,7 @@ int main(int argc, char **argv)
                                          {"threads", required_argument, 0, 't'},
                                          {"usage-apikey", required_argument, 0, 'k'},
                                          {"usage-period", required_argument, 0, 'y'},
+                                         {"usage-timeout", required_argument, 0, 'w'},
                                          {0, 0, 0, 0}};
     const char *listen = "127.0.0.1:8090", *data = NULL, *catalog = STARTER_CATALOG;
     const char *user = getenv("OSB_BROKER_USER"), *password = getenv("OSB_BROKER_PASSWORD");
@@ -597,7 +599,7 @@ int main(int argc, char **argv)
     char *sso_secret =
         getenv("OSB_SSO_CLIENT_SECRET") ? strdup(getenv("OSB_SSO_CLIENT_SECRET")) : NULL;
     char *usage_key = getenv("OSB_USAGE_APIKEY") ? strdup(getenv("OSB_USAGE_APIKEY")) : NULL;
-    long usage_period_s = 3600;
+    long usage_period_s = 3600, usage_timeout_s = 10;
     double async_s = 3;
     unsigned revocation_poll_ms = 0;
     /* Callbacks wait for the disk (each write of the store is flushed before it returns):
@@ -656,6 +658,16 @@ int main(int argc, char **argv)
             usage_period_s = strtol(optarg, &end, 10);
             if (*end || !*optarg || usage_period_s < 1 || usage_period_s > 86400) {
                 fprintf(stderr, "starter-broker: --usage-period wants 1 to 86400 seconds\n");
+                free(usage_key);
+                return 2;
+            }
+            break;
+        }
+        case 'w': {
+            char *end;
+            usage_timeout_s = strtol(optarg, &end, 10);
+            if (*end || !*optarg || usage_timeout_s < 1 || usage_timeout_s > 300) {
+                fprintf(stderr, "starter-broker: --usage-timeout wants 1 to 300 seconds\n");
                 free(usage_key);
                 return 2;
             }
@@ -777,6 +789,7 @@ int main(int argc, char **argv)
             .api_key = usage_key,
             .collect = collect_usage,
             .collect_ud = &s,
+            .timeout_ms = (unsigned)usage_timeout_s * 1000,
         };
         rc = osb_usage_enable(s.broker, &uc) != 0;
     }

@@ -201,3 +201,186 @@ class UsageClientTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FakeMetering:
+    """The platform's token and metering endpoints as a misbehaving platform would answer
+    them: each metering request takes the next behaviour of a script, then "accept" forever.
+    Behaviours: "503", "garbage" (a 202 that is not JSON), "hang" (answers after 3 s),
+    "401", "accept" (201 for a new signature, 409 for one seen before), "accept-drop"
+    (records them as accepted, then closes the connection without an answer)."""
+
+    def __init__(self, script):
+        import http.server
+        import threading
+        self.script = list(script)
+        self.requests = []  # (time, behaviour, [records])
+        self.accepted = {}  # signature -> record
+        self.tokens = 0
+        self.mu = threading.Lock()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def answer(self, status, body):
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self.answer(404, {"error": "not_found"})
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path == "/identity/token":
+                    form = urllib.parse.parse_qs(body.decode())
+                    if form.get("apikey") != ["fake-key"]:
+                        return self.answer(400, {"error": "invalid_grant"})
+                    with fake.mu:
+                        fake.tokens += 1
+                        tok = "tok-%d" % fake.tokens
+                    return self.answer(200, {"access_token": tok, "expires_in": 3600,
+                                             "token_type": "Bearer"})
+                if self.path != "/v4/metering/resources/%s/usage" % SERVICE_ID:
+                    return self.answer(404, {"error": "not_found"})
+                records = json.loads(body)
+                with fake.mu:
+                    what = fake.script.pop(0) if fake.script else "accept"
+                    fake.requests.append((time.time(), what, records,
+                                          self.headers.get("Authorization")))
+                if what == "503":
+                    return self.answer(503, {"error": "unavailable"})
+                if what == "garbage":
+                    return self.answer(202, b"<html>not json")
+                if what == "401":
+                    return self.answer(401, {"error": "invalid_token"})
+                if what == "hang":
+                    time.sleep(3)
+                    try:
+                        return self.answer(503, {"error": "too late"})
+                    except OSError:
+                        return  # the client gave up long ago, as it should
+
+                out = []
+                with fake.mu:
+                    for r in records:
+                        sig = (r["resource_instance_id"], r.get("consumer_id"), r["plan_id"],
+                               r.get("region"), r["start"], r["end"])
+                        if sig in fake.accepted:
+                            out.append({"status": 409, "code": "duplicate"})
+                        else:
+                            fake.accepted[sig] = r
+                            out.append({"status": 201})
+                if what == "accept-drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.answer(202, {"resources": out})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def calls(self):
+        with self.mu:
+            return sum(int(m["quantity"]) for r in self.accepted.values()
+                       for m in r["measured_usage"] if m["measure"] == "API_CALLS")
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class UsageClientRetryTest(unittest.TestCase):
+    """The usage client against a platform that fails in each way it can."""
+
+    def start(self, script, period="1"):
+        self.fake = FakeMetering(script)
+        self.addCleanup(self.fake.stop)
+        self.broker = Broker(extra=["--platform", "http://127.0.0.1:%d" % self.fake.port,
+                                    "--usage-period", period, "--usage-timeout", "1",
+                                    "--usage-apikey", "fake-key"])
+        self.broker.start()
+        self.addCleanup(self.broker.cleanup)
+        self.addCleanup(self.broker.stop)
+        osb = OSB(self.broker.port, self.broker.user, self.broker.password)
+        self.assertEqual(osb.provision("i-1", plan=STANDARD).status, 201)
+        r = osb.bind("i-1", "k-1", plan=STANDARD)
+        osb.close()
+        self.assertEqual(r.status, 201, r)
+        self.creds = r.json["credentials"]
+
+    def put(self, n):
+        http = Client(self.broker.port)
+        path = urllib.parse.urlparse(self.creds["url"]).path
+        for i in range(n):
+            r = http.request("PUT", "%s/k%d" % (path, i), raw=b"v",
+                             headers={"X-Api-Key": self.creds["apikey"]})
+            self.assertEqual(r.status, 204, r)
+        http.close()
+
+    def wait(self, cond, timeout, what):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if cond():
+                return
+            time.sleep(0.1)
+        self.fail("timed out waiting for %s: %r" % (what, self.fake.requests))
+
+    def test_retries_with_backoff_until_accepted(self):
+        self.start(["503", "garbage", "hang", "503", "401"])
+        self.put(7)
+        self.wait(lambda: self.fake.calls() == 7, 30, "the calls")
+        time.sleep(2.5)  # nothing is sent again once the platform has answered
+        reqs = self.fake.requests
+        self.assertEqual([w for _, w, _, _ in reqs], ["503", "garbage", "hang", "503", "401",
+                                                      "accept"], reqs)
+        self.assertTrue(all(r == reqs[0][2] for _, _, r, _ in reqs), "the same batch each time")
+        self.assertEqual(reqs[0][2][0]["measured_usage"],
+                         [{"measure": "API_CALLS", "quantity": "7"},
+                          {"measure": "STORAGE_BYTES", "quantity": "7"}])
+        # Exponential backoff with equal jitter: the n-th wait is within [d/2, d], d = 0.5 s
+        # doubling; a hang costs its 1 s timeout on top.
+        gaps = [b[0] - a[0] for a, b in zip(reqs, reqs[1:])]
+        delays = [0.5, 1.0, 2.0, 4.0]
+        for i, d in enumerate(delays):
+            lo = d / 2 + (1.0 if reqs[i][1] == "hang" else 0)
+            self.assertGreaterEqual(gaps[i], lo - 0.05, (i, gaps))
+            self.assertLessEqual(gaps[i], lo + d / 2 + 1.5, (i, gaps))
+        # A 401 is retried at once with a new token, and the backoff starts over after it.
+        self.assertNotEqual(reqs[4][3], reqs[5][3])
+        self.assertLess(gaps[4], 1.0, gaps)
+        self.assertIn("usage not sent: the platform answered 503", self.broker.log())
+
+    def test_an_answer_lost_after_acceptance_settles_on_409(self):
+        self.start(["accept-drop"])
+        self.put(3)
+        self.wait(lambda: len(self.fake.requests) >= 2, 20, "the second delivery")
+        time.sleep(2.5)
+        reqs = self.fake.requests
+        self.assertEqual([w for _, w, _, _ in reqs], ["accept-drop", "accept"], reqs)
+        self.assertEqual(reqs[0][2], reqs[1][2])
+        self.assertEqual(self.fake.calls(), 3)
+        db = sqlite3.connect(os.path.join(self.broker.data, "broker.db"))
+        try:
+            self.assertEqual(db.execute("SELECT count(*) FROM osb_usage_spool").fetchone()[0], 0)
+            self.assertEqual(db.execute("SELECT count(*) FROM osb_usage_rejected").fetchone()[0],
+                             0)
+        finally:
+            db.close()
+
+    def test_stop_flushes_the_open_period(self):
+        self.start([], period="3600")  # the period is far from over
+        self.put(4)
+        time.sleep(1.5)
+        self.assertEqual(self.fake.requests, [])
+        self.broker.stop()
+        self.assertEqual(self.fake.calls(), 4, self.fake.requests)
