@@ -220,6 +220,22 @@ void buf_free(buf *b)
     b->len = b->cap = 0;
 }
 
+int buf_pct(buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int rc = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            rc = buf_append(b, p, 1);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            rc = buf_append(b, e, 3);
+        }
+    }
+    return rc;
+}
+
 /* ---------------------------------------------------------------- logging */
 
 static log_level g_log_level = LOG_INFO;

@@ -62,6 +62,8 @@ void buf_reset(buf *b);       /* len = 0, keeps memory */
 /* Hands the memory over to the caller (free() it); the buffer is empty afterwards. */
 char *buf_take(buf *b);
 void buf_free(buf *b);
+/* Appends s percent-encoded: everything but RFC 3986's unreserved characters. */
+int buf_pct(buf *b, const char *s) WARN_UNUSED;
 
 /* ---- logging: one line per call, to stderr, with level and UTC time ---- */
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF } log_level;

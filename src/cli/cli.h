@@ -34,6 +34,17 @@ int cli_request_text(json_t *s, const char *method, const char *path, const char
                      json_t **out, long *status);
 /* Pretty JSON, or compact with --output json. */
 void cli_print(const json_t *j, bool json_out);
+/* Appends ?key=value (or &key=value) to path, value percent-encoded; nothing for NULL. */
+void cli_add_query(char *path, size_t n, const char *key, const char *value);
+typedef struct {
+    const char *label; /* table heading or field name */
+    const char *path;  /* member, a.b for nested ones */
+} cli_column;
+/* One row a line under a heading, columns as wide as their widest cell (at most 8); none is
+ * printed for no rows. */
+void cli_print_table(const json_t *rows, const cli_column *cols, size_t n, const char *none);
+/* After a page: how to get the next one (cmd --start N), from next_url's start. */
+void cli_print_more(const json_t *page, const char *cmd);
 /* osbill offering ... */
 int cli_offering(int argc, char **argv);
 /* osbill instance|key|reclamation ... (instance.c): the resource controller's resources. */

@@ -110,7 +110,7 @@ static int timeout_flag(const char *v, int64_t *out)
 }
 
 /* Appends ?key=value or &key=value, the value percent-encoded; absent values add nothing. */
-static void add_query(char *path, size_t n, const char *key, const char *value)
+void cli_add_query(char *path, size_t n, const char *key, const char *value)
 {
     if (!value)
         return;
@@ -142,13 +142,8 @@ static char *cell(const json_t *j, const char *path)
     return text ? text : strdup("-");
 }
 
-typedef struct {
-    const char *label; /* table heading or field name */
-    const char *path;  /* member, a.b for nested ones */
-} column;
-
 /* label: value lines, aligned. */
-static void print_fields(const json_t *j, const column *cols, size_t n)
+static void print_fields(const json_t *j, const cli_column *cols, size_t n)
 {
     int w = 0;
     for (size_t i = 0; i < n; i++)
@@ -162,7 +157,7 @@ static void print_fields(const json_t *j, const column *cols, size_t n)
 }
 
 /* One row a line under a heading, columns as wide as their widest cell. */
-static void print_table(const json_t *rows, const column *cols, size_t n, const char *none)
+void cli_print_table(const json_t *rows, const cli_column *cols, size_t n, const char *none)
 {
     size_t nrows = json_array_size(rows);
     if (!nrows) {
@@ -191,7 +186,7 @@ static void print_table(const json_t *rows, const column *cols, size_t n, const 
 }
 
 /* After a page: how to get the next one, from next_url's start. */
-static void print_more(const json_t *page, const char *cmd)
+void cli_print_more(const json_t *page, const char *cmd)
 {
     const char *next = json_string_value(json_object_get(page, "next_url"));
     const char *start = next ? strstr(next, "start=") : NULL;
@@ -199,7 +194,7 @@ static void print_more(const json_t *page, const char *cmd)
         printf("more: %s --start %.*s\n", cmd, (int)strcspn(start + 6, "&"), start + 6);
 }
 
-static const column instance_fields[] = {
+static const cli_column instance_fields[] = {
     {"name", "name"},
     {"guid", "guid"},
     {"crn", "crn"},
@@ -226,12 +221,12 @@ static void print_instance(const json_t *j)
         printf("deleted:         %s\n", json_string_value(json_object_get(j, "deleted_at")));
 }
 
-static const column instance_columns[] = {
+static const cli_column instance_columns[] = {
     {"NAME", "name"}, {"STATE", "state"}, {"REGION", "target"}, {"PLAN", "resource_plan_id"},
     {"GUID", "guid"},
 };
 
-static const column key_fields[] = {
+static const cli_column key_fields[] = {
     {"name", "name"},
     {"guid", "guid"},
     {"crn", "crn"},
@@ -250,7 +245,8 @@ static void print_key(const json_t *j)
         printf("credentials:\n");
         const char *k;
         json_t *v;
-        json_object_foreach((json_t *)creds, k, v) {
+        json_object_foreach((json_t *)creds, k, v)
+        {
             char *text = json_is_string(v) ? strdup(json_string_value(v))
                                            : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
             printf("  %s: %s\n", k, text ? text : "-");
@@ -263,12 +259,12 @@ static void print_key(const json_t *j)
     }
 }
 
-static const column key_columns[] = {
+static const cli_column key_columns[] = {
     {"NAME", "name"},          {"STATE", "state"}, {"ROLE", "role"},
     {"CREATED", "created_at"}, {"GUID", "guid"},
 };
 
-static const column reclamation_fields[] = {
+static const cli_column reclamation_fields[] = {
     {"id", "id"},
     {"state", "state"},
     {"instance", "resource_instance_id"},
@@ -276,7 +272,7 @@ static const column reclamation_fields[] = {
     {"reclaim at", "target_time"},
 };
 
-static const column reclamation_columns[] = {
+static const cli_column reclamation_columns[] = {
     {"ID", "id"},
     {"STATE", "state"},
     {"RECLAIM AT", "target_time"},
@@ -418,10 +414,10 @@ static int instance_command(const char *verb, const char *id, const cli_flag *f,
         c->wait = wait;
     } else if (!strcmp(verb, "list")) {
         snprintf(c->path, sizeof c->path, "/v2/resource_instances");
-        add_query(c->path, sizeof c->path, "resource_plan_id", cli_get(f, nf, "plan"));
-        add_query(c->path, sizeof c->path, "state", cli_get(f, nf, "state"));
-        add_query(c->path, sizeof c->path, "limit", cli_get(f, nf, "limit"));
-        add_query(c->path, sizeof c->path, "start", cli_get(f, nf, "start"));
+        cli_add_query(c->path, sizeof c->path, "resource_plan_id", cli_get(f, nf, "plan"));
+        cli_add_query(c->path, sizeof c->path, "state", cli_get(f, nf, "state"));
+        cli_add_query(c->path, sizeof c->path, "limit", cli_get(f, nf, "limit"));
+        cli_add_query(c->path, sizeof c->path, "start", cli_get(f, nf, "start"));
         c->view = VIEW_INSTANCES;
         c->more = "osbill instance list";
     } else if (!strcmp(verb, "get") || !strcmp(verb, "wait")) {
@@ -490,10 +486,10 @@ static int key_command(const char *verb, const char *id, const cli_flag *f, int 
             json_object_set(c->body, "parameters", p);
     } else if (!strcmp(verb, "list")) {
         snprintf(c->path, sizeof c->path, "/v2/resource_keys");
-        add_query(c->path, sizeof c->path, "source", cli_get(f, nf, "instance"));
-        add_query(c->path, sizeof c->path, "state", cli_get(f, nf, "state"));
-        add_query(c->path, sizeof c->path, "limit", cli_get(f, nf, "limit"));
-        add_query(c->path, sizeof c->path, "start", cli_get(f, nf, "start"));
+        cli_add_query(c->path, sizeof c->path, "source", cli_get(f, nf, "instance"));
+        cli_add_query(c->path, sizeof c->path, "state", cli_get(f, nf, "state"));
+        cli_add_query(c->path, sizeof c->path, "limit", cli_get(f, nf, "limit"));
+        cli_add_query(c->path, sizeof c->path, "start", cli_get(f, nf, "start"));
         c->view = VIEW_KEYS;
         c->more = "osbill key list";
     } else if (!strcmp(verb, "get") || !strcmp(verb, "delete")) {
@@ -521,7 +517,7 @@ static int reclamation_command(const char *verb, const char *id, const cli_flag 
 {
     if (!strcmp(verb, "list")) {
         snprintf(c->path, sizeof c->path, "/v1/reclamations");
-        add_query(c->path, sizeof c->path, "resource_instance_id", cli_get(f, nf, "instance"));
+        cli_add_query(c->path, sizeof c->path, "resource_instance_id", cli_get(f, nf, "instance"));
         c->view = VIEW_RECLAMATIONS;
         return 0;
     }
@@ -552,15 +548,16 @@ static void show(const command *c, const json_t *out, long status, const char *g
     const json_t *rows = json_object_get(out, "resources");
     switch (c->view) {
     case VIEW_INSTANCES:
-        print_table(rows, instance_columns, ARRAY_LEN(instance_columns), "no instances");
-        print_more(out, c->more);
+        cli_print_table(rows, instance_columns, ARRAY_LEN(instance_columns), "no instances");
+        cli_print_more(out, c->more);
         return;
     case VIEW_KEYS:
-        print_table(rows, key_columns, ARRAY_LEN(key_columns), "no keys");
-        print_more(out, c->more);
+        cli_print_table(rows, key_columns, ARRAY_LEN(key_columns), "no keys");
+        cli_print_more(out, c->more);
         return;
     case VIEW_RECLAMATIONS:
-        print_table(rows, reclamation_columns, ARRAY_LEN(reclamation_columns), "no reclamations");
+        cli_print_table(rows, reclamation_columns, ARRAY_LEN(reclamation_columns),
+                        "no reclamations");
         return;
     default: break;
     }

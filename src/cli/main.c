@@ -38,6 +38,7 @@ static void usage(FILE *f)
             "  key       create | list | get | delete   resource keys: an instance's credentials\n"
             "  reclamation list | restore | reclaim   deleted instances in their reclamation period\n"
             "  usage     submit --offering ID -f records.json   (a provider's usage records)\n"
+            "            list [--instance ID] [--month YYYY-MM] ...   (accepted records)\n"
             "  token                      print a fresh access token\n");
 }
 

@@ -577,6 +577,160 @@ out:
     json_decref(body);
 }
 
+/* ---------------------------------------------------------------- reading records */
+
+#define LIST_DEFAULT 100
+#define LIST_MAX     1000
+
+/* The query filters of GET /v1/usage/records, in the order of their SQL parameters ?3 to ?9. */
+static const char *const list_filters[] = {"account_id", "offering_id", "instance", "plan_id",
+                                           "month",      "from",        "to"};
+
+static json_t *record_row(store_stmt *q)
+{
+    const char *consumer = store_col_text(q, 2);
+    json_t *mu = json_loads(store_col_text(q, 10), 0, NULL);
+    if (!mu)
+        return NULL;
+    return json_pack("{s:I, s:s, s:o, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:o, s:I}", "id",
+                     (json_int_t)store_col_int(q, 0), "resource_instance_id", store_col_text(q, 1),
+                     "consumer_id", consumer && *consumer ? json_string(consumer) : json_null(),
+                     "plan_id", store_col_text(q, 3), "region", store_col_text(q, 4), "start",
+                     (json_int_t)store_col_int(q, 5), "end", (json_int_t)store_col_int(q, 6),
+                     "month", store_col_text(q, 7), "offering_id", store_col_text(q, 8),
+                     "account_id", store_col_text(q, 9), "measured_usage", mu, "accepted_at",
+                     (json_int_t)store_col_int(q, 11));
+}
+
+static bool month_text(const char *m)
+{
+    return strlen(m) == 7 && isdigit((unsigned char)m[0]) && isdigit((unsigned char)m[1]) &&
+           isdigit((unsigned char)m[2]) && isdigit((unsigned char)m[3]) && m[4] == '-' &&
+           ((m[5] == '0' && m[6] >= '1' && m[6] <= '9') ||
+            (m[5] == '1' && m[6] >= '0' && m[6] <= '2'));
+}
+
+/* The accepted records the caller may read: its account's (as a consumer), and those of its
+ * offerings (as a provider); the operator's, every record. Ordered by id, in pages. */
+static void usage_list(http_req *req, void *ud)
+{
+    metering *mt = ud;
+    iam_principal p;
+    if (!iam_authenticate(mt->iam, req, &p))
+        return;
+    const char *v[ARRAY_LEN(list_filters)];
+    for (size_t i = 0; i < ARRAY_LEN(list_filters); i++) {
+        v[i] = http_query(req, list_filters[i]);
+        if (v[i] && !*v[i]) {
+            http_reply_error(req, 400, "invalid_query", "A filter must not be empty.",
+                             list_filters[i]);
+            return;
+        }
+    }
+    int64_t limit = LIST_DEFAULT, after = 0, from = 0, to = 0;
+    const char *ls = http_query(req, "limit"), *start = http_query(req, "start");
+    if (ls && (str_to_i64(ls, false, &limit) || limit < 1 || limit > LIST_MAX)) {
+        http_reply_error(req, 400, "invalid_query", "'limit' must be 1 to 1000.", "limit");
+        return;
+    }
+    if (start && (str_to_i64(start, false, &after) || after < 0)) {
+        http_reply_error(req, 400, "invalid_query", "'start' must be a next_url's start.", "start");
+        return;
+    }
+    if (v[4] && !month_text(v[4])) {
+        http_reply_error(req, 400, "invalid_query", "'month' must be YYYY-MM.", "month");
+        return;
+    }
+    bool bad_from = v[5] && str_to_i64(v[5], false, &from);
+    bool bad_to = v[6] && str_to_i64(v[6], false, &to);
+    if (bad_from || bad_to) {
+        http_reply_error(req, 400, "invalid_query",
+                         "'from' and 'to' must be milliseconds since the epoch.",
+                         bad_from ? "from" : "to");
+        return;
+    }
+    store_tx *tx;
+    if (store_begin(mt->db, false, &tx)) {
+        http_reply_error(req, 503, "unavailable", "The store is unavailable.", NULL);
+        return;
+    }
+    /* An instance by its guid or its CRN; an unknown one matches nothing. */
+    char guid[64] = "";
+    store_stmt *q;
+    int rc = 0;
+    if (v[2]) {
+        rc = store_query(tx, "SELECT guid FROM resource_instances WHERE guid = ?1 OR crn = ?1", &q,
+                         "s", v[2]);
+        if (!rc) {
+            snprintf(guid, sizeof guid, "%s",
+                     store_step(q) == STORE_ROW ? store_col_text(q, 0) : "-");
+            store_done(q);
+        }
+    }
+    json_t *rows = json_array();
+    int64_t last = 0;
+    bool more = false;
+    if (!rc)
+        rc = store_query(
+            tx,
+            "SELECT id, instance_id, consumer_id, plan_id, region, start_ms, end_ms, month,"
+            " offering_id, account_id, measured_usage, accepted_ms FROM usage_records"
+            " WHERE id > ?1"
+            " AND (?2 IS NULL OR account_id = ?2"
+            "      OR offering_id IN (SELECT id FROM offerings WHERE account_id = ?2))"
+            " AND (?3 IS NULL OR account_id = ?3) AND (?4 IS NULL OR offering_id = ?4)"
+            " AND (?5 IS NULL OR instance_id = ?5) AND (?6 IS NULL OR plan_id = ?6)"
+            " AND (?7 IS NULL OR month = ?7) AND (?8 IS NULL OR instant_ms >= ?8)"
+            " AND (?9 IS NULL OR instant_ms < ?9) ORDER BY id LIMIT ?10",
+            &q, "issssssiii", after, p.operator? NULL : p.account_id, v[0], v[1],
+            v[2] ? guid : NULL, v[3], v[4], v[5] ? from : (int64_t)-1, v[6] ? to : INT64_MAX,
+            limit + 1);
+    if (!rc) {
+        int st;
+        while ((st = store_step(q)) == STORE_ROW) {
+            if ((int64_t)json_array_size(rows) == limit) {
+                more = true;
+                break;
+            }
+            json_t *j = record_row(q);
+            if (!j || json_array_append_new(rows, j)) {
+                rc = OSB_E_STORE;
+                break;
+            }
+            last = store_col_int(q, 0);
+        }
+        if (st < 0)
+            rc = st;
+        store_done(q);
+    }
+    store_rollback(tx);
+    if (rc) {
+        json_decref(rows);
+        http_reply_error(req, 503, "unavailable", "The store failed.", NULL);
+        return;
+    }
+    json_t *next = json_null();
+    if (more) {
+        buf b;
+        buf_init(&b, 16384);
+        int brc = buf_printf(&b, "/v1/usage/records?limit=%lld&start=%lld", (long long)limit,
+                             (long long)last);
+        for (size_t i = 0; i < ARRAY_LEN(list_filters) && !brc; i++) {
+            if (v[i]) {
+                brc = buf_printf(&b, "&%s=", list_filters[i]);
+                brc = brc ? brc : buf_pct(&b, v[i]);
+            }
+        }
+        if (!brc)
+            next = json_string(buf_cstr(&b));
+        buf_free(&b);
+    }
+    json_t *j = json_pack("{s:I, s:o, s:o}", "rows_count", (json_int_t)json_array_size(rows),
+                          "next_url", next, "resources", rows);
+    http_reply_json(req, 200, j);
+    json_decref(j);
+}
+
 /* ---------------------------------------------------------------- life cycle */
 
 int metering_open(store *db, iam *m, metering **out)
@@ -598,7 +752,8 @@ int metering_open(store *db, iam *m, metering **out)
 void metering_routes(metering *mt, http_router *r)
 {
     if (http_route(r, HTTP_POST, "/v4/metering/resources/:id/usage", HTTP_STYLE_PLATFORM,
-                   usage_submit, mt))
+                   usage_submit, mt) ||
+        http_route(r, HTTP_GET, "/v1/usage/records", HTTP_STYLE_PLATFORM, usage_list, mt))
         log_error("metering: cannot register its routes");
 }
 

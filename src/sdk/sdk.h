@@ -151,8 +151,6 @@ int sdk_http_call(const char *method, const char *url, const char *const *header
                   const char *body, long timeout_ms, size_t max_body, long *status,
                   buf *out) WARN_UNUSED;
 
-/* Appends s percent-encoded (everything but RFC 3986's unreserved characters). */
-int sdk_url_escape(buf *b, const char *s) WARN_UNUSED;
 /* True for an http or https URL without spaces, fragment or line breaks, under 2000 bytes. */
 bool sdk_http_url(const char *u);
 

@@ -41,22 +41,11 @@ typedef enum { AUTHZ_PERMIT, AUTHZ_DENY, AUTHZ_ERROR } authz_decision;
 
 /* ---------------------------------------------------------------- encodings */
 
-int sdk_url_escape(buf *b, const char *s)
-{
-    static const char unreserved[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
-    int rc = 0;
-    for (; *s && !rc; s++)
-        rc = strchr(unreserved, *s) ? buf_append(b, s, 1)
-                                    : buf_printf(b, "%%%02X", (unsigned char)*s);
-    return rc;
-}
-
 /* Appends "&name=value" (no '&' first), value percent-encoded. */
 static int param(buf *b, const char *name, const char *value)
 {
     int rc = buf_printf(b, "%s%s=", b->len ? "&" : "", name);
-    return rc ? rc : sdk_url_escape(b, value);
+    return rc ? rc : buf_pct(b, value);
 }
 
 static int html_escape(buf *b, const char *s)
@@ -288,8 +277,8 @@ static char *client_basic(const sdk_sso *s)
     buf pair;
     buf_init(&pair, 4096);
     char *line = NULL;
-    if (!sdk_url_escape(&pair, s->client_id) && !buf_puts(&pair, ":") &&
-        !sdk_url_escape(&pair, s->client_secret)) {
+    if (!buf_pct(&pair, s->client_id) && !buf_puts(&pair, ":") &&
+        !buf_pct(&pair, s->client_secret)) {
         size_t cap = b64_encoded_len(pair.len) + 32;
         if ((line = malloc(cap))) {
             int w = snprintf(line, cap, "Authorization: Basic ");

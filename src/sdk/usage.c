@@ -238,9 +238,9 @@ static int get_token(sdk_usage *u, unsigned timeout_ms)
     buf_init(&form, 8192);
     buf_init(&out, MAX_ANSWER);
     int rc = buf_puts(&form, "grant_type=");
-    rc = rc ? rc : sdk_url_escape(&form, APIKEY_GRANT);
+    rc = rc ? rc : buf_pct(&form, APIKEY_GRANT);
     rc = rc ? rc : buf_puts(&form, "&apikey=");
-    rc = rc ? rc : sdk_url_escape(&form, u->api_key);
+    rc = rc ? rc : buf_pct(&form, u->api_key);
     const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
                              "Accept: application/json", NULL};
     long status = 0;
@@ -666,7 +666,7 @@ int sdk_usage_start(osb_broker *b, char *err, size_t errlen)
         n--;
     buf path;
     buf_init(&path, 4096);
-    int rc = sdk_url_escape(&path, resource);
+    int rc = buf_pct(&path, resource);
     if (rc ||
         asprintf(&u->url, "%.*s/v4/metering/resources/%s/usage", (int)n, platform,
                  buf_cstr(&path)) < 0 ||

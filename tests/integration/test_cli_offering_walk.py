@@ -301,6 +301,18 @@ class CLIOfferingWalkTest(unittest.TestCase):
         self.assertEqual(r["resources"], [{"status": 201}], r)
         out = self.osbill(P, "usage", "submit", "--offering", oid, "-f", records, code=0)
         self.assertIn("409\tduplicate", out.stdout)
+        # Both sides read the record: the tester as the consumer, the provider as its seller.
+        for who in ("tester", P):
+            got = self.j(who, "usage", "list", "--instance", inst["crn"])["resources"]
+            self.assertEqual([(x["resource_instance_id"], x["measured_usage"]) for x in got],
+                             [(inst["guid"], [{"measure": "API_CALLS", "quantity": "1200"}])],
+                             (who, got))
+        self.assertEqual(self.j("outsider", "usage", "list", "--instance",
+                                inst["guid"])["resources"], [])
+        out = self.osbill(P, "usage", "list", "--offering", oid, "--limit", "1")
+        self.assertRegex(out.stdout, r"(?m)^id +instance +plan +month +start +end +usage$")
+        self.assertIn("API_CALLS=1200", out.stdout)
+        self.refused(P, "usage", "list", "--month", "2026-13", message="month")
         self.assertEqual(self.gates(oid), ["evidence.instance_lifecycle"])
         gone = self.j("tester", "instance", "delete", inst["guid"])
         self.assertEqual(gone["state"], "pending_reclamation", gone)

@@ -47,10 +47,11 @@ class MeteringTest(unittest.TestCase):
         cls.op_token = c.apikey_token(cls.p.init["api_key"])
         cls.accounts = make_accounts(c, cls.op_token, (("acme", "provider"),
                                                        ("hooli", "provider"),
-                                                       ("initech", "consumer")))
+                                                       ("initech", "consumer"),
+                                                       ("globex", "consumer")))
         metered_offering(c, cls.accounts["acme"]["token"], cls.broker, REGION,
                          {LITE: ("lite", METRICS[:1]), STANDARD: ("standard", METRICS)},
-                         allow=[cls.accounts["initech"]["id"]])
+                         allow=[cls.accounts["initech"]["id"], cls.accounts["globex"]["id"]])
         c.close()
 
     @classmethod
@@ -74,8 +75,8 @@ class MeteringTest(unittest.TestCase):
         tok = self.op_token if who == "operator" else self.accounts[who]["token"]
         return self.c.call(method, path, body=body, token=tok, **kw)
 
-    def instance(self, plan=STANDARD):
-        r = self.call("initech", "POST", "/v2/resource_instances",
+    def instance(self, plan=STANDARD, who="initech"):
+        r = self.call(who, "POST", "/v2/resource_instances",
                       {"name": "m-%s" % os.urandom(3).hex(), "target": REGION,
                        "resource_plan_id": plan})
         self.assertEqual(r.status, 201, r)
@@ -350,6 +351,65 @@ class MeteringTest(unittest.TestCase):
         self.assertNotIn("evidence.usage", step5()["missing"])
 
     # ------------------------------------------------------------ durability
+
+    def test_listing_records_by_account_and_offering(self):
+        a, b = self.instance(), self.instance(who="globex")
+        t = now_ms()
+        ends = [t - 300, t - 200, t - 100]
+        self.assertEqual(self.outcomes(self.submit([self.record(a, end=e) for e in ends])),
+                         [(201, None)] * 3)
+        rb = self.record(b, measured_usage=[{"measure": "API_CALLS", "quantity": "2.25"}])
+        self.assertEqual(self.outcomes(self.submit([rb])), [(201, None)])
+
+        def page(who, **q):
+            r = self.call(who, "GET", "/v1/usage/records", query=q)
+            self.assertEqual(r.status, 200, (who, q, r))
+            return r.json
+
+        def listed(who, **q):
+            return [(x["resource_instance_id"], x["end"]) for x in page(who, **q)["resources"]]
+
+        mine = [(a["guid"], e) for e in ends]
+        self.assertEqual(listed("initech", instance=a["guid"]), mine)
+        self.assertEqual(listed("initech", instance=a["crn"]), mine)
+        got = page("initech")["resources"]
+        self.assertTrue(got and all(x["account_id"] == self.accounts["initech"]["id"]
+                                    for x in got), got)
+        self.assertEqual(got[-1]["measured_usage"], [{"measure": "API_CALLS", "quantity": "10"}])
+        self.assertEqual(got[-1]["consumer_id"], None)
+        self.assertEqual(got[-1]["plan_id"], STANDARD)
+        self.assertEqual(got[-1]["month"], time.strftime("%Y-%m", time.gmtime(ends[-1] / 1000)))
+        # Nobody reads another account's records; the provider reads its offering's.
+        self.assertEqual(listed("initech", instance=b["guid"]), [])
+        self.assertEqual(listed("globex", instance=a["guid"]), [])
+        self.assertEqual(listed("hooli", instance=a["guid"]), [])
+        self.assertEqual(listed("globex", instance=b["guid"]), [(b["guid"], rb["end"])])
+        self.assertEqual(page("acme", instance=b["crn"])["resources"][0]["measured_usage"],
+                         [{"measure": "API_CALLS", "quantity": "2.25"}])
+        self.assertEqual(listed("acme", account_id=self.accounts["globex"]["id"],
+                                instance=b["guid"]), [(b["guid"], rb["end"])])
+        self.assertEqual(listed("operator", instance=a["guid"]), mine)
+        self.assertEqual(listed("initech", account_id=self.accounts["globex"]["id"]), [])
+        # Filters and pages.
+        self.assertEqual(listed("initech", instance=a["guid"], **{"from": ends[1] - 1}),
+                         mine[1:])
+        self.assertEqual(listed("initech", instance=a["guid"], to=ends[1] - 1), mine[:1])
+        self.assertEqual(listed("initech", instance=a["guid"], plan_id=LITE), [])
+        self.assertEqual(listed("initech", instance=a["guid"], month="2001-01"), [])
+        self.assertEqual(listed("initech", instance="no-such-instance"), [])
+        first = page("initech", instance=a["guid"], limit=2)
+        self.assertEqual(first["rows_count"], 2)
+        nxt = first["next_url"]
+        self.assertTrue(nxt.startswith("/v1/usage/records?limit=2&start="), nxt)
+        r = self.c.call("GET", nxt, token=self.accounts["initech"]["token"])
+        self.assertEqual([x["end"] for x in r.json["resources"]], ends[2:], r)
+        self.assertIsNone(r.json["next_url"])
+        for q in ({"limit": "0"}, {"limit": "1001"}, {"month": "2026-13"}, {"from": "abc"},
+                  {"to": "-5"}, {"start": "x"}, {"plan_id": ""}):
+            r = self.call("initech", "GET", "/v1/usage/records", query=q)
+            self.assertEqual(r.status, 400, (q, r))
+            self.assertEqual(r.json["errors"][0]["target"], list(q)[0], r)
+        self.assertEqual(self.c.call("GET", "/v1/usage/records").status, 401)
 
     def test_records_survive_a_restart_and_stay_single(self):
         inst = self.instance()
