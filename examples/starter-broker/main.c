@@ -542,6 +542,20 @@ static void collect_usage(osb_broker *b, void *ud, int64_t now, bool final)
 
 /* ---------------------------------------------------------------- main */
 
+/* A whole number option within [lo, hi]; false (said on stderr) otherwise. */
+static bool whole(const char *flag, const char *arg, long lo, long hi, const char *unit, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (*end || !*arg || errno || v < lo || v > hi) {
+        fprintf(stderr, "starter-broker: %s wants %ld to %ld %s\n", flag, lo, hi, unit);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -599,7 +613,8 @@ int main(int argc, char **argv)
     char *sso_secret =
         getenv("OSB_SSO_CLIENT_SECRET") ? strdup(getenv("OSB_SSO_CLIENT_SECRET")) : NULL;
     char *usage_key = getenv("OSB_USAGE_APIKEY") ? strdup(getenv("OSB_USAGE_APIKEY")) : NULL;
-    long usage_period_s = 3600, usage_timeout_s = 10;
+    long usage_period_s = 3600, usage_timeout_s = 10, v = 0;
+    bool ok = true;
     double async_s = 3;
     unsigned revocation_poll_ms = 0;
     /* Callbacks wait for the disk (each write of the store is flushed before it returns):
@@ -623,56 +638,26 @@ int main(int argc, char **argv)
             async_s = strtod(optarg, &end);
             if (*end || async_s < 0 || async_s > 3600) {
                 fprintf(stderr, "starter-broker: --async-seconds wants 0 to 3600\n");
-                return 2;
+                ok = false;
             }
             break;
         }
-        case 'r': {
-            char *end;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (*end || !*optarg || v < 100 || v > 3600000) {
-                fprintf(stderr, "starter-broker: --revocation-poll wants 100 to 3600000 ms\n");
-                return 2;
-            }
+        case 'r':
+            ok = whole("--revocation-poll", optarg, 100, 3600000, "ms", &v);
             revocation_poll_ms = (unsigned)v;
             break;
-        }
         case 'T': token_client = optarg; break;
-        case 't': {
-            char *end;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (*end || !*optarg || v < 1 || v > 256) {
-                fprintf(stderr, "starter-broker: --threads wants 1 to 256\n");
-                return 2;
-            }
+        case 't':
+            ok = whole("--threads", optarg, 1, 256, "threads", &v);
             threads = (unsigned)v;
             break;
-        }
         case 'k':
             free(usage_key);
             usage_key = strdup(optarg);
             memset(optarg, 'x', strlen(optarg));
             break;
-        case 'y': {
-            char *end;
-            usage_period_s = strtol(optarg, &end, 10);
-            if (*end || !*optarg || usage_period_s < 1 || usage_period_s > 86400) {
-                fprintf(stderr, "starter-broker: --usage-period wants 1 to 86400 seconds\n");
-                free(usage_key);
-                return 2;
-            }
-            break;
-        }
-        case 'w': {
-            char *end;
-            usage_timeout_s = strtol(optarg, &end, 10);
-            if (*end || !*optarg || usage_timeout_s < 1 || usage_timeout_s > 300) {
-                fprintf(stderr, "starter-broker: --usage-timeout wants 1 to 300 seconds\n");
-                free(usage_key);
-                return 2;
-            }
-            break;
-        }
+        case 'y': ok = whole("--usage-period", optarg, 1, 86400, "seconds", &usage_period_s); break;
+        case 'w': ok = whole("--usage-timeout", optarg, 1, 300, "seconds", &usage_timeout_s); break;
         case 'A': access_log = true; break;
         case 'i': sso_id = optarg; break;
         case 's':
@@ -683,6 +668,11 @@ int main(int argc, char **argv)
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
+        }
+        if (!ok) {
+            free(sso_secret);
+            free(usage_key);
+            return 2;
         }
     }
     bool sso = (sso_id && *sso_id) || (sso_secret && *sso_secret);

@@ -151,6 +151,8 @@ int sdk_http_call(const char *method, const char *url, const char *const *header
                   const char *body, long timeout_ms, size_t max_body, long *status,
                   buf *out) WARN_UNUSED;
 
+/* Wipes a secret string (NULL is fine) and frees it. */
+void sdk_wipe_free(char *p);
 /* True for an http or https URL without spaces, fragment or line breaks, under 2000 bytes. */
 bool sdk_http_url(const char *u);
 

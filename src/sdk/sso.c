@@ -293,14 +293,6 @@ static char *client_basic(const sdk_sso *s)
     return line;
 }
 
-static void wipe_free(char *p)
-{
-    if (p) {
-        secure_wipe(p, strlen(p));
-        free(p);
-    }
-}
-
 /* POSTs a form to the token endpoint with the client's credentials. */
 static int token_request(const sdk_sso *s, const char *form, long *status, json_t **answer)
 {
@@ -314,7 +306,7 @@ static int token_request(const sdk_sso *s, const char *form, long *status, json_
     buf_init(&out, MAX_ANSWER);
     int rc = sdk_http_call("POST", s->token_url, headers, form, PLATFORM_TIMEOUT_MS, MAX_ANSWER,
                            status, &out);
-    wipe_free(auth);
+    sdk_wipe_free(auth);
     if (!rc)
         *answer = json_loadb(out.data ? out.data : "", out.len, JSON_REJECT_DUPLICATES, NULL);
     if (out.data)
@@ -345,7 +337,7 @@ static void finish_sign_in(sdk_sso *s, http_req *req, const char *nonce, const c
     buf_free(&form);
     long status = 0;
     rc = form_text ? token_request(s, form_text, &status, &answer) : OSB_E_NOMEM;
-    wipe_free(form_text);
+    sdk_wipe_free(form_text);
     if (rc || status >= 500) {
         page(req, 502, "Sign-in unavailable", "The platform cannot be reached; try again in a "
                                               "moment.");
@@ -385,7 +377,7 @@ static void finish_sign_in(sdk_sso *s, http_req *req, const char *nonce, const c
     http_add_header(req, "Location", back);
     http_reply(req, 302, NULL, NULL, 0);
 out:
-    wipe_free(sealed);
+    sdk_wipe_free(sealed);
     json_decref(answer);
     json_decref(claims);
     json_decref(sess);
@@ -437,7 +429,7 @@ static char *client_token(sdk_sso *s, bool renew)
     pthread_mutex_lock(&s->mu);
     /* While the platform fails, dashboards fail fast instead of each waiting for it. */
     if ((renew || now >= s->cc_renew_at) && now >= s->cc_retry_at) {
-        wipe_free(s->cc_token);
+        sdk_wipe_free(s->cc_token);
         s->cc_token = NULL;
         long status;
         json_t *answer = NULL;
@@ -455,7 +447,7 @@ static char *client_token(sdk_sso *s, bool renew)
         }
         json_decref(answer);
     } else if (now >= s->cc_renew_at) {
-        wipe_free(s->cc_token);
+        sdk_wipe_free(s->cc_token);
         s->cc_token = NULL;
     }
     char *copy = s->cc_token ? strdup(s->cc_token) : NULL;
@@ -475,7 +467,7 @@ static authz_decision ask_once(sdk_sso *s, const char *token, const char *body, 
     authz_decision d = AUTHZ_ERROR;
     int rc = sdk_http_call("POST", s->authz_url, headers, body, PLATFORM_TIMEOUT_MS, MAX_ANSWER,
                            status, &out);
-    wipe_free(auth);
+    sdk_wipe_free(auth);
     if (rc == OSB_E_IO) {
         /* A platform that does not answer would hold every dashboard request for the whole
          * timeout; the next ones fail at once for a few seconds instead. */
@@ -525,7 +517,7 @@ static authz_decision decide(sdk_sso *s, const char *iam_id, const char *account
         if (!token)
             break;
         d = ask_once(s, token, body, &status);
-        wipe_free(token);
+        sdk_wipe_free(token);
         if (status != 401)
             break;
     }
@@ -594,6 +586,14 @@ bool osb_sso_require(osb_broker *b, osb_http *h, const char *instance_id, const 
 }
 
 /* ---------------------------------------------------------------- life cycle */
+
+void sdk_wipe_free(char *p)
+{
+    if (p) {
+        secure_wipe(p, strlen(p));
+        free(p);
+    }
+}
 
 bool sdk_http_url(const char *u)
 {
@@ -729,8 +729,8 @@ void sdk_sso_free(sdk_sso *s)
         sdk_jwks_free(s->jwks);
     free(s->platform_url);
     free(s->client_id);
-    wipe_free(s->client_secret);
-    wipe_free(s->cc_token);
+    sdk_wipe_free(s->client_secret);
+    sdk_wipe_free(s->cc_token);
     free(s->redirect_uri);
     free(s->service_name);
     free(s->issuer);

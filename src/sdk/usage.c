@@ -47,20 +47,12 @@ struct sdk_usage {
     int64_t last_success_ms;
 };
 
-static void wipe_free(char *p)
-{
-    if (p) {
-        secure_wipe(p, strlen(p));
-        free(p);
-    }
-}
-
 static void usage_free(sdk_usage *u)
 {
     if (!u)
         return;
-    wipe_free(u->api_key);
-    wipe_free(u->token);
+    sdk_wipe_free(u->api_key);
+    sdk_wipe_free(u->token);
     free(u->platform_cfg);
     free(u->resource_cfg);
     free(u->url);
@@ -232,7 +224,7 @@ static int get_token(sdk_usage *u, unsigned timeout_ms)
 {
     if (u->token && time_now_ms() < u->token_until_ms)
         return 0;
-    wipe_free(u->token);
+    sdk_wipe_free(u->token);
     u->token = NULL;
     buf form, out;
     buf_init(&form, 8192);
@@ -409,7 +401,7 @@ static int batch_send(sdk_usage *u, batch *bt, unsigned timeout_ms)
             break;
         }
         if (status == 401 && cached) { /* expired or revoked early: one more, with a new one */
-            wipe_free(u->token);
+            sdk_wipe_free(u->token);
             u->token = NULL;
             continue;
         }

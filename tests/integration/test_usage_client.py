@@ -23,6 +23,15 @@ STORAGE = {"id": "STORAGE_BYTES", "display_name": "Stored bytes", "unit": "byte"
            "metering_model": "standard_max"}
 
 
+def wait_for(test, cond, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    test.fail("timed out waiting for " + (what() if callable(what) else what))
+
+
 class UsageClientTest(unittest.TestCase):
 
     @classmethod
@@ -124,12 +133,7 @@ class UsageClientTest(unittest.TestCase):
         return sum(int(q.get("API_CALLS", "0")) for _, _, q in self.stored(iid))
 
     def wait(self, cond, timeout, what):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if cond():
-                return
-            time.sleep(0.2)
-        self.fail("timed out waiting for " + what)
+        wait_for(self, cond, timeout, what)
 
     # ------------------------------------------------------------ tests
 
@@ -328,12 +332,7 @@ class UsageClientRetryTest(unittest.TestCase):
         http.close()
 
     def wait(self, cond, timeout, what):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if cond():
-                return
-            time.sleep(0.1)
-        self.fail("timed out waiting for %s: %r" % (what, self.fake.requests))
+        wait_for(self, cond, timeout, lambda: "%s: %r" % (what, self.fake.requests))
 
     def test_retries_with_backoff_until_accepted(self):
         self.start(["503", "garbage", "hang", "503", "401"])
