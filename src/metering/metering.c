@@ -214,15 +214,23 @@ static int check_record(store_tx *tx, const char *offering, const json_t *j, pla
                "'resource_instance_id' must name an instance (its id or CRN).");
         return 0;
     }
+    /* The instance and its plan at the record's instant in one query: the times are read
+     * first, but refused only after the instance is known, in the spec's order. */
+    int64_t start = 0, end = 0;
+    bool times = int_value(json_object_get(j, "start"), &start) &&
+                 int_value(json_object_get(j, "end"), &end) && start >= 0 && end >= start;
+    int64_t instant = !times ? 0 : end > start ? end - 1 : end;
     store_stmt *q;
     int rc = store_query(tx,
-                         "SELECT guid, offering_id, region, account_id, deleted_ms FROM"
-                         " resource_instances WHERE guid = ?1 OR crn = ?1",
-                         &q, "s", iid);
+                         "SELECT i.guid, i.offering_id, i.region, i.account_id, i.deleted_ms,"
+                         " (SELECT h.plan_id FROM instance_plan_history h WHERE h.instance_id ="
+                         " i.guid AND h.from_ms <= ?2 ORDER BY h.from_ms DESC LIMIT 1)"
+                         " FROM resource_instances i WHERE i.guid = ?1 OR i.crn = ?1",
+                         &q, "si", iid, instant);
     if (rc)
         return rc;
     int64_t deleted_ms = -1;
-    char inst_region[40] = "";
+    char inst_region[40] = "", at_plan[72] = "";
     bool found = false;
     if (store_step(q) == STORE_ROW && str_eq(store_col_text(q, 1), offering)) {
         found = true;
@@ -231,6 +239,8 @@ static int check_record(store_tx *tx, const char *offering, const json_t *j, pla
         snprintf(r->account, sizeof r->account, "%s", store_col_text(q, 3));
         if (!store_col_null(q, 4))
             deleted_ms = store_col_int(q, 4);
+        if (!store_col_null(q, 5))
+            snprintf(at_plan, sizeof at_plan, "%s", store_col_text(q, 5));
     }
     store_done(q);
     if (!found) {
@@ -256,17 +266,8 @@ static int check_record(store_tx *tx, const char *offering, const json_t *j, pla
     month_of(r->instant, r->month);
 
     const char *plan = str_value(json_object_get(j, "plan_id"));
-    char at_plan[72] = "";
-    if (deleted_ms < 0 || r->instant < deleted_ms) {
-        if ((rc = store_query(tx,
-                              "SELECT plan_id FROM instance_plan_history WHERE instance_id = ?"
-                              " AND from_ms <= ? ORDER BY from_ms DESC LIMIT 1",
-                              &q, "si", r->instance, r->instant)))
-            return rc;
-        if (store_step(q) == STORE_ROW)
-            snprintf(at_plan, sizeof at_plan, "%s", store_col_text(q, 0));
-        store_done(q);
-    }
+    if (deleted_ms >= 0 && r->instant >= deleted_ms)
+        at_plan[0] = '\0'; /* deleted by then: no plan */
     if (!plan || !at_plan[0] || strcmp(plan, at_plan) != 0) {
         if (!at_plan[0])
             refuse(r, 400, "invalid_plan_id", "The instance had no plan at the record's time.");

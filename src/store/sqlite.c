@@ -11,7 +11,7 @@
 #include <string.h>
 
 #define STMT_CACHE 1024 /* open-addressing slots per connection: every SQL text of the code */
-#define NREADERS 4
+#define NREADERS   4
 
 struct store_stmt {
     const char *sql; /* cache key */
@@ -47,8 +47,8 @@ static int open_conn(conn *c, const char *path, const store_options *opt, bool w
 {
     memset(c, 0, sizeof *c);
     pthread_mutex_init(&c->mu, NULL);
-    int flags = SQLITE_OPEN_NOMUTEX | (write ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                                             : SQLITE_OPEN_READONLY);
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (write ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
         log_error("store: cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "no memory");
         return OSB_E_STORE;
@@ -266,8 +266,11 @@ static store_stmt *cached(conn *c, const char *sql)
     return NULL;
 }
 
-static int bind_args(conn *c, sqlite3_stmt *s, const char *types, va_list ap)
+/* copy: SQLite keeps its own copies of texts and blobs, for a statement stepped after the
+ * caller's values may be gone; store_exec steps at once and clears, so it lends them. */
+static int bind_args(conn *c, sqlite3_stmt *s, const char *types, va_list ap, bool copy)
 {
+    sqlite3_destructor_type keep = copy ? SQLITE_TRANSIENT : SQLITE_STATIC;
     int n = (int)strlen(types);
     if (n != sqlite3_bind_parameter_count(s)) {
         log_error("store: %d values bound to %d placeholders: %s", n,
@@ -279,7 +282,7 @@ static int bind_args(conn *c, sqlite3_stmt *s, const char *types, va_list ap)
         switch (types[i]) {
         case 's': {
             const char *v = va_arg(ap, const char *);
-            r = v ? sqlite3_bind_text(s, i + 1, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i + 1);
+            r = v ? sqlite3_bind_text(s, i + 1, v, -1, keep) : sqlite3_bind_null(s, i + 1);
             break;
         }
         case 'i': r = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t)); break;
@@ -287,7 +290,7 @@ static int bind_args(conn *c, sqlite3_stmt *s, const char *types, va_list ap)
         case 'b': {
             const void *p = va_arg(ap, const void *);
             size_t len = va_arg(ap, size_t);
-            r = sqlite3_bind_blob64(s, i + 1, p ? p : "", len, SQLITE_TRANSIENT);
+            r = sqlite3_bind_blob64(s, i + 1, p ? p : "", len, keep);
             break;
         }
         case 'n': r = sqlite3_bind_null(s, i + 1); break;
@@ -319,7 +322,7 @@ int store_exec(store_tx *tx, const char *sql, const char *types, ...)
         return OSB_E_STORE;
     va_list ap;
     va_start(ap, types);
-    int rc = bind_args(c, e->s, types, ap);
+    int rc = bind_args(c, e->s, types, ap, false);
     va_end(ap);
     if (!rc) {
         /* sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE even across a
@@ -349,7 +352,7 @@ int store_query(store_tx *tx, const char *sql, store_stmt **out, const char *typ
         return OSB_E_STORE;
     va_list ap;
     va_start(ap, types);
-    int rc = bind_args(c, e->s, types, ap);
+    int rc = bind_args(c, e->s, types, ap, true);
     va_end(ap);
     if (rc) {
         sqlite3_reset(e->s);
@@ -410,8 +413,9 @@ int store_schema_version(store *st, int *out)
                              " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
                              " applied_at INTEGER NOT NULL)");
     sqlite3_stmt *s = NULL;
-    if (!rc && sqlite3_prepare_v2(c->db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
-                                  -1, &s, NULL) == SQLITE_OK &&
+    if (!rc &&
+        sqlite3_prepare_v2(c->db, "SELECT coalesce(max(version), 0) FROM schema_migrations", -1, &s,
+                           NULL) == SQLITE_OK &&
         sqlite3_step(s) == SQLITE_ROW)
         *out = sqlite3_column_int(s, 0);
     else
