@@ -409,23 +409,50 @@ static int store_records(store_tx *tx, void *ud)
     submission *s = ud;
     int64_t now = time_now_ms();
     bool evidence = false;
+    /* The closed months a record of this unit may overlap, read once: from the earliest
+     * first month on, in order. */
+    const char *earliest = NULL;
+    for (size_t i = 0; i < s->n; i++)
+        if (!s->recs[i].status && (!earliest || strcmp(s->recs[i].first_month, earliest) < 0))
+            earliest = s->recs[i].first_month;
+    char(*closed)[8] = NULL;
+    size_t nclosed = 0, cap = 0;
+    store_stmt *q;
+    int rc = 0;
+    if (earliest) {
+        if ((rc = store_query(tx,
+                              "SELECT month FROM billing_periods WHERE state = 'closed' AND"
+                              " month >= ? ORDER BY month",
+                              &q, "s", earliest)))
+            return rc;
+        int st;
+        while ((st = store_step(q)) == STORE_ROW) {
+            if (nclosed == cap) {
+                void *p = realloc(closed, (cap = cap ? 2 * cap : 16) * sizeof *closed);
+                if (!p) {
+                    st = OSB_E_NOMEM;
+                    break;
+                }
+                closed = p;
+            }
+            snprintf(closed[nclosed++], sizeof closed[0], "%s", store_col_text(q, 0));
+        }
+        store_done(q);
+        if (st < 0) {
+            free(closed);
+            return st;
+        }
+    }
     for (size_t i = 0; i < s->n; i++) {
         record *r = &s->recs[i];
         if (r->status)
             continue;
-        store_stmt *q;
-        int rc = store_query(tx,
-                             "SELECT month FROM billing_periods WHERE state = 'closed' AND"
-                             " month >= ? AND month <= ? LIMIT 1",
-                             &q, "ss", r->first_month, r->month);
-        if (rc)
-            return rc;
-        char closed[8] = "";
-        if (store_step(q) == STORE_ROW)
-            snprintf(closed, sizeof closed, "%s", store_col_text(q, 0));
-        store_done(q);
-        if (closed[0]) {
-            refuse(r, 400, "month_closed", "The record overlaps %s, a closed month.", closed);
+        const char *hit = NULL;
+        for (size_t k = 0; k < nclosed && !hit; k++)
+            if (strcmp(closed[k], r->first_month) >= 0 && strcmp(closed[k], r->month) <= 0)
+                hit = closed[k];
+        if (hit) {
+            refuse(r, 400, "month_closed", "The record overlaps %s, a closed month.", hit);
             continue;
         }
         if ((rc = store_exec(tx,
@@ -437,17 +464,18 @@ static int store_records(store_tx *tx, void *ud)
                              "ssssiiisssssi", r->instance, r->consumer, r->plan, r->region,
                              r->start, r->end, r->instant, r->month, r->offering, r->account,
                              r->measures, s->iam_id, now)))
-            return rc;
+            break;
         if (store_changes(tx) == 0) {
             refuse(r, 409, "duplicate", "A record with the same signature was accepted already.");
         } else {
             r->status = 201;
             if (!evidence && (rc = record_evidence(tx, r)))
-                return rc;
+                break;
             evidence = true;
         }
     }
-    return 0;
+    free(closed);
+    return rc;
 }
 
 static void submission_free(submission *s)

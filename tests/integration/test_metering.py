@@ -4,6 +4,7 @@ per-record outcome in the spec's order, exact decimal quantities, duplicates in 
 across batches and between concurrent submitters, the plan at a record's instant across a
 plan change, and records stored once and only after their 201."""
 
+import calendar
 import json
 import os
 import sqlite3
@@ -335,6 +336,23 @@ class MeteringTest(unittest.TestCase):
         self.assertEqual(self.stored(inst["guid"]), [])
         self.assertEqual(self.outcomes(self.submit([self.record(inst, end=t - 1)])),
                          [(201, None)])
+        # A record that reaches back into a closed month overlaps it, though its instant is
+        # in an open one; its batch mates in open months are taken.
+        first = int(calendar.timegm(time.strptime(month + "-01", "%Y-%m-%d"))) * 1000
+        prev = time.strftime("%Y-%m", time.gmtime((first - 1) / 1000))
+        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10)
+        try:
+            db.execute("INSERT INTO billing_periods (month, state, closed_ms) VALUES"
+                       " (?, 'closed', ?)", (prev, t))
+            db.commit()
+            r = self.submit([self.record(inst, start=first - 10, end=t - 2),
+                             self.record(inst, start=first, end=t - 3)])
+            self.assertEqual(self.outcomes(r), [(400, "month_closed"), (201, None)])
+            self.assertIn(prev, r.json["resources"][0]["message"])
+        finally:
+            db.execute("DELETE FROM billing_periods WHERE month = ?", (prev,))
+            db.commit()
+            db.close()
 
     def test_accepted_usage_is_onboarding_evidence(self):
         def step5():
