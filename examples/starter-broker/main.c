@@ -411,6 +411,31 @@ static void usage_get(osb_http *h, void *ud)
     free(json);
 }
 
+/* Sends the spooled usage now and says what is left (broker credentials required): for an
+ * operator before maintenance, and for tests. 200 when the spool is empty, 503 otherwise. */
+static void usage_flush(osb_http *h, void *ud)
+{
+    starter *s = ud;
+    if (!osb_http_authorized(s->broker, h)) {
+        osb_http_set_header(h, "WWW-Authenticate", "Basic realm=\"osb\"");
+        osb_http_reply_error(h, 401, NULL, "The broker's credentials are required.");
+        return;
+    }
+    osb_usage_stats st;
+    int rc = osb_usage_flush(s->broker, 5000, &st);
+    if (rc < 0) {
+        osb_http_reply_error(h, 404, "NotEnabled", "This broker does not submit usage.");
+        return;
+    }
+    json_t *j =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "spooled", (json_int_t)st.spooled, "rejected",
+                  (json_int_t)st.rejected, "accepted", (json_int_t)st.accepted, "duplicates",
+                  (json_int_t)st.duplicates, "failures", (json_int_t)st.failures, "last_success_ms",
+                  (json_int_t)st.last_success_ms);
+    osb_http_reply_json(h, rc == 0 ? 200 : 503, j);
+    json_decref(j);
+}
+
 static void healthz(osb_http *h, void *ud)
 {
     osb_http_reply(h, 200, "application/json", "{\"status\":\"ok\"}", 15);
@@ -759,6 +784,7 @@ int main(int argc, char **argv)
                               data_item, &s);
     rc = rc || osb_http_route(s.broker, OSB_GET, "/kv/:instance", data_list, &s);
     rc = rc || osb_http_route(s.broker, OSB_GET, "/usage/:instance", usage_get, &s);
+    rc = rc || osb_http_route(s.broker, OSB_POST, "/usage/flush", usage_flush, &s);
     rc = rc || osb_http_route(s.broker, OSB_GET, "/healthz", healthz, &s);
     char callback[1100];
     if (!rc && sso) {

@@ -14,7 +14,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (LITE, SERVICE_ID, STANDARD, Broker, Client, Platform, OSB, free_port,
+from harness import (LITE, SERVICE_ID, STANDARD, Broker, Client, Platform, OSB, basic, free_port,
                      make_accounts, metered_offering, API_CALLS_METRIC)
 
 REGION = "us-south"
@@ -375,6 +375,31 @@ class UsageClientRetryTest(unittest.TestCase):
                              0)
         finally:
             db.close()
+
+    def flush(self):
+        http = Client(self.broker.port)
+        r = http.request("POST", "/usage/flush", headers={
+            "Authorization": basic(self.broker.user, self.broker.password)})
+        http.close()
+        return r
+
+    def test_flush_sends_now_and_tells_what_is_left(self):
+        self.start(["503"] * 50)
+        self.put(2)
+        time.sleep(1.2)  # the period is over: flush's round spools it and tries
+        r = self.flush()
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual((r.json["spooled"], r.json["accepted"]), (1, 0), r.json)
+        self.assertGreaterEqual(r.json["failures"], 1, r.json)
+        self.fake.script = []  # the platform is well again
+        r = self.flush()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json["spooled"], r.json["accepted"], r.json["rejected"]), (0, 1, 0),
+                         r.json)
+        self.assertEqual(self.fake.calls(), 2)
+        http = Client(self.broker.port)
+        self.assertEqual(http.request("POST", "/usage/flush").status, 401)
+        http.close()
 
     def test_stop_flushes_the_open_period(self):
         self.start([], period="3600")  # the period is far from over
