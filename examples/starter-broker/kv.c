@@ -62,9 +62,18 @@ static const char schema[] =
     " start_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, calls INTEGER NOT NULL,"
     " peak_bytes INTEGER NOT NULL, PRIMARY KEY (instance_id, plan_id));";
 
+/* The last period (its start) for which a namespace's usage was spooled: a period without
+ * calls still gets its storage record. */
+static const char add_columns[] =
+    "ALTER TABLE namespaces ADD COLUMN usage_period INTEGER NOT NULL DEFAULT -1;";
+
 /* Earlier versions kept the data in kv.db: moved into broker.db once, then renamed. */
 static const char move_old[] = "BEGIN;"
-                               "INSERT OR IGNORE INTO main.namespaces SELECT * FROM old.namespaces;"
+                               "INSERT OR IGNORE INTO main.namespaces (instance_id, plan_id,"
+                               " max_keys, max_value, ready_at, deleting_at, enabled,"
+                               " last_active, bytes, nkeys) SELECT instance_id, plan_id,"
+                               " max_keys, max_value, ready_at, deleting_at, enabled,"
+                               " last_active, bytes, nkeys FROM old.namespaces;"
                                "INSERT OR IGNORE INTO main.kv SELECT * FROM old.kv;"
                                "INSERT OR IGNORE INTO main.apikeys SELECT * FROM old.apikeys;"
                                "INSERT OR IGNORE INTO main.usage SELECT * FROM old.usage;"
@@ -93,6 +102,10 @@ static int prepare_file(const char *data_dir, const char *path)
         if (!rc)
             printf("starter-broker: moved the data of %s into %s\n", old, path);
     }
+    /* Later versions' columns, added to a file an earlier version made. */
+    if (!rc && sqlite3_exec(db, "SELECT usage_period FROM namespaces LIMIT 0", NULL, NULL, NULL) !=
+                   SQLITE_OK)
+        rc = sqlite3_exec(db, add_columns, NULL, NULL, &err) != SQLITE_OK;
     if (rc)
         fprintf(stderr, "starter-broker: %s: %s\n", path, err ? err : sqlite3_errmsg(db));
     sqlite3_free(err);
@@ -321,6 +334,11 @@ static int roll(kv *k, sqlite3 *db, const char *instance, int64_t before_ms)
         };
         if (osb_usage_spool(db, &rec) != 0)
             rc = KV_BROKEN;
+        else
+            rc = run(k, db,
+                     "UPDATE namespaces SET usage_period = max(usage_period, ?) WHERE"
+                     " instance_id = ?",
+                     "is", rec.start_ms - rec.start_ms % k->period_ms, rec.resource_instance_id);
     }
     unprep(st);
     if (rc != KV_OK)
@@ -328,6 +346,56 @@ static int roll(kv *k, sqlite3 *db, const char *instance, int64_t before_ms)
     return instance ? run(k, db, "DELETE FROM usage_open WHERE start_ms < ? AND instance_id = ?",
                           "is", before_ms, instance)
                     : run(k, db, "DELETE FROM usage_open WHERE start_ms < ?", "i", before_ms);
+}
+
+/* The storage of the namespaces without calls in the periods up to the one that starts at
+ * period_ms (just ended): one record a period, covering it whole, with its STORAGE_BYTES, so
+ * that stored bytes are billed on days without calls too. Bytes change only with calls, so
+ * an idle period holds what the namespace holds now. Periods missed while the broker was
+ * down or busy are caught up, at most IDLE_CATCH_UP of them; a namespace has none before it
+ * was ready, nor while it is being deleted. */
+#define IDLE_CATCH_UP 24
+static int roll_idle(kv *k, sqlite3 *db, int64_t period_ms)
+{
+    sqlite3_stmt *st = prep(&k->wcache, db,
+                            "SELECT instance_id, plan_id, bytes, usage_period, ready_at FROM"
+                            " namespaces WHERE bytes > 0 AND usage_period < ?1 AND"
+                            " ready_at < ?1 AND deleting_at = 0");
+    if (!st)
+        return KV_BROKEN;
+    sqlite3_bind_int64(st, 1, period_ms);
+    int64_t p_ms = k->period_ms;
+    int rc = KV_OK;
+    while (rc == KV_OK && sqlite3_step(st) == SQLITE_ROW) {
+        char bytes[24];
+        snprintf(bytes, sizeof bytes, "%lld", (long long)sqlite3_column_int64(st, 2));
+        int64_t last = sqlite3_column_int64(st, 3), ready = sqlite3_column_int64(st, 4);
+        int64_t first = last + p_ms;
+        if (first < ready - ready % p_ms + p_ms)
+            first = ready - ready % p_ms + p_ms;
+        if (first < period_ms - (IDLE_CATCH_UP - 1) * p_ms)
+            first = period_ms - (IDLE_CATCH_UP - 1) * p_ms;
+        first -= first % p_ms;
+        osb_measure m[] = {{"STORAGE_BYTES", bytes}};
+        for (int64_t p = first; rc == KV_OK && p <= period_ms; p += p_ms) {
+            osb_usage_record rec = {
+                .resource_instance_id = (const char *)sqlite3_column_text(st, 0),
+                .plan_id = (const char *)sqlite3_column_text(st, 1),
+                .start_ms = p,
+                .end_ms = p + p_ms,
+                .measures = m,
+                .n_measures = 1,
+            };
+            if (osb_usage_spool(db, &rec) != 0)
+                rc = KV_BROKEN;
+        }
+    }
+    unprep(st);
+    return rc ? rc
+              : run(k, db,
+                    "UPDATE namespaces SET usage_period = ?1 WHERE bytes > 0 AND"
+                    " usage_period < ?1 AND ready_at < ?1 AND deleting_at = 0",
+                    "i", period_ms);
 }
 
 /* The usage of one call for the platform: the instance's usage of an earlier period goes to
@@ -416,7 +484,9 @@ static int apply(struct sqlite3 *db, void *ud)
     case W_PUT: return put(k, db, w);
     case W_DEL: return del(k, db, w);
     case W_METER: return meter(k, db, w);
-    case W_ROLL: return roll(k, db, NULL, w->a);
+    case W_ROLL: /* a: before this, b: the period that just ended (-1: none, stopping) */
+        rc = roll(k, db, NULL, w->a);
+        return rc || w->b < 0 ? rc : roll_idle(k, db, w->b);
     }
     return KV_BROKEN;
 }
@@ -561,8 +631,11 @@ void kv_submit_usage(kv *k, int64_t period_ms)
 
 int kv_collect_usage(kv *k, int64_t now_ms, bool final)
 {
-    int64_t before = final ? INT64_MAX : now_ms - now_ms % k->period_ms;
-    wop w = {.k = k, .kind = W_ROLL, .a = before};
+    int64_t period = now_ms - now_ms % k->period_ms;
+    wop w = {.k = k,
+             .kind = W_ROLL,
+             .a = final ? INT64_MAX : period,
+             .b = final ? -1 : period - k->period_ms};
     return submit(k, NULL, &w);
 }
 
