@@ -393,15 +393,22 @@ static void data_list(osb_http *h, void *ud)
     free(json);
 }
 
+/* The provider's own routes take the broker's Basic credentials; false after a 401. */
+static bool provider_only(starter *s, osb_http *h)
+{
+    if (osb_http_authorized(s->broker, h))
+        return true;
+    osb_http_set_header(h, "WWW-Authenticate", "Basic realm=\"osb\"");
+    osb_http_reply_error(h, 401, NULL, "The broker's credentials are required.");
+    return false;
+}
+
 /* The usage counted for an instance, for the provider (broker credentials required). */
 static void usage_get(osb_http *h, void *ud)
 {
     starter *s = ud;
-    if (!osb_http_authorized(s->broker, h)) {
-        osb_http_set_header(h, "WWW-Authenticate", "Basic realm=\"osb\"");
-        osb_http_reply_error(h, 401, NULL, "The broker's credentials are required.");
+    if (!provider_only(s, h))
         return;
-    }
     char *json = NULL;
     if (kv_usage(s->kv, osb_http_param(h, 0), &json) != KV_OK) {
         osb_http_reply_error(h, 500, NULL, "The storage backend is unavailable.");
@@ -416,11 +423,8 @@ static void usage_get(osb_http *h, void *ud)
 static void usage_flush(osb_http *h, void *ud)
 {
     starter *s = ud;
-    if (!osb_http_authorized(s->broker, h)) {
-        osb_http_set_header(h, "WWW-Authenticate", "Basic realm=\"osb\"");
-        osb_http_reply_error(h, 401, NULL, "The broker's credentials are required.");
+    if (!provider_only(s, h))
         return;
-    }
     osb_usage_stats st;
     int rc = osb_usage_flush(s->broker, 5000, &st);
     if (rc < 0) {

@@ -227,8 +227,8 @@ bool osb_http_authorized(osb_broker *b, osb_http *h);
  * /v4/metering/resources/{resource_id}/usage). Records are spooled in the broker's state
  * database first, in the provider's own transaction if it likes, and a background thread
  * sends them in batches of up to 100. A 201 or a 409 (already accepted: a retry of a record
- * that was delivered before a crash) takes a record off the spool; a 400 or a 404 moves it to
- * the table osb_usage_rejected (with the platform's status, code and message, logged once)
+ * that was delivered before a crash) takes a record off the spool; a 400 or a 404 (or a 400,
+ * 413 or 415 for the whole request) moves it to the table osb_usage_rejected (with the platform's status, code and message, logged once)
  * and it is never sent again; a 5xx, a timeout, a broken answer or a platform that cannot be
  * reached keeps the batch on the spool, retried with exponential backoff and jitter. Spooled
  * records survive restarts of the broker and outages of the platform; osb_broker_stop sends
