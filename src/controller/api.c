@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_LIMIT             100
+#define MAX_LIMIT 100
 
 /* ---------------------------------------------------------------- instance JSON */
 
@@ -57,10 +57,10 @@ json_t *rc_instance_json(store_tx *tx, const char *guid)
                       "resource_group_id", store_col_text(q, 3), "name", store_col_text(q, 4),
                       "resource_id", store_col_text(q, 5), "resource_plan_id", store_col_text(q, 6),
                       "region_id", store_col_text(q, 7), "target", store_col_text(q, 7),
-                      "parameters", rc_json_col(q, 8), "state", store_col_text(q, 9), "dashboard_url",
-                      text_or_null(q, 10), "last_operation", rc_json_col(q, 11), "created_at",
-                      rc_time_or_null(q, 12), "updated_at", rc_time_or_null(q, 13), "deleted_at",
-                      rc_time_or_null(q, 14));
+                      "parameters", rc_json_col(q, 8), "state", store_col_text(q, 9),
+                      "dashboard_url", text_or_null(q, 10), "last_operation", rc_json_col(q, 11),
+                      "created_at", rc_time_or_null(q, 12), "updated_at", rc_time_or_null(q, 13),
+                      "deleted_at", rc_time_or_null(q, 14));
     }
     store_done(q);
     if (j && strcmp(json_string_value(json_object_get(j, "state")), "removed") != 0) {
@@ -131,8 +131,8 @@ bool rc_check_parameters(http_req *req, const json_t *plan_doc, const char *obje
     if (jschema_compile(schema, &js, err, sizeof err)) {
         /* The catalog validated it on entry: a schema that no longer compiles checks nothing
          * here; the broker still validates. */
-        log_msg(LOG_WARN, "controller: a plan's %s.%s schema does not compile: %s", object,
-                action, err);
+        log_msg(LOG_WARN, "controller: a plan's %s.%s schema does not compile: %s", object, action,
+                err);
         return true;
     }
     int v = jschema_validate(js, params, err, sizeof err);
@@ -175,7 +175,8 @@ int rc_find_instance(store_tx *tx, const char *id, const iam_principal *p, rc_in
         return rc;
     rc = OSB_E_NOTFOUND;
     if (store_step(q) == STORE_ROW) {
-#define COL(i, dst) snprintf(dst, sizeof dst, "%s", store_col_text(q, i) ? store_col_text(q, i) : "")
+#define COL(i, dst)                                                                                \
+    snprintf(dst, sizeof dst, "%s", store_col_text(q, i) ? store_col_text(q, i) : "")
         COL(0, out->guid);
         COL(1, out->account_id);
         COL(2, out->state);
@@ -187,7 +188,7 @@ int rc_find_instance(store_tx *tx, const char *id, const iam_principal *p, rc_in
         COL(8, out->crn);
         COL(9, out->visibility);
 #undef COL
-        if (p->operator || strcmp(p->account_id, out->account_id) == 0)
+        if (p->operator|| strcmp(p->account_id, out->account_id) == 0)
             rc = 0;
     }
     store_done(q);
@@ -267,8 +268,8 @@ static int create_work(store_tx *tx, void *ud)
                       "INSERT INTO rc_operations (id, kind, instance_id, initiator, state,"
                       " next_at_ms, deadline_ms, created_ms, updated_ms) VALUES (?, 'create', ?,"
                       " ?, 'pending', ?, ?, ?, ?)",
-                      "sssiiii", u->op_id, u->guid, u->iam_id, now,
-                      now + u->max_polling_s * 1000, now, now);
+                      "sssiiii", u->op_id, u->guid, u->iam_id, now, now + u->max_polling_s * 1000,
+                      now, now);
 }
 
 static void create_then(rc_write *w, int rc)
@@ -282,7 +283,6 @@ static void create_then(rc_write *w, int rc)
     free(u->params);
     free(u);
 }
-
 
 static void instance_create(http_req *req, void *ud)
 {
@@ -474,8 +474,8 @@ bool rc_page_parse(http_req *req, rc_page *pg)
 }
 
 void rc_page_reply(rc_controller *c, http_req *req, store_tx *tx, store_stmt *q, int rc,
-                   const rc_page *pg, json_t *(*row)(rc_controller *c, store_tx *tx,
-                                                     const char *guid))
+                   const rc_page *pg,
+                   json_t *(*row)(rc_controller *c, store_tx *tx, const char *guid))
 {
     json_t *rows = json_array();
     int64_t last = 0;
@@ -505,27 +505,8 @@ void rc_page_reply(rc_controller *c, http_req *req, store_tx *tx, store_stmt *q,
         json_decref(rows);
         return;
     }
-    json_t *next = json_null();
-    if (more) {
-        buf b;
-        buf_init(&b, 8192);
-        int brc = buf_printf(&b, "%s?limit=%lld&start=%lld", pg->path, (long long)pg->limit,
-                             (long long)last);
-        for (size_t i = 0; i < ARRAY_LEN(pg->filters); i++) {
-            if (!pg->filters[i].name || !pg->filters[i].value)
-                continue;
-            char e[1600];
-            rc_pct(pg->filters[i].value, e, sizeof e);
-            brc |= buf_printf(&b, "&%s=%s", pg->filters[i].name, e);
-        }
-        if (!brc)
-            next = json_string(buf_cstr(&b));
-        buf_free(&b);
-    }
-    json_t *j = json_pack("{s:I,s:o,s:o}", "rows_count", (json_int_t)json_array_size(rows),
-                          "next_url", next, "resources", rows);
-    http_reply_json(req, 200, j);
-    json_decref(j);
+    http_reply_page(req, rows, more, pg->path, pg->limit, last, pg->filters,
+                    ARRAY_LEN(pg->filters));
 }
 
 static json_t *instance_row(rc_controller *c, store_tx *tx, const char *guid)
@@ -565,8 +546,8 @@ static void instance_list(http_req *req, void *ud)
                          " state != 'removed')) AND (?4 IS NULL OR offering_id = ?4) AND (?5 IS"
                          " NULL OR name = ?5) AND (?6 IS NULL OR resource_group_id = ?6) AND"
                          " rowid > ?7 ORDER BY rowid LIMIT ?8",
-                         &q, "ssssssii", p.account_id, plan, state, offering, name, group,
-                         pg.after, pg.limit + 1);
+                         &q, "ssssssii", p.account_id, plan, state, offering, name, group, pg.after,
+                         pg.limit + 1);
     rc_page_reply(c, req, tx, q, rc, &pg, instance_row);
 }
 
@@ -613,7 +594,8 @@ static void instance_update(http_req *req, void *ud)
         goto out;
     }
     if (!jname && !jplan && !params) {
-        rc_field_error(req, "name", "Nothing to change: send name, resource_plan_id or parameters.");
+        rc_field_error(req, "name",
+                       "Nothing to change: send name, resource_plan_id or parameters.");
         goto out;
     }
     if (!rc_begin(c, req, true, &tx))
@@ -676,8 +658,7 @@ static void instance_update(http_req *req, void *ud)
             snprintf(state, sizeof state, "%s", store_col_text(q, 1));
             published = store_col_int(q, 2) != 0;
             plan_doc = json_loads(store_col_text(q, 3), 0, NULL);
-            snprintf(broker, sizeof broker, "%s",
-                     store_col_text(q, 4) ? store_col_text(q, 4) : "");
+            snprintf(broker, sizeof broker, "%s", store_col_text(q, 4) ? store_col_text(q, 4) : "");
         }
         store_done(q);
         updateable = json_is_true(json_object_get(old_doc, "plan_updateable"));
@@ -701,7 +682,7 @@ static void instance_update(http_req *req, void *ud)
         if (strcmp(broker, i.broker_id) != 0) {
             store_rollback(tx);
             rc_field_error(req, "resource_plan_id",
-                        "The plan is not served by this instance's broker in its region.");
+                           "The plan is not served by this instance's broker in its region.");
             goto out;
         }
         json_int_t mpd = json_integer_value(json_object_get(plan_doc, "maximum_polling_duration"));
@@ -718,8 +699,12 @@ static void instance_update(http_req *req, void *ud)
         goto store_fail;
     }
     char op_id[37];
-    rc_new_op n = {.kind = "update", .instance_id = i.guid, .initiator = p.iam_id,
-                   .prior_state = i.state, .plan_id = plan_id, .parameters = params_text,
+    rc_new_op n = {.kind = "update",
+                   .instance_id = i.guid,
+                   .initiator = p.iam_id,
+                   .prior_state = i.state,
+                   .plan_id = plan_id,
+                   .parameters = params_text,
                    .max_polling_s = max_polling_s};
     rc = rc_insert_op(tx, &n, op_id);
     if (rc == OSB_E_CONFLICT) {
@@ -727,8 +712,8 @@ static void instance_update(http_req *req, void *ud)
         rc_busy(req);
         goto out;
     }
-    if (rc || (rc = rc_set_last_operation(tx, "resource_instances", i.guid, "update",
-                                          "in progress", false, "")))
+    if (rc || (rc = rc_set_last_operation(tx, "resource_instances", i.guid, "update", "in progress",
+                                          false, "")))
         goto store_fail;
     if ((rc = store_commit(tx))) {
         tx = NULL;
@@ -779,8 +764,8 @@ static int delete_work(store_tx *tx, void *ud)
     delete_unit *u = ud;
     store_stmt *q;
     char now_state[24] = "";
-    int rc = store_query(tx, "SELECT state FROM resource_instances WHERE guid = ?", &q, "s",
-                         u->guid);
+    int rc =
+        store_query(tx, "SELECT state FROM resource_instances WHERE guid = ?", &q, "s", u->guid);
     if (rc)
         return rc;
     if (store_step(q) == STORE_ROW)
@@ -797,8 +782,11 @@ static int delete_work(store_tx *tx, void *ud)
     int64_t now = time_now_ms();
     if (u->reclaim) {
         /* Disabled at the broker now, deprovisioned when the period is over. */
-        rc_new_op n = {.kind = "disable", .instance_id = u->guid, .initiator = u->iam_id,
-                       .prior_state = u->state, .reason = "IBMCLOUD_RECLAMATION_SCHEDULE"};
+        rc_new_op n = {.kind = "disable",
+                       .instance_id = u->guid,
+                       .initiator = u->iam_id,
+                       .prior_state = u->state,
+                       .reason = "IBMCLOUD_RECLAMATION_SCHEDULE"};
         char rid[37];
         uuid_v7(rid);
         if ((rc = rc_insert_op(tx, &n, u->op_id)) ||
@@ -814,8 +802,8 @@ static int delete_work(store_tx *tx, void *ud)
                           " updated_ms = ? WHERE guid = ?",
                           "is", now, u->guid);
     }
-    rc_new_op n = {.kind = "delete", .instance_id = u->guid, .initiator = u->iam_id,
-                   .prior_state = u->state};
+    rc_new_op n = {
+        .kind = "delete", .instance_id = u->guid, .initiator = u->iam_id, .prior_state = u->state};
     if ((rc = rc_insert_op(tx, &n, u->op_id)))
         return rc;
     return store_exec(tx,

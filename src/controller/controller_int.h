@@ -145,9 +145,7 @@ bool rc_check_parameters(http_req *req, const json_t *plan_doc, const char *obje
  * filters that next_url repeats. */
 typedef struct {
     const char *path;
-    struct {
-        const char *name, *value; /* value NULL: not filtered */
-    } filters[5];
+    http_filter filters[5]; /* value NULL: not filtered */
     int64_t limit, after;
 } rc_page;
 bool rc_page_parse(http_req *req, rc_page *pg);

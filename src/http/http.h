@@ -129,6 +129,16 @@ void http_reply_error(http_req *req, int status, const char *code, const char *m
 void http_reply_errorf(http_req *req, int status, const char *code, const char *fmt, ...)
     PRINTF_LIKE(4, 5);
 
+/* A page of a list, as the platform's list endpoints answer it: 200 {"rows_count",
+ * "next_url", "resources": rows (stolen)}. With more, next_url is
+ * path?limit=LIMIT&start=LAST and each filter whose value is not NULL, percent-encoded;
+ * otherwise null. */
+typedef struct {
+    const char *name, *value;
+} http_filter;
+void http_reply_page(http_req *req, json_t *rows, bool more, const char *path, int64_t limit,
+                     int64_t last, const http_filter *filters, size_t nfilters);
+
 /* ---- deferred replies ----
  * A handler that waits for something (a group commit, a backend) calls http_defer() and
  * returns; the connection is suspended without holding a worker thread. Whoever finishes

@@ -37,16 +37,16 @@ struct http_server {
     http_config cfg;
     char name[64];
     unsigned port;
-    int stopping;      /* atomic: no new deferrals once set */
-    int deferred_now;  /* atomic: requests suspended and not yet answered */
+    int stopping;     /* atomic: no new deferrals once set */
+    int deferred_now; /* atomic: requests suspended and not yet answered */
     /* Metrics, updated atomically: by status class (1xx..5xx) and latency bucket. */
     uint64_t by_class[6];
     uint64_t by_bucket[12];
     uint64_t latency_us_sum;
 };
 
-static const int64_t bucket_us[11] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000,
-                                      50000, 100000, 1000000};
+static const int64_t bucket_us[11] = {100,   250,   500,   1000,   2500,   5000,
+                                      10000, 25000, 50000, 100000, 1000000};
 
 /* ---------------------------------------------------------------- router */
 
@@ -187,9 +187,11 @@ static void dispatch(http_server *s, http_req *req)
         req->style = rt->style;
     }
     if (allowed) {
-        static const struct { unsigned m; const char *name; } names[] = {
-            {HTTP_GET, "GET"}, {HTTP_POST, "POST"}, {HTTP_PUT, "PUT"},
-            {HTTP_PATCH, "PATCH"}, {HTTP_DELETE, "DELETE"}, {HTTP_OPTIONS, "OPTIONS"}};
+        static const struct {
+            unsigned m;
+            const char *name;
+        } names[] = {{HTTP_GET, "GET"},     {HTTP_POST, "POST"},     {HTTP_PUT, "PUT"},
+                     {HTTP_PATCH, "PATCH"}, {HTTP_DELETE, "DELETE"}, {HTTP_OPTIONS, "OPTIONS"}};
         char allow[64] = "";
         for (size_t i = 0; i < ARRAY_LEN(names); i++) {
             if (allowed & names[i].m) {
@@ -278,8 +280,8 @@ json_t *http_json_body(http_req *req)
         return NULL;
     }
     if (req->body.len == 0) {
-        http_reply_error(req, 400, "bad_json", "The request body is empty; a JSON body is required.",
-                         NULL);
+        http_reply_error(req, 400, "bad_json",
+                         "The request body is empty; a JSON body is required.", NULL);
         return NULL;
     }
     if (!json_depth_ok(req->body.data, req->body.len, JSON_MAX_DEPTH)) {
@@ -290,8 +292,9 @@ json_t *http_json_body(http_req *req)
     json_error_t err;
     json_t *j = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &err);
     if (!j) {
-        http_reply_errorf(req, 400, "bad_json", "The body is not valid JSON: %s (line %d, column %d).",
-                          err.text, err.line, err.column);
+        http_reply_errorf(req, 400, "bad_json",
+                          "The body is not valid JSON: %s (line %d, column %d).", err.text,
+                          err.line, err.column);
         return NULL;
     }
     return j;
@@ -347,6 +350,31 @@ void http_reply_json(http_req *req, int status, const json_t *j)
     req->status = status;
     req->content_type = "application/json";
     req->replied = true;
+}
+
+void http_reply_page(http_req *req, json_t *rows, bool more, const char *path, int64_t limit,
+                     int64_t last, const http_filter *filters, size_t nfilters)
+{
+    json_t *next = json_null();
+    if (more) {
+        buf b;
+        buf_init(&b, 16384);
+        int rc =
+            buf_printf(&b, "%s?limit=%lld&start=%lld", path, (long long)limit, (long long)last);
+        for (size_t i = 0; i < nfilters && !rc; i++) {
+            if (!filters[i].name || !filters[i].value)
+                continue;
+            rc = buf_printf(&b, "&%s=", filters[i].name);
+            rc = rc ? rc : buf_pct(&b, filters[i].value);
+        }
+        if (!rc)
+            next = json_string(buf_cstr(&b));
+        buf_free(&b);
+    }
+    json_t *j = json_pack("{s:I, s:o, s:o}", "rows_count", (json_int_t)json_array_size(rows),
+                          "next_url", next, "resources", rows);
+    http_reply_json(req, 200, j);
+    json_decref(j);
 }
 
 void http_reply_error(http_req *req, int status, const char *code, const char *message,
@@ -442,8 +470,7 @@ static enum MHD_Result queue(http_req *req)
 {
     size_t n = req->resp.len;
     char *body = buf_take(&req->resp);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer_with_free_callback(n, body, free_cb);
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(n, body, free_cb);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -462,9 +489,12 @@ static enum MHD_Result queue(http_req *req)
 
 static http_method parse_method(const char *m)
 {
-    static const struct { const char *name; http_method m; } tab[] = {
-        {"GET", HTTP_GET}, {"HEAD", HTTP_HEAD}, {"POST", HTTP_POST}, {"PUT", HTTP_PUT},
-        {"PATCH", HTTP_PATCH}, {"DELETE", HTTP_DELETE}, {"OPTIONS", HTTP_OPTIONS}};
+    static const struct {
+        const char *name;
+        http_method m;
+    } tab[] = {{"GET", HTTP_GET},        {"HEAD", HTTP_HEAD},   {"POST", HTTP_POST},
+               {"PUT", HTTP_PUT},        {"PATCH", HTTP_PATCH}, {"DELETE", HTTP_DELETE},
+               {"OPTIONS", HTTP_OPTIONS}};
     for (size_t i = 0; i < ARRAY_LEN(tab); i++)
         if (strcmp(m, tab[i].name) == 0)
             return tab[i].m;
@@ -515,9 +545,8 @@ static http_req *req_new(http_server *s, struct MHD_Connection *conn, const char
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     http_server *s = cls;
     http_req *req = *con_cls;
@@ -602,8 +631,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     __atomic_add_fetch(&s->by_bucket[b], 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->latency_us_sum, (uint64_t)us, __ATOMIC_RELAXED);
     if (s->cfg.access_log) {
-        log_info("%s %s %s %d %lldus rid=%s%s", s->name, req->method_name, req->path,
-                 req->status, (long long)us, req->request_id,
+        log_info("%s %s %s %d %lldus rid=%s%s", s->name, req->method_name, req->path, req->status,
+                 (long long)us, req->request_id,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
     }
     buf_free(&req->body);
@@ -728,19 +757,15 @@ int http_server_start(const http_config *cfg, http_router *router, http_server *
         flags, 0, NULL, NULL, on_request, s,
         cfg->listen_fd > 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
         cfg->listen_fd > 0 ? (void *)(intptr_t)cfg->listen_fd : (void *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, s->cfg.threads,
-        MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_connections,
+        MHD_OPTION_THREAD_POOL_SIZE, s->cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
+        s->cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.timeout_s,
         /* libmicrohttpd keeps the request line, headers and every query argument record in
          * this pool, and hangs instead of answering when the records do not fit: give it
          * room beyond the header cap, which on_request enforces itself. */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->cfg.max_header * 4,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->cfg.max_header * 4, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw,
+        NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
         MHD_OPTION_END);
     if (!s->daemon) {
         log_error("%s: cannot listen on %s: %s", s->name, cfg->listen ? cfg->listen : "",
@@ -769,19 +794,23 @@ int http_server_metrics(http_server *s, buf *out)
     for (int b = 0; !rc && b < 12; b++) {
         cum += __atomic_load_n(&s->by_bucket[b], __ATOMIC_RELAXED);
         if (b < 11)
-            rc = buf_printf(out, "osbill_http_request_duration_seconds_bucket{server=\"%s\","
-                                 "le=\"%g\"} %llu\n", s->name, (double)bucket_us[b] / 1e6,
-                            (unsigned long long)cum);
+            rc = buf_printf(out,
+                            "osbill_http_request_duration_seconds_bucket{server=\"%s\","
+                            "le=\"%g\"} %llu\n",
+                            s->name, (double)bucket_us[b] / 1e6, (unsigned long long)cum);
         else
-            rc = buf_printf(out, "osbill_http_request_duration_seconds_bucket{server=\"%s\","
-                                 "le=\"+Inf\"} %llu\n", s->name, (unsigned long long)cum);
+            rc = buf_printf(out,
+                            "osbill_http_request_duration_seconds_bucket{server=\"%s\","
+                            "le=\"+Inf\"} %llu\n",
+                            s->name, (unsigned long long)cum);
     }
     if (!rc)
-        rc = buf_printf(out, "osbill_http_request_duration_seconds_sum{server=\"%s\"} %.6f\n"
-                             "osbill_http_request_duration_seconds_count{server=\"%s\"} %llu\n",
-                        s->name,
-                        (double)__atomic_load_n(&s->latency_us_sum, __ATOMIC_RELAXED) / 1e6,
-                        s->name, (unsigned long long)cum);
+        rc =
+            buf_printf(out,
+                       "osbill_http_request_duration_seconds_sum{server=\"%s\"} %.6f\n"
+                       "osbill_http_request_duration_seconds_count{server=\"%s\"} %llu\n",
+                       s->name, (double)__atomic_load_n(&s->latency_us_sum, __ATOMIC_RELAXED) / 1e6,
+                       s->name, (unsigned long long)cum);
     return rc;
 }
 
@@ -805,7 +834,8 @@ int http_listen(const char *listen, int *fd, unsigned *port)
         return OSB_E_IO;
     }
     *fd = s;
-    *port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    *port =
+        ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
     return 0;
 }
 

@@ -738,26 +738,10 @@ static void usage_list(http_req *req, void *ud)
         http_reply_error(req, 503, "unavailable", "The store failed.", NULL);
         return;
     }
-    json_t *next = json_null();
-    if (more) {
-        buf b;
-        buf_init(&b, 16384);
-        int brc = buf_printf(&b, "/v1/usage/records?limit=%lld&start=%lld", (long long)limit,
-                             (long long)last);
-        for (size_t i = 0; i < ARRAY_LEN(list_filters) && !brc; i++) {
-            if (v[i]) {
-                brc = buf_printf(&b, "&%s=", list_filters[i]);
-                brc = brc ? brc : buf_pct(&b, v[i]);
-            }
-        }
-        if (!brc)
-            next = json_string(buf_cstr(&b));
-        buf_free(&b);
-    }
-    json_t *j = json_pack("{s:I, s:o, s:o}", "rows_count", (json_int_t)json_array_size(rows),
-                          "next_url", next, "resources", rows);
-    http_reply_json(req, 200, j);
-    json_decref(j);
+    http_filter f[ARRAY_LEN(list_filters)];
+    for (size_t i = 0; i < ARRAY_LEN(list_filters); i++)
+        f[i] = (http_filter){list_filters[i], v[i]};
+    http_reply_page(req, rows, more, "/v1/usage/records", limit, last, f, ARRAY_LEN(f));
 }
 
 /* ---------------------------------------------------------------- life cycle */

@@ -450,6 +450,22 @@ def free_port():
     return port
 
 
+class AccountsTest(unittest.TestCase):
+    """Tests against one platform (cls.p) with the operator's token (cls.op_token) and the
+    accounts of make_accounts (cls.accounts): each test gets a fresh client, self.c, and
+    self.call(who, ...) calls the API as "operator" or as a named account."""
+
+    def setUp(self):
+        self.c = self.p.client()
+
+    def tearDown(self):
+        self.c.close()
+
+    def call(self, who, method, path, body=None, **kw):
+        tok = self.op_token if who == "operator" else self.accounts[who]["token"]
+        return self.c.call(method, path, body=body, token=tok, **kw)
+
+
 class BrokerTest(unittest.TestCase):
     """One broker per test class (broker_class, with broker_kwargs); each test gets a fresh
     client."""

@@ -18,7 +18,7 @@ import unittest
 import uuid
 
 from bad_broker import BadBroker
-from harness import LITE, PREMIUM, SERVICE_ID, STANDARD, Broker, Platform
+from harness import LITE, PREMIUM, SERVICE_ID, STANDARD, AccountsTest, Broker, Platform
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STARTER_CATALOG = os.path.join(HERE, "..", "..", "examples", "starter-broker", "catalog.json")
@@ -37,7 +37,7 @@ def catalog_checks(plan_names):
             ["catalog.dashboard_client"])
 
 
-class BrokersBase(unittest.TestCase):
+class BrokersBase(AccountsTest):
     """One platform per class with a provider (acme), another provider (globex) and a
     consumer (initech), each with an owner's token."""
 
@@ -74,17 +74,7 @@ class BrokersBase(unittest.TestCase):
         finally:
             cls.p.cleanup()
 
-    def setUp(self):
-        self.c = self.p.client()
-
-    def tearDown(self):
-        self.c.close()
-
     # ------------------------------------------------------------ helpers
-
-    def call(self, who, method, path, body=None, **kw):
-        tok = self.op_token if who == "operator" else self.accounts[who]["token"]
-        return self.c.call(method, path, body=body, token=tok, **kw)
 
     def uid(self, prefix):
         return "%s-%s" % (prefix, os.urandom(4).hex())

@@ -13,13 +13,14 @@ import unittest
 import urllib.parse
 
 from bad_broker import BadBroker
-from harness import LITE, PREMIUM, SERVICE_ID, STANDARD, Broker, Platform, make_accounts
+from harness import (LITE, PREMIUM, SERVICE_ID, STANDARD, AccountsTest, Broker, Platform,
+                     make_accounts)
 
 FAST = "us-south"   # the starter broker with premium taking 1 s
 SLOW = "eu-de"      # another one with premium taking 4 s: long enough to restart meanwhile
 
 
-class ControllerTest(unittest.TestCase):
+class ControllerTest(AccountsTest):
 
     @classmethod
     def setUpClass(cls):
@@ -102,17 +103,7 @@ class ControllerTest(unittest.TestCase):
                 b.cleanup()
             cls.p.cleanup()
 
-    def setUp(self):
-        self.c = self.p.client()
-
-    def tearDown(self):
-        self.c.close()
-
     # ------------------------------------------------------------ helpers
-
-    def call(self, who, method, path, body=None, **kw):
-        tok = self.op_token if who == "operator" else self.accounts[who]["token"]
-        return self.c.call(method, path, body=body, token=tok, **kw)
 
     def create(self, plan=LITE, region=FAST, who="initech", status=201, **extra):
         body = {"name": "inst-%s" % os.urandom(3).hex(), "target": region,

@@ -13,8 +13,8 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (LITE, PREMIUM, SERVICE_ID, STANDARD, Broker, Client, Platform, make_accounts,
-                     starter_offering)
+from harness import (LITE, PREMIUM, SERVICE_ID, STANDARD, AccountsTest, Broker, Client, Platform,
+                     make_accounts, starter_offering)
 
 REGION = "us-south"
 BEARER_REGION = "eu-gb"  # a broker there takes the platform's bearer token, not Basic
@@ -24,7 +24,7 @@ def q(s):
     return urllib.parse.quote(s, safe="")
 
 
-class LifecycleTest(unittest.TestCase):
+class LifecycleTest(AccountsTest):
 
     @classmethod
     def setUpClass(cls):
@@ -77,18 +77,14 @@ class LifecycleTest(unittest.TestCase):
             cls.p.cleanup()
 
     def setUp(self):
-        self.c = self.p.client()
+        super().setUp()
         self.osb = self.broker.client()
 
     def tearDown(self):
-        self.c.close()
         self.osb.close()
+        super().tearDown()
 
     # ------------------------------------------------------------ helpers
-
-    def call(self, who, method, path, body=None, **kw):
-        tok = self.op_token if who == "operator" else self.accounts[who]["token"]
-        return self.c.call(method, path, body=body, token=tok, **kw)
 
     def create(self, plan=LITE, who="hooli", status=201, **extra):
         body = {"name": "inst-%s" % os.urandom(3).hex(), "target": REGION,

@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import (LITE, SERVICE_ID, STANDARD, Broker, Platform, make_accounts,
+from harness import (LITE, SERVICE_ID, STANDARD, AccountsTest, Broker, Platform, make_accounts,
                      metered_offering, API_CALLS_METRIC)
 
 REGION = "us-south"
@@ -30,7 +30,7 @@ def now_ms():
     return int(time.time() * 1000)
 
 
-class MeteringTest(unittest.TestCase):
+class MeteringTest(AccountsTest):
 
     @classmethod
     def setUpClass(cls):
@@ -64,17 +64,7 @@ class MeteringTest(unittest.TestCase):
             cls.broker.cleanup()
             cls.p.cleanup()
 
-    def setUp(self):
-        self.c = self.p.client()
-
-    def tearDown(self):
-        self.c.close()
-
     # ------------------------------------------------------------ helpers
-
-    def call(self, who, method, path, body=None, **kw):
-        tok = self.op_token if who == "operator" else self.accounts[who]["token"]
-        return self.c.call(method, path, body=body, token=tok, **kw)
 
     def instance(self, plan=STANDARD, who="initech"):
         r = self.call(who, "POST", "/v2/resource_instances",
