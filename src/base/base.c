@@ -240,8 +240,14 @@ int buf_pct(buf *b, const char *s)
 
 static log_level g_log_level = LOG_INFO;
 
-void log_set_level(log_level l) { g_log_level = l; }
-log_level log_get_level(void) { return g_log_level; }
+void log_set_level(log_level l)
+{
+    g_log_level = l;
+}
+log_level log_get_level(void)
+{
+    return g_log_level;
+}
 
 int log_parse_level(const char *s, log_level *out)
 {
@@ -296,6 +302,27 @@ int64_t time_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* YYYY-MM of a UTC time, by the days-to-civil arithmetic of H. Hinnant's date algorithms
+ * (gmtime_r would take the time zone lock for every record). */
+void time_month_of(int64_t ms, char out[8])
+{
+    int64_t days = (ms >= 0 ? ms : ms - 86399999) / 86400000;
+    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2);
+    unsigned yy = (unsigned)(y % 10000 + 10000) % 10000u;
+    out[0] = (char)('0' + yy / 1000);
+    out[1] = (char)('0' + yy / 100 % 10);
+    out[2] = (char)('0' + yy / 10 % 10);
+    out[3] = (char)('0' + yy % 10);
+    out[4] = '-';
+    out[5] = (char)('0' + m / 10);
+    out[6] = (char)('0' + m % 10);
+    out[7] = '\0';
+}
+
 void time_format_rfc3339(int64_t ms, char out[32])
 {
     time_t secs = (time_t)(ms / 1000);
@@ -328,9 +355,9 @@ __attribute__((constructor)) static void base_init(void)
 
 static void uuid_text(const unsigned char b[16], char out[37])
 {
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 void uuid_v4(char out[37])
@@ -461,9 +488,12 @@ void hex_encode(const void *in, size_t n, char *out)
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -530,9 +560,8 @@ int seal_secret(const unsigned char key[32], const char *ad, const void *plain, 
     b[0] = SEAL_VERSION;
     randombytes_buf(b + 1, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
     unsigned long long clen = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt(b + SEAL_HEAD, &clen, plain, n,
-                                               (const unsigned char *)ad, strlen(ad), NULL,
-                                               b + 1, key);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(
+        b + SEAL_HEAD, &clen, plain, n, (const unsigned char *)ad, strlen(ad), NULL, b + 1, key);
     *out = b;
     *outn = SEAL_HEAD + (size_t)clen;
     return 0;
@@ -548,10 +577,9 @@ int open_secret(const unsigned char key[32], const char *ad, const void *sealed,
     if (plain + 1 > outsz)
         return OSB_E_TOOBIG;
     unsigned long long mlen = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)out, &mlen, NULL,
-                                                   b + SEAL_HEAD, n - SEAL_HEAD,
-                                                   (const unsigned char *)ad, strlen(ad), b + 1,
-                                                   key) != 0) {
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)out, &mlen, NULL, b + SEAL_HEAD,
+                                                   n - SEAL_HEAD, (const unsigned char *)ad,
+                                                   strlen(ad), b + 1, key) != 0) {
         secure_wipe(out, outsz);
         return OSB_E_INVAL;
     }
@@ -573,6 +601,15 @@ bool str_eq(const char *a, const char *b)
 bool str_has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+void str_copy(char *dst, size_t n, const char *src)
+{
+    size_t len = src ? strlen(src) : 0;
+    if (len >= n)
+        len = n - 1;
+    memcpy(dst, src ? src : "", len);
+    dst[len] = '\0';
 }
 
 int str_to_i64(const char *s, bool allow_neg, int64_t *out)

@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WARN_UNUSED __attribute__((warn_unused_result))
+#define WARN_UNUSED       __attribute__((warn_unused_result))
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define ARRAY_LEN(a)      (sizeof(a) / sizeof((a)[0]))
 
 /* Error codes shared by all modules: 0 is success, the rest are negative. */
 enum {
@@ -71,16 +71,23 @@ void log_set_level(log_level l);
 log_level log_get_level(void);
 int log_parse_level(const char *s, log_level *out) WARN_UNUSED;
 void log_msg(log_level l, const char *fmt, ...) PRINTF_LIKE(2, 3);
-#define log_debug(...) do { if (log_get_level() <= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_get_level() <= LOG_DEBUG)                                                          \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                                       \
+    } while (0)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
 /* ---- time ---- */
-int64_t time_now_ms(void);   /* wall clock, UTC ms since the epoch */
-int64_t time_mono_us(void);  /* monotonic microseconds, for durations */
+int64_t time_now_ms(void);  /* wall clock, UTC ms since the epoch */
+int64_t time_mono_us(void); /* monotonic microseconds, for durations */
 /* RFC 3339 UTC with milliseconds, "2026-11-25T09:03:59.123Z"; out needs 25 bytes. */
 void time_format_rfc3339(int64_t ms, char out[32]);
+/* "YYYY-MM" of the UTC month holding ms (years taken mod 10000), without the time zone lock
+ * that gmtime_r takes. */
+void time_month_of(int64_t ms, char out[8]);
 
 /* ---- randomness and ids ---- */
 void random_bytes(void *p, size_t n);
@@ -128,6 +135,8 @@ int open_secret(const unsigned char key[32], const char *ad, const void *sealed,
 
 /* ---- strings ---- */
 bool str_eq(const char *a, const char *b); /* NULL-safe */
+/* Copies src (NULL: "") into dst of size n > 0, cut to fit; snprintf's "%s" without its cost. */
+void str_copy(char *dst, size_t n, const char *src);
 bool str_has_prefix(const char *s, const char *prefix);
 /* Parses a decimal int64 that fills the whole string; no sign unless allow_neg. */
 int str_to_i64(const char *s, bool allow_neg, int64_t *out) WARN_UNUSED;

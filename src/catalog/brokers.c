@@ -16,11 +16,6 @@
 #define MAX_BROKERS 64 /* per offering: one per region */
 #define SEAL_AD_PREFIX "osbill broker password "
 
-static void copy(char *dst, size_t n, const char *src)
-{
-    snprintf(dst, n, "%s", src ? src : "");
-}
-
 /* ---------------------------------------------------------------- sealed passwords */
 
 /* The additional data ties a sealed password to its broker: a sealed value copied onto
@@ -257,7 +252,7 @@ static bool parse_fields(http_req *req, const json_t *body, bool creating, broke
 static json_t *broker_json(store_tx *tx, store_stmt *q, int *rc)
 {
     char created[32], updated[32], id[64];
-    copy(id, sizeof id, store_col_text(q, 0));
+    str_copy(id, sizeof id, store_col_text(q, 0));
     time_format_rfc3339(store_col_int(q, 7), created);
     time_format_rfc3339(store_col_int(q, 8), updated);
     const char *auth = store_col_text(q, 4);
@@ -547,9 +542,9 @@ static void brokers_patch(http_req *req, void *ud)
                              " offering_id = ?", &q, "ss", bid, o.id);
     if (!rc) {
         if ((found = store_step(q) == STORE_ROW)) {
-            copy(region, sizeof region, store_col_text(q, 0));
-            copy(url, sizeof url, store_col_text(q, 1));
-            copy(auth, sizeof auth, store_col_text(q, 2));
+            str_copy(region, sizeof region, store_col_text(q, 0));
+            str_copy(url, sizeof url, store_col_text(q, 1));
+            str_copy(auth, sizeof auth, store_col_text(q, 2));
         }
         store_done(q);
     }
@@ -749,21 +744,21 @@ static void deployments_put(http_req *req, void *ud)
                          &q, "ss", pid, o.id);
     if (!rc) {
         if (store_step(q) == STORE_ROW) {
-            copy(plan_name, sizeof plan_name, store_col_text(q, 0));
-            copy(state, sizeof state, store_col_text(q, 1));
+            str_copy(plan_name, sizeof plan_name, store_col_text(q, 0));
+            str_copy(state, sizeof state, store_col_text(q, 1));
         }
         store_done(q);
     }
     if (!rc && !(rc = store_query(tx, "SELECT id FROM brokers WHERE offering_id = ? AND region"
                                       " = ?", &q, "ss", o.id, region))) {
         if (store_step(q) == STORE_ROW)
-            copy(broker, sizeof broker, store_col_text(q, 0));
+            str_copy(broker, sizeof broker, store_col_text(q, 0));
         store_done(q);
     }
     if (!rc && !(rc = store_query(tx, "SELECT broker_id, created_ms FROM deployments WHERE"
                                       " plan_id = ? AND region = ?", &q, "ss", pid, region))) {
         if (store_step(q) == STORE_ROW) {
-            copy(current, sizeof current, store_col_text(q, 0));
+            str_copy(current, sizeof current, store_col_text(q, 0));
             created = store_col_int(q, 1);
         }
         store_done(q);

@@ -62,11 +62,6 @@ int catalog_touch(store_tx *tx, const char *offering_id)
                           " WHERE id = ?", "is", time_now_ms(), offering_id);
 }
 
-static void copy(char *dst, size_t n, const char *src)
-{
-    snprintf(dst, n, "%s", src ? src : "");
-}
-
 int catalog_offering_load(store_tx *tx, const char *id, catalog_offering *o)
 {
     store_stmt *q;
@@ -78,15 +73,15 @@ int catalog_offering_load(store_tx *tx, const char *id, catalog_offering *o)
         return rc;
     rc = OSB_E_NOTFOUND;
     if (store_step(q) == STORE_ROW) {
-        copy(o->id, sizeof o->id, store_col_text(q, 0));
-        copy(o->account_id, sizeof o->account_id, store_col_text(q, 1));
-        copy(o->name, sizeof o->name, store_col_text(q, 2));
+        str_copy(o->id, sizeof o->id, store_col_text(q, 0));
+        str_copy(o->account_id, sizeof o->account_id, store_col_text(q, 1));
+        str_copy(o->name, sizeof o->name, store_col_text(q, 2));
         const char *doc = store_col_text(q, 3);
         o->doc = json_loads(doc ? doc : "{}", 0, NULL);
-        copy(o->visibility, sizeof o->visibility, store_col_text(q, 4));
-        copy(o->publication, sizeof o->publication, store_col_text(q, 5));
-        copy(o->service_iam_id, sizeof o->service_iam_id, store_col_text(q, 6));
-        copy(o->client_id, sizeof o->client_id, store_col_text(q, 7));
+        str_copy(o->visibility, sizeof o->visibility, store_col_text(q, 4));
+        str_copy(o->publication, sizeof o->publication, store_col_text(q, 5));
+        str_copy(o->service_iam_id, sizeof o->service_iam_id, store_col_text(q, 6));
+        str_copy(o->client_id, sizeof o->client_id, store_col_text(q, 7));
         o->revision = store_col_int(q, 8);
         o->created_ms = store_col_int(q, 9);
         o->updated_ms = store_col_int(q, 10);
@@ -687,7 +682,7 @@ static int account_kind(store_tx *tx, const char *account_id, char kind[16])
     if (rc)
         return rc;
     if (store_step(q) == STORE_ROW)
-        copy(kind, 16, store_col_text(q, 0));
+        str_copy(kind, 16, store_col_text(q, 0));
     store_done(q);
     return kind[0] ? 0 : OSB_E_NOTFOUND;
 }
@@ -828,7 +823,7 @@ static void offerings_list(http_req *req, void *ud)
             catalog_offering o;
             json_t *steps;
             char id[64];
-            copy(id, sizeof id, store_col_text(q, 0));
+            str_copy(id, sizeof id, store_col_text(q, 0));
             if (!(rc = catalog_offering_load(tx, id, &o))) {
                 if (!(rc = catalog_steps(tx, &o, &steps, NULL)))
                     json_array_append_new(list, catalog_offering_json(&o, steps));

@@ -60,11 +60,6 @@ static bool one_of(const char *s, const char *const *set)
     return false;
 }
 
-static void copy(char *dst, size_t n, const char *src)
-{
-    snprintf(dst, n, "%s", src ? src : "");
-}
-
 static bool paid(const char *kind)
 {
     return strcmp(kind, "lite") != 0;
@@ -791,13 +786,13 @@ static bool valid_free(http_req *req, const json_t *body, const char *kind)
 static void row_fill(store_stmt *q, plan_row *p)
 {
     memset(p, 0, sizeof *p);
-    copy(p->id, sizeof p->id, store_col_text(q, 0));
-    copy(p->offering_id, sizeof p->offering_id, store_col_text(q, 1));
-    copy(p->name, sizeof p->name, store_col_text(q, 2));
-    copy(p->kind, sizeof p->kind, store_col_text(q, 3));
+    str_copy(p->id, sizeof p->id, store_col_text(q, 0));
+    str_copy(p->offering_id, sizeof p->offering_id, store_col_text(q, 1));
+    str_copy(p->name, sizeof p->name, store_col_text(q, 2));
+    str_copy(p->kind, sizeof p->kind, store_col_text(q, 3));
     const char *doc = store_col_text(q, 4);
     p->doc = json_loads(doc ? doc : "{}", 0, NULL);
-    copy(p->state, sizeof p->state, store_col_text(q, 5));
+    str_copy(p->state, sizeof p->state, store_col_text(q, 5));
     p->published = store_col_int(q, 6) != 0;
     p->created_ms = store_col_int(q, 7);
     p->updated_ms = store_col_int(q, 8);
@@ -855,7 +850,7 @@ static int price_row_at(store_tx *tx, const char *plan_id, const char *month, js
     if (store_step(q) == STORE_ROW) {
         *pricing = json_loads(store_col_text(q, 0), 0, NULL);
         if (eff)
-            copy(eff, 8, store_col_text(q, 1));
+            str_copy(eff, 8, store_col_text(q, 1));
         rc = json_is_object(*pricing) ? 0 : OSB_E_STORE;
     }
     store_done(q);
@@ -952,7 +947,7 @@ static int sample_curl(catalog *c, store_tx *tx, const plan_row *p, json_t **out
     if (rc)
         return rc;
     if (store_step(q) == STORE_ROW)
-        copy(region, sizeof region, store_col_text(q, 0));
+        str_copy(region, sizeof region, store_col_text(q, 0));
     store_done(q);
 
     const char *issuer = iam_issuer(c->iam);
@@ -1241,7 +1236,7 @@ static void plans_create(http_req *req, void *ud)
         goto out;
     }
     if (idv)
-        copy(id, sizeof id, json_string_value(idv));
+        str_copy(id, sizeof id, json_string_value(idv));
     else
         uuid_v4(id);
     const char *name = json_string_value(json_object_get(body, "name"));
@@ -1465,7 +1460,7 @@ static void plans_patch(http_req *req, void *ud)
         goto out;
     }
     if (rekind) /* kind points into p.kind otherwise */
-        copy(p.kind, sizeof p.kind, kind);
+        str_copy(p.kind, sizeof p.kind, kind);
     if (metrics)
         json_object_set(p.doc, "metrics", metrics);
     int rc = plan_save(tx, &p);
@@ -1537,7 +1532,7 @@ static void plans_deprecate(http_req *req, void *ud)
         int rc = 0;
         json_t *j = NULL;
         if (strcmp(p.state, "deprecated") != 0) { /* idempotent: a repeat changes nothing */
-            copy(p.state, sizeof p.state, "deprecated");
+            str_copy(p.state, sizeof p.state, "deprecated");
             if (!(rc = plan_save(tx, &p))) {
                 plan_free(&p);
                 rc = plan_load(tx, o.id, req->params[1], &p) ? OSB_E_STORE : 0;

@@ -1206,11 +1206,6 @@ static void curl_setup(void)
     curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
 
-static void copy(char *dst, size_t n, const char *src)
-{
-    snprintf(dst, n, "%s", src ? src : "");
-}
-
 /* The broker to validate (by id, or the offering's only one), decrypted, into j. */
 static int load_broker(catalog *c, store_tx *tx, const char *offering_id, const char *broker_id,
                        job *j, int *count)
@@ -1225,12 +1220,12 @@ static int load_broker(catalog *c, store_tx *tx, const char *offering_id, const 
     while (store_step(q) == STORE_ROW) {
         if (++*count > 1)
             break;
-        copy(j->broker_id, sizeof j->broker_id, store_col_text(q, 0));
-        copy(j->region, sizeof j->region, store_col_text(q, 1));
-        copy(j->url, sizeof j->url, store_col_text(q, 2));
+        str_copy(j->broker_id, sizeof j->broker_id, store_col_text(q, 0));
+        str_copy(j->region, sizeof j->region, store_col_text(q, 1));
+        str_copy(j->url, sizeof j->url, store_col_text(q, 2));
         j->basic = str_eq(store_col_text(q, 3), "basic");
-        copy(j->username, sizeof j->username, store_col_text(q, 4));
-        copy(j->api_version, sizeof j->api_version, store_col_text(q, 6));
+        str_copy(j->username, sizeof j->username, store_col_text(q, 4));
+        str_copy(j->api_version, sizeof j->api_version, store_col_text(q, 6));
         if (j->basic) {
             size_t n = 0;
             const void *sealed = store_col_blob(q, 5, &n);
@@ -1262,9 +1257,9 @@ static int load_plans(store_tx *tx, const char *offering_id, job *j)
     }
     while (store_step(q) == STORE_ROW && j->nplans < MAX_PLANS) {
         vplan *p = &j->plans[j->nplans++];
-        copy(p->id, sizeof p->id, store_col_text(q, 0));
-        copy(p->name, sizeof p->name, store_col_text(q, 1));
-        copy(p->kind, sizeof p->kind, store_col_text(q, 2));
+        str_copy(p->id, sizeof p->id, store_col_text(q, 0));
+        str_copy(p->name, sizeof p->name, store_col_text(q, 1));
+        str_copy(p->kind, sizeof p->kind, store_col_text(q, 2));
         json_t *doc = json_loads(store_col_text(q, 3) ? store_col_text(q, 3) : "{}", 0, NULL);
         p->free = flag(doc, "free", strcmp(p->kind, "lite") == 0);
         p->bindable = flag(doc, "bindable", -1);
@@ -1373,11 +1368,11 @@ static void validate(http_req *req, void *ud)
     }
     j->c = c;
     j->timeout_ms = (t ? (long)json_integer_value(t) : DEFAULT_TIMEOUT_S) * 1000L;
-    copy(j->offering_id, sizeof j->offering_id, o.id);
-    copy(j->offering_name, sizeof j->offering_name, o.name);
-    copy(j->account_id, sizeof j->account_id, o.account_id);
-    copy(j->client_id, sizeof j->client_id, o.client_id);
-    copy(j->initiator, sizeof j->initiator, p.iam_id);
+    str_copy(j->offering_id, sizeof j->offering_id, o.id);
+    str_copy(j->offering_name, sizeof j->offering_name, o.name);
+    str_copy(j->account_id, sizeof j->account_id, o.account_id);
+    str_copy(j->client_id, sizeof j->client_id, o.client_id);
+    str_copy(j->initiator, sizeof j->initiator, p.iam_id);
     uuid_v4(j->scorecard_id);
 
     store_tx *tx;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "base/jdoc.h"
 
 typedef enum {
     HTTP_GET = 1,
@@ -30,17 +31,17 @@ typedef struct http_server http_server;
 typedef struct http_router http_router;
 typedef void (*http_handler)(http_req *req, void *ud);
 
-#define HTTP_MAX_PARAMS 8
+#define HTTP_MAX_PARAMS       8
 #define HTTP_MAX_RESP_HEADERS 16
 
 struct http_req {
     arena arena; /* freed with the request */
     http_method method;
     const char *method_name;
-    const char *path;                     /* raw, still percent-encoded, without the query */
-    const char *params[HTTP_MAX_PARAMS];  /* decoded path parameters, in pattern order */
+    const char *path;                    /* raw, still percent-encoded, without the query */
+    const char *params[HTTP_MAX_PARAMS]; /* decoded path parameters, in pattern order */
     int nparams;
-    buf body;                             /* capped at the server's max_body */
+    buf body; /* capped at the server's max_body */
     char request_id[65];
     http_error_style style;
     void *route_ud;
@@ -97,8 +98,8 @@ unsigned http_server_port(const http_server *s);
 void http_server_stop(http_server *s);
 
 /* ---- request ---- */
-const char *http_header(http_req *req, const char *name);  /* NULL when absent */
-const char *http_cookie(http_req *req, const char *name);  /* NULL when absent */
+const char *http_header(http_req *req, const char *name); /* NULL when absent */
+const char *http_cookie(http_req *req, const char *name); /* NULL when absent */
 /* A query parameter, percent- and '+'-decoded into the request arena; NULL when absent. */
 const char *http_query(http_req *req, const char *name);
 
@@ -106,6 +107,9 @@ const char *http_query(http_req *req, const char *name);
  * with duplicate keys rejected and nesting at most 64 deep. On failure it replies 400 in
  * the route's style and returns NULL. The caller owns the result (json_decref). */
 json_t *http_json_body(http_req *req);
+/* The same checks, parsed into the request's arena with every number's digits kept
+ * (base/jdoc.h); NULL after a 400. */
+const jd_value *http_jdoc_body(http_req *req);
 
 /* A field of an application/x-www-form-urlencoded body, decoded into the request arena:
  * 0 when it occurs exactly once, OSB_E_NOTFOUND when absent, OSB_E_CONFLICT when repeated

@@ -300,6 +300,26 @@ json_t *http_json_body(http_req *req)
     return j;
 }
 
+const jd_value *http_jdoc_body(http_req *req)
+{
+    if (!is_json_type(http_header(req, "Content-Type"))) {
+        http_reply_error(req, 400, "bad_content_type",
+                         "The body must be JSON with Content-Type: application/json.", NULL);
+        return NULL;
+    }
+    if (req->body.len == 0) {
+        http_reply_error(req, 400, "bad_json",
+                         "The request body is empty; a JSON body is required.", NULL);
+        return NULL;
+    }
+    char why[120];
+    const jd_value *v =
+        jdoc_parse(&req->arena, req->body.data, req->body.len, JSON_MAX_DEPTH, why, sizeof why);
+    if (!v)
+        http_reply_errorf(req, 400, "bad_json", "The body is not valid JSON: %s.", why);
+    return v;
+}
+
 /* ---------------------------------------------------------------- responses */
 
 void http_add_header(http_req *req, const char *name, const char *value)

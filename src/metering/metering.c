@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "base/decimal.h"
@@ -29,123 +28,63 @@ struct metering {
 
 /* ---------------------------------------------------------------- exact numbers */
 
-/* Copies the JSON text, turning every number into a string of its text behind the mark, so
- * that jansson keeps what was written ("1.10", "2e3") instead of a binary double. */
-json_t *metering_parse(const char *text, size_t n, char *why, size_t whylen)
-{
-    buf out;
-    buf_init(&out, n * 9 + 16); /* at worst every byte a one-digit number: 9 bytes each */
-    bool in_string = false;
-    size_t run = 0; /* the start of the text not copied yet */
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        char ch = text[i];
-        if (in_string) {
-            if (ch == '\\' && i + 1 < n) {
-                /* the mark itself, escaped, would be taken for a number */
-                if (text[i + 1] == 'u' && i + 5 < n && strncasecmp(text + i + 2, "0001", 4) == 0) {
-                    snprintf(why, whylen, "control characters are not allowed in strings");
-                    buf_free(&out);
-                    return NULL;
-                }
-                i++;
-            } else if (ch == '"') {
-                in_string = false;
-            }
-        } else if (ch == '"') {
-            in_string = true;
-        } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
-            size_t j = i;
-            while (j < n && (isdigit((unsigned char)text[j]) || text[j] == '-' || text[j] == '+' ||
-                             text[j] == '.' || text[j] == 'e' || text[j] == 'E'))
-                j++;
-            rc = buf_append(&out, text + run, i - run);
-            if (!rc)
-                rc = buf_printf(&out, "\"\\u0001%.*s\"", (int)(j - i), text + i);
-            run = j;
-            i = j - 1;
-        }
-    }
-    if (!rc)
-        rc = buf_append(&out, text + run, n - run);
-    if (rc) {
-        snprintf(why, whylen, "the body is too large");
-        buf_free(&out);
-        return NULL;
-    }
-    json_error_t err;
-    json_t *j = json_loadb(out.data ? out.data : "", out.len, JSON_REJECT_DUPLICATES, &err);
-    if (!j)
-        snprintf(why, whylen, "the body is not valid JSON: %s", err.text);
-    buf_free(&out);
-    return j;
-}
+#define MAX_QUANTITY_TEXT (1 + MAX_QUANTITY_INT_DIGITS + 1 + MAX_QUANTITY_FRAC_DIGITS)
 
-/* A marked number's text, or NULL when j is not a number. */
-static const char *num_text(const json_t *j)
+/* The canonical text of a plain decimal -?(0|[1-9][0-9]*)(\.[0-9]+)?: trailing fractional
+ * zeros and a bare '.' dropped, "0" never signed; what dec_to_string gives, without GMP. */
+static bool plain_canonical(const char *s, char out[MAX_QUANTITY_TEXT + 1], int *sign)
 {
-    const char *s = json_string_value(j);
-    return s && s[0] == METERING_NUMBER_MARK ? s + 1 : NULL;
-}
-
-/* A string the client wrote as a string (not a number). */
-static const char *str_value(const json_t *j)
-{
-    const char *s = json_string_value(j);
-    return s && s[0] != METERING_NUMBER_MARK ? s : NULL;
-}
-
-/* A JSON integer in int64: -?(0|[1-9][0-9]*). */
-static bool int_value(const json_t *j, int64_t *out)
-{
-    const char *s = num_text(j);
-    if (!s)
-        return false;
     const char *p = s + (*s == '-');
-    if (!*p || (p[0] == '0' && p[1]) || strspn(p, "0123456789") != strlen(p))
+    size_t ni = strspn(p, "0123456789");
+    if (ni == 0 || (p[0] == '0' && ni > 1))
         return false;
-    return str_to_i64(s, true, out) == 0;
+    size_t nf = 0;
+    if (p[ni] == '.') {
+        nf = strspn(p + ni + 1, "0123456789");
+        if (nf == 0 || p[ni + 1 + nf])
+            return false;
+        while (nf && p[ni + nf] == '0')
+            nf--;
+    } else if (p[ni]) {
+        return false;
+    }
+    if (ni > MAX_QUANTITY_INT_DIGITS || nf > MAX_QUANTITY_FRAC_DIGITS)
+        return false;
+    bool zero = ni == 1 && p[0] == '0' && nf == 0;
+    *sign = zero ? 0 : *s == '-' ? -1 : 1;
+    char *o = out;
+    if (*sign < 0)
+        *o++ = '-';
+    memcpy(o, p, ni);
+    o += ni;
+    if (nf) {
+        memcpy(o, p + ni, nf + 1);
+        o += nf + 1;
+    }
+    *o = '\0';
+    return true;
 }
 
 /* A quantity: a JSON number (exponents allowed) or a string -?(0|[1-9][0-9]*)(\.[0-9]+)?,
- * with at most 15 integer and 9 fractional digits once trailing zeros are dropped. */
-static bool quantity_value(const json_t *j, dec *q)
+ * with at most 15 integer and 9 fractional digits once trailing zeros are dropped. Its
+ * canonical text goes to out, its sign to *sign. */
+static bool quantity_value(const jd_value *j, char out[MAX_QUANTITY_TEXT + 1], int *sign)
 {
-    const char *s = num_text(j);
-    if (!s) {
-        s = str_value(j);
-        if (!s)
-            return false;
-        const char *p = s + (*s == '-');
-        size_t ni = strspn(p, "0123456789");
-        if (ni == 0 || (p[0] == '0' && ni > 1))
-            return false;
-        if (p[ni]) {
-            if (p[ni] != '.' || !p[ni + 1] ||
-                strspn(p + ni + 1, "0123456789") != strlen(p + ni + 1))
-                return false;
-        }
-    }
-    if (dec_parse(q, s, strlen(s)))
+    const char *s = jd_num(j);
+    bool number = s != NULL;
+    if (!s && !(s = jd_str(j)))
         return false;
-    char *canon = dec_to_string(q);
-    if (!canon)
-        return false;
-    const char *p = canon + (*canon == '-');
-    const char *dot = strchr(p, '.');
-    size_t ni = dot ? (size_t)(dot - p) : strlen(p);
-    size_t nf = dot ? strlen(dot + 1) : 0;
+    if (plain_canonical(s, out, sign))
+        return true;
+    if (!number || !strpbrk(s, "eE"))
+        return false; /* not a plain decimal, or one with too many digits */
+    dec q;
+    dec_init(&q);
+    char *canon = dec_parse(&q, s, strlen(s)) ? NULL : dec_to_string(&q);
+    dec_clear(&q);
+    bool ok = canon && plain_canonical(canon, out, sign);
     free(canon);
-    return ni <= MAX_QUANTITY_INT_DIGITS && nf <= MAX_QUANTITY_FRAC_DIGITS;
-}
-
-static void month_of(int64_t ms, char out[8])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(out, 8, "%04u-%02u", (unsigned)(tm.tm_year + 1900) % 10000u,
-             (unsigned)(tm.tm_mon + 1) % 100u);
+    return ok;
 }
 
 /* ---------------------------------------------------------------- one record */
@@ -156,6 +95,7 @@ typedef struct {
     char instance[37], consumer[MAX_CONSUMER_ID + 1], plan[72], region[40], offering[72];
     char account[64], first_month[8], month[8];
     int64_t start, end, instant;
+    int64_t meter;  /* usage_meters.id when the meter existed at the check; else 0 */
     char *measures; /* canonical JSON */
 } record;
 
@@ -163,11 +103,25 @@ static void refuse(record *r, int status, const char *code, const char *fmt, ...
 static void refuse(record *r, int status, const char *code, const char *fmt, ...)
 {
     r->status = status;
-    snprintf(r->code, sizeof r->code, "%s", code);
+    str_copy(r->code, sizeof r->code, code);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->message, sizeof r->message, fmt, ap);
     va_end(ap);
+}
+
+/* Up to max bytes of s, cut where a UTF-8 sequence starts, for quoting client text. */
+static const char *clip(const char *s, char *out, size_t max)
+{
+    size_t n = strlen(s);
+    if (n > max) {
+        n = max;
+        while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out;
 }
 
 /* The plan's metrics, cached for the request: the plan of the last record checked. */
@@ -195,20 +149,143 @@ static int load_metrics(store_tx *tx, plan_cache *pc, const char *plan)
     store_done(q);
     if (!pc->metrics)
         pc->metrics = json_array();
-    snprintf(pc->plan, sizeof pc->plan, "%s", plan);
+    str_copy(pc->plan, sizeof pc->plan, plan);
     return 0;
 }
 
+/* The instance named by its id or its CRN, its plan at the record's instant, and the meter of
+ * (instance, plan, region) if there is one: one query. */
+static int find_instance(store_tx *tx, const char *iid, int64_t instant, const char *plan,
+                         const char *region, store_stmt **q)
+{
+    if (str_has_prefix(iid, "crn:"))
+        return store_query(tx,
+                           "SELECT i.guid, i.offering_id, i.region, i.account_id, i.deleted_ms,"
+                           " (SELECT h.plan_id FROM instance_plan_history h WHERE h.instance_id"
+                           " = i.guid AND h.from_ms <= ?2 ORDER BY h.from_ms DESC LIMIT 1),"
+                           " (SELECT m.id FROM usage_meters m WHERE m.instance_id = i.guid AND"
+                           " m.plan_id = ?3 AND m.region = coalesce(?4, i.region))"
+                           " FROM resource_instances i WHERE i.crn = ?1",
+                           q, "siss", iid, instant, plan, region);
+    return store_query(tx,
+                       "SELECT i.guid, i.offering_id, i.region, i.account_id, i.deleted_ms,"
+                       " (SELECT h.plan_id FROM instance_plan_history h WHERE h.instance_id ="
+                       " i.guid AND h.from_ms <= ?2 ORDER BY h.from_ms DESC LIMIT 1),"
+                       " (SELECT m.id FROM usage_meters m WHERE m.instance_id = i.guid AND"
+                       " m.plan_id = ?3 AND m.region = coalesce(?4, i.region))"
+                       " FROM resource_instances i WHERE i.guid = ?1",
+                       q, "siss", iid, instant, plan, region);
+}
+
+/* measured_usage, checked against the plan's metrics, as canonical JSON in r->measures. */
+static int check_measures(const jd_value *mu, const json_t *metrics, record *r)
+{
+    char shown[64];
+    buf out;
+    buf_init(&out, 0);
+    int rc = buf_append(&out, "[", 1);
+    for (size_t i = 0; i < mu->len && !rc; i++) {
+        const jd_value *m = &mu->items[i];
+        const char *measure = jd_str(jd_get(m, "measure"));
+        const json_t *metric = measure ? catalog_metric(metrics, measure) : NULL;
+        if (!metric) {
+            refuse(r, 400, "invalid_measured_usage",
+                   "measured_usage[%zu]: '%s' is not a measure of the plan.", i,
+                   clip(measure ? measure : "", shown, 60));
+            break;
+        }
+        bool twice = false;
+        for (size_t k = 0; k < i && !twice; k++)
+            twice = strcmp(jd_str(jd_get(&mu->items[k], "measure")), measure) == 0;
+        if (twice) {
+            refuse(r, 400, "invalid_measured_usage",
+                   "measured_usage[%zu]: '%s' appears twice in the record.", i,
+                   clip(measure, shown, 60));
+            break;
+        }
+        char q[MAX_QUANTITY_TEXT + 1];
+        int sign;
+        if (!quantity_value(jd_get(m, "quantity"), q, &sign)) {
+            refuse(r, 400, "invalid_quantity",
+                   "measured_usage[%zu].quantity must be a decimal of at most 15 integer and 9 "
+                   "fractional digits.",
+                   i);
+            break;
+        }
+        if (sign < 0 && !json_is_true(json_object_get(metric, "allow_negative"))) {
+            refuse(r, 400, "invalid_quantity",
+                   "measured_usage[%zu].quantity: '%s' does not allow negative quantities.", i,
+                   clip(measure, shown, 60));
+            break;
+        }
+        if (i)
+            rc = buf_append(&out, ",", 1);
+        if (!rc)
+            rc = buf_puts(&out, "{\"measure\":");
+        if (!rc)
+            rc = buf_json_str(&out, measure);
+        if (!rc)
+            rc = buf_puts(&out, ",\"quantity\":\"");
+        if (!rc)
+            rc = buf_puts(&out, q);
+        if (!rc)
+            rc = buf_puts(&out, "\"}");
+    }
+    if (!rc && !r->status && !(rc = buf_append(&out, "]", 1)))
+        r->measures = buf_take(&out);
+    buf_free(&out);
+    return rc;
+}
+
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+/* The members of a record the checks read, found in one pass over it. */
+typedef struct {
+    const jd_value *iid, *plan, *region, *start, *end, *consumer, *measured_usage;
+} record_fields;
+
+static void record_fields_of(const jd_value *j, record_fields *f)
+{
+    memset(f, 0, sizeof *f);
+    for (size_t i = 0; i < j->len; i++) {
+        const jd_value *m = &j->items[i];
+        const char *k = m->key;
+        const jd_value **slot = NULL;
+        switch (k[0]) {
+        case 'r':
+            slot = strcmp(k, "resource_instance_id") == 0 ? &f->iid
+                   : strcmp(k, "region") == 0             ? &f->region
+                                                          : NULL;
+            break;
+        case 'p': slot = strcmp(k, "plan_id") == 0 ? &f->plan : NULL; break;
+        case 's': slot = strcmp(k, "start") == 0 ? &f->start : NULL; break;
+        case 'e': slot = strcmp(k, "end") == 0 ? &f->end : NULL; break;
+        case 'c': slot = strcmp(k, "consumer_id") == 0 ? &f->consumer : NULL; break;
+        case 'm': slot = strcmp(k, "measured_usage") == 0 ? &f->measured_usage : NULL; break;
+        default: break;
+        }
+        if (slot)
+            *slot = m;
+    }
+}
+
 /* Checks a record in the spec's order (404, then each 400); leaves status 0 when it passed. */
-static int check_record(store_tx *tx, const char *offering, const json_t *j, plan_cache *pc,
+static int check_record(store_tx *tx, const char *offering, const jd_value *j, plan_cache *pc,
                         int64_t now, record *r)
 {
-    const char *iid =
-        json_is_object(j) ? str_value(json_object_get(j, "resource_instance_id")) : NULL;
-    if (!json_is_object(j)) {
+    if (j->type != JD_OBJECT) {
         refuse(r, 400, "invalid_record", "A usage record is a JSON object.");
         return 0;
     }
+    record_fields f;
+    record_fields_of(j, &f);
+    const char *iid = jd_str(f.iid);
     if (!iid || !*iid || strlen(iid) > 600) {
         refuse(r, 400, "invalid_resource_instance_id",
                "'resource_instance_id' must name an instance (its id or CRN).");
@@ -217,16 +294,14 @@ static int check_record(store_tx *tx, const char *offering, const json_t *j, pla
     /* The instance and its plan at the record's instant in one query: the times are read
      * first, but refused only after the instance is known, in the spec's order. */
     int64_t start = 0, end = 0;
-    bool times = int_value(json_object_get(j, "start"), &start) &&
-                 int_value(json_object_get(j, "end"), &end) && start >= 0 && end >= start;
+    bool times = jd_int(f.start, &start) && jd_int(f.end, &end) && start >= 0 && end >= start;
     int64_t instant = !times ? 0 : end > start ? end - 1 : end;
+    const char *plan = jd_str(f.plan);
+    const jd_value *rj = f.region;
+    const char *region = jd_str(rj);
     store_stmt *q;
-    int rc = store_query(tx,
-                         "SELECT i.guid, i.offering_id, i.region, i.account_id, i.deleted_ms,"
-                         " (SELECT h.plan_id FROM instance_plan_history h WHERE h.instance_id ="
-                         " i.guid AND h.from_ms <= ?2 ORDER BY h.from_ms DESC LIMIT 1)"
-                         " FROM resource_instances i WHERE i.guid = ?1 OR i.crn = ?1",
-                         &q, "si", iid, instant);
+    int rc =
+        find_instance(tx, iid, instant, plan ? plan : "", rj ? (region ? region : "") : NULL, &q);
     if (rc)
         return rc;
     int64_t deleted_ms = -1;
@@ -234,26 +309,27 @@ static int check_record(store_tx *tx, const char *offering, const json_t *j, pla
     bool found = false;
     if (store_step(q) == STORE_ROW && str_eq(store_col_text(q, 1), offering)) {
         found = true;
-        snprintf(r->instance, sizeof r->instance, "%s", store_col_text(q, 0));
-        snprintf(inst_region, sizeof inst_region, "%s", store_col_text(q, 2));
-        snprintf(r->account, sizeof r->account, "%s", store_col_text(q, 3));
+        str_copy(r->instance, sizeof r->instance, store_col_text(q, 0));
+        str_copy(inst_region, sizeof inst_region, store_col_text(q, 2));
+        str_copy(r->account, sizeof r->account, store_col_text(q, 3));
         if (!store_col_null(q, 4))
             deleted_ms = store_col_int(q, 4);
         if (!store_col_null(q, 5))
-            snprintf(at_plan, sizeof at_plan, "%s", store_col_text(q, 5));
+            str_copy(at_plan, sizeof at_plan, store_col_text(q, 5));
+        r->meter = store_col_null(q, 6) ? 0 : store_col_int(q, 6);
     }
     store_done(q);
     if (!found) {
         refuse(r, 404, "not_found", "No such instance of this offering.");
         return 0;
     }
-    snprintf(r->offering, sizeof r->offering, "%s", offering);
+    str_copy(r->offering, sizeof r->offering, offering);
 
-    if (!int_value(json_object_get(j, "start"), &r->start) || r->start < 0) {
+    if (!jd_int(f.start, &r->start) || r->start < 0) {
         refuse(r, 400, "invalid_start", "'start' must be a time: ms since the epoch, an integer.");
         return 0;
     }
-    if (!int_value(json_object_get(j, "end"), &r->end) || r->end < r->start) {
+    if (!jd_int(f.end, &r->end) || r->end < r->start) {
         refuse(r, 400, "invalid_end", "'end' must be an integer time not before 'start'.");
         return 0;
     }
@@ -261,11 +337,10 @@ static int check_record(store_tx *tx, const char *offering, const json_t *j, pla
         refuse(r, 400, "invalid_end", "'end' is more than 5 minutes in the future.");
         return 0;
     }
-    r->instant = r->end > r->start ? r->end - 1 : r->end;
-    month_of(r->start, r->first_month);
-    month_of(r->instant, r->month);
+    r->instant = instant;
+    time_month_of(r->start, r->first_month);
+    time_month_of(r->instant, r->month);
 
-    const char *plan = str_value(json_object_get(j, "plan_id"));
     if (deleted_ms >= 0 && r->instant >= deleted_ms)
         at_plan[0] = '\0'; /* deleted by then: no plan */
     if (!plan || !at_plan[0] || strcmp(plan, at_plan) != 0) {
@@ -278,104 +353,45 @@ static int check_record(store_tx *tx, const char *offering, const json_t *j, pla
                    at_plan);
         return 0;
     }
-    snprintf(r->plan, sizeof r->plan, "%s", plan);
+    str_copy(r->plan, sizeof r->plan, plan);
 
-    const json_t *mu = json_object_get(j, "measured_usage");
-    if (!json_is_array(mu) || json_array_size(mu) == 0) {
+    const jd_value *mu = f.measured_usage;
+    if (!mu || mu->type != JD_ARRAY || mu->len == 0) {
         refuse(r, 400, "invalid_measured_usage", "'measured_usage' must be a non-empty array.");
         return 0;
     }
-    if ((rc = load_metrics(tx, pc, plan)))
+    if ((rc = load_metrics(tx, pc, plan)) || (rc = check_measures(mu, pc->metrics, r)) || r->status)
         return rc;
-    json_t *canon = json_array();
-    size_t i;
-    const json_t *m;
-    json_array_foreach(mu, i, m)
-    {
-        const char *measure = json_is_object(m) ? str_value(json_object_get(m, "measure")) : NULL;
-        const json_t *metric = measure ? catalog_metric(pc->metrics, measure) : NULL;
-        if (!metric) {
-            refuse(r, 400, "invalid_measured_usage",
-                   "measured_usage[%zu]: '%.60s' is not a measure of the plan.", i,
-                   measure ? measure : "");
-            break;
-        }
-        size_t k;
-        const json_t *seen;
-        bool twice = false;
-        json_array_foreach(canon, k, seen)
-        {
-            twice |= str_eq(json_string_value(json_object_get(seen, "measure")), measure);
-        }
-        if (twice) {
-            refuse(r, 400, "invalid_measured_usage",
-                   "measured_usage[%zu]: '%.60s' appears twice in the record.", i, measure);
-            break;
-        }
-        dec qv;
-        dec_init(&qv);
-        if (!quantity_value(json_object_get(m, "quantity"), &qv)) {
-            dec_clear(&qv);
-            refuse(r, 400, "invalid_quantity",
-                   "measured_usage[%zu].quantity must be a decimal of at most 15 integer and 9 "
-                   "fractional digits.",
-                   i);
-            break;
-        }
-        if (dec_sign(&qv) < 0 && !json_is_true(json_object_get(metric, "allow_negative"))) {
-            dec_clear(&qv);
-            refuse(r, 400, "invalid_quantity",
-                   "measured_usage[%zu].quantity: '%.60s' does not allow negative quantities.", i,
-                   measure);
-            break;
-        }
-        char *text = dec_to_string(&qv);
-        dec_clear(&qv);
-        json_array_append_new(
-            canon, json_pack("{s:s,s:s}", "measure", measure, "quantity", text ? text : "0"));
-        free(text);
-    }
-    if (r->status) {
-        json_decref(canon);
-        return 0;
-    }
 
-    const json_t *cj = json_object_get(j, "consumer_id");
+    const jd_value *cj = f.consumer;
     if (cj) {
-        const char *cid = str_value(cj);
-        if (!cid || !*cid || strlen(cid) > MAX_CONSUMER_ID) {
-            json_decref(canon);
+        const char *cid = jd_str(cj);
+        if (!cid || !*cid || strlen(cid) > MAX_CONSUMER_ID || has_control(cid)) {
             refuse(r, 400, "invalid_consumer_id",
-                   "'consumer_id', when present, must be text of 1 to 255 characters.");
+                   "'consumer_id', when present, must be text of 1 to 255 characters, without "
+                   "control characters.");
             return 0;
         }
-        snprintf(r->consumer, sizeof r->consumer, "%s", cid);
+        str_copy(r->consumer, sizeof r->consumer, cid);
     }
-    const json_t *rj = json_object_get(j, "region");
     if (rj) {
-        const char *region = str_value(rj);
         bool deployed = false;
         if (region && strlen(region) < sizeof r->region) {
             if ((rc = store_query(tx, "SELECT 1 FROM deployments WHERE plan_id = ? AND region = ?",
-                                  &q, "ss", plan, region))) {
-                json_decref(canon);
+                                  &q, "ss", plan, region)))
                 return rc;
-            }
             deployed = store_step(q) == STORE_ROW;
             store_done(q);
         }
         if (!deployed) {
-            json_decref(canon);
             refuse(r, 400, "invalid_region", "'region' must be a region the plan is deployed in.");
             return 0;
         }
-        snprintf(r->region, sizeof r->region, "%s", region);
+        str_copy(r->region, sizeof r->region, region);
     } else {
-        snprintf(r->region, sizeof r->region, "%s", inst_region);
+        str_copy(r->region, sizeof r->region, inst_region);
     }
-    r->measures = json_dumps(canon, JSON_COMPACT);
-    json_decref(canon);
-    return r->measures ? 0 : OSB_E_NOMEM;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- the request */
@@ -403,47 +419,86 @@ static int record_evidence(store_tx *tx, const record *r)
                       "siss", detail, time_now_ms(), r->offering, r->offering);
 }
 
-/* In the group commit: the months, the signature, the row. */
+/* The record's meter: the one the check found, one an earlier record of this unit made, or
+ * a new one (or, when a concurrent submitter's unit made it first, that one). */
+static int meter_of(store_tx *tx, submission *s, size_t i)
+{
+    record *r = &s->recs[i];
+    if (r->meter)
+        return 0;
+    for (size_t k = 0; k < i; k++) {
+        const record *o = &s->recs[k];
+        if (o->meter && strcmp(o->instance, r->instance) == 0 && strcmp(o->plan, r->plan) == 0 &&
+            strcmp(o->region, r->region) == 0) {
+            r->meter = o->meter;
+            return 0;
+        }
+    }
+    int rc = store_exec(tx,
+                        "INSERT INTO usage_meters (instance_id, plan_id, region, offering_id,"
+                        " account_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        "sssss", r->instance, r->plan, r->region, r->offering, r->account);
+    if (rc)
+        return rc;
+    store_stmt *q;
+    if ((rc = store_query(tx,
+                          "SELECT id FROM usage_meters WHERE instance_id = ? AND plan_id = ? AND"
+                          " region = ?",
+                          &q, "sss", r->instance, r->plan, r->region)))
+        return rc;
+    int st = store_step(q);
+    if (st == STORE_ROW)
+        r->meter = store_col_int(q, 0);
+    store_done(q);
+    return st == STORE_ROW ? 0 : st < 0 ? st : OSB_E_STORE;
+}
+
+/* The closed months from `earliest` on, in order, into *out (the caller frees it). */
+static int closed_months(store_tx *tx, const char *earliest, char (**out)[8], size_t *n)
+{
+    store_stmt *q;
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    int rc = store_query(tx,
+                         "SELECT month FROM billing_periods WHERE state = 'closed' AND month >= ?"
+                         " ORDER BY month",
+                         &q, "s", earliest);
+    if (rc)
+        return rc;
+    int st;
+    while ((st = store_step(q)) == STORE_ROW) {
+        if (*n == cap) {
+            void *p = realloc(*out, (cap = cap ? 2 * cap : 16) * sizeof **out);
+            if (!p) {
+                st = OSB_E_NOMEM;
+                break;
+            }
+            *out = p;
+        }
+        snprintf((*out)[(*n)++], sizeof **out, "%s", store_col_text(q, 0));
+    }
+    store_done(q);
+    return st < 0 ? st : 0;
+}
+
+/* In the group commit: the months, the meter, the signature, the row. */
 static int store_records(store_tx *tx, void *ud)
 {
     submission *s = ud;
-    int64_t now = time_now_ms();
-    bool evidence = false;
-    /* The closed months a record of this unit may overlap, read once: from the earliest
-     * first month on, in order. */
+    /* The closed months a record of this unit may overlap, read once. */
     const char *earliest = NULL;
     for (size_t i = 0; i < s->n; i++)
         if (!s->recs[i].status && (!earliest || strcmp(s->recs[i].first_month, earliest) < 0))
             earliest = s->recs[i].first_month;
-    char(*closed)[8] = NULL;
-    size_t nclosed = 0, cap = 0;
-    store_stmt *q;
-    int rc = 0;
-    if (earliest) {
-        if ((rc = store_query(tx,
-                              "SELECT month FROM billing_periods WHERE state = 'closed' AND"
-                              " month >= ? ORDER BY month",
-                              &q, "s", earliest)))
-            return rc;
-        int st;
-        while ((st = store_step(q)) == STORE_ROW) {
-            if (nclosed == cap) {
-                void *p = realloc(closed, (cap = cap ? 2 * cap : 16) * sizeof *closed);
-                if (!p) {
-                    st = OSB_E_NOMEM;
-                    break;
-                }
-                closed = p;
-            }
-            snprintf(closed[nclosed++], sizeof closed[0], "%s", store_col_text(q, 0));
-        }
-        store_done(q);
-        if (st < 0) {
-            free(closed);
-            return st;
-        }
-    }
-    for (size_t i = 0; i < s->n; i++) {
+    if (!earliest)
+        return 0;
+    char(*closed)[8];
+    size_t nclosed;
+    int rc = closed_months(tx, earliest, &closed, &nclosed);
+    int64_t batch = 0;
+    bool evidence = false;
+    for (size_t i = 0; i < s->n && !rc; i++) {
         record *r = &s->recs[i];
         if (r->status)
             continue;
@@ -455,15 +510,29 @@ static int store_records(store_tx *tx, void *ud)
             refuse(r, 400, "month_closed", "The record overlaps %s, a closed month.", hit);
             continue;
         }
-        if ((rc = store_exec(tx,
-                             "INSERT INTO usage_records (instance_id, consumer_id, plan_id,"
-                             " region, start_ms, end_ms, instant_ms, month, offering_id,"
-                             " account_id, measured_usage, submitted_by, accepted_ms) VALUES"
-                             " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id,"
-                             " consumer_id, plan_id, region, start_ms, end_ms) DO NOTHING",
-                             "ssssiiisssssi", r->instance, r->consumer, r->plan, r->region,
-                             r->start, r->end, r->instant, r->month, r->offering, r->account,
-                             r->measures, s->iam_id, now)))
+        if (!batch) {
+            store_stmt *q;
+            if ((rc = store_query(tx,
+                                  "INSERT INTO usage_batches (submitted_by, accepted_ms) VALUES"
+                                  " (?, ?) RETURNING id",
+                                  &q, "si", s->iam_id, time_now_ms())))
+                break;
+            int st = store_step(q);
+            if (st == STORE_ROW)
+                batch = store_col_int(q, 0);
+            store_done(q);
+            if (!batch) {
+                rc = st < 0 ? st : OSB_E_STORE;
+                break;
+            }
+        }
+        if ((rc = meter_of(tx, s, i)) ||
+            (rc =
+                 store_exec(tx,
+                            "INSERT INTO usage_records (meter, consumer_id, start_ms, end_ms,"
+                            " measured_usage, batch) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT"
+                            " (meter, end_ms, start_ms, consumer_id) DO NOTHING",
+                            "isiisi", r->meter, r->consumer, r->start, r->end, r->measures, batch)))
             break;
         if (store_changes(tx) == 0) {
             refuse(r, 409, "duplicate", "A record with the same signature was accepted already.");
@@ -496,19 +565,36 @@ static void reply_submission(submission *s, int rc)
                          NULL);
         return;
     }
-    json_t *res = json_array();
-    for (size_t i = 0; i < s->n; i++) {
-        record *r = &s->recs[i];
-        json_t *e = json_pack("{s:i}", "status", r->status);
-        if (r->status != 201) {
-            json_object_set_new(e, "code", json_string(r->code));
-            json_object_set_new(e, "message", json_string(r->message));
+    buf out;
+    buf_init(&out, 0);
+    rc = buf_puts(&out, "{\"resources\":[");
+    for (size_t i = 0; i < s->n && !rc; i++) {
+        const record *r = &s->recs[i];
+        char head[24] = ",{\"status\":";
+        size_t hl = strlen(head);
+        head[hl++] = (char)('0' + r->status / 100);
+        head[hl++] = (char)('0' + r->status / 10 % 10);
+        head[hl++] = (char)('0' + r->status % 10);
+        rc = buf_append(&out, head + !i, hl - !i);
+        if (!rc && r->status != 201) {
+            rc = buf_puts(&out, ",\"code\":");
+            if (!rc)
+                rc = buf_json_str(&out, r->code);
+            if (!rc)
+                rc = buf_puts(&out, ",\"message\":");
+            if (!rc)
+                rc = buf_json_str(&out, r->message);
         }
-        json_array_append_new(res, e);
+        if (!rc)
+            rc = buf_append(&out, "}", 1);
     }
-    json_t *body = json_pack("{s:o}", "resources", res);
-    http_reply_json(s->req, 202, body);
-    json_decref(body);
+    if (!rc)
+        rc = buf_puts(&out, "]}");
+    if (rc)
+        http_reply_error(s->req, 500, "internal_error", "Out of memory.", NULL);
+    else
+        http_reply(s->req, 202, "application/json", out.data, out.len);
+    buf_free(&out);
 }
 
 static void stored(void *ud, int rc)
@@ -528,7 +614,6 @@ static void usage_submit(http_req *req, void *ud)
     iam_principal p;
     store_tx *tx = NULL;
     submission *s = NULL;
-    json_t *body = NULL;
     if (!iam_authenticate(mt->iam, req, &p))
         return;
     const char *offering = req->params[0];
@@ -541,7 +626,7 @@ static void usage_submit(http_req *req, void *ud)
     if (store_query(tx, "SELECT account_id FROM offerings WHERE id = ?", &q, "s", offering))
         goto store_fail;
     if (store_step(q) == STORE_ROW)
-        snprintf(owner, sizeof owner, "%s", store_col_text(q, 0));
+        str_copy(owner, sizeof owner, store_col_text(q, 0));
     store_done(q);
     if (!owner[0]) {
         http_reply_error(req, 404, "not_found", "No such offering.", NULL);
@@ -552,24 +637,15 @@ static void usage_submit(http_req *req, void *ud)
                          "Only the provider account of the offering submits its usage.", NULL);
         goto out;
     }
-    const char *ct = http_header(req, "Content-Type");
-    if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
-        http_reply_error(req, 415, "unsupported_media_type", "The body must be application/json.",
-                         NULL);
+    const jd_value *body = http_jdoc_body(req);
+    if (!body)
         goto out;
-    }
-    char why[200];
-    body = metering_parse(req->body.data ? req->body.data : "", req->body.len, why, sizeof why);
-    if (!body) {
-        http_reply_error(req, 400, "invalid_json", why, NULL);
-        goto out;
-    }
-    size_t n = json_array_size(body);
-    if (!json_is_array(body) || n < 1 || n > METERING_MAX_RECORDS) {
+    if (body->type != JD_ARRAY || body->len < 1 || body->len > METERING_MAX_RECORDS) {
         http_reply_error(req, 400, "invalid_body",
                          "The body must be a JSON array of 1 to 100 usage records.", NULL);
         goto out;
     }
+    size_t n = body->len;
     if (!(s = calloc(1, sizeof *s)) || !(s->recs = calloc(n, sizeof *s->recs))) {
         http_reply_error(req, 500, "internal_error", "Out of memory.", NULL);
         goto out;
@@ -577,12 +653,12 @@ static void usage_submit(http_req *req, void *ud)
     s->mt = mt;
     s->req = req;
     s->n = n;
-    snprintf(s->iam_id, sizeof s->iam_id, "%s", p.iam_id);
+    str_copy(s->iam_id, sizeof s->iam_id, p.iam_id);
     plan_cache pc = {0};
     int64_t now = time_now_ms();
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++)
-        rc = check_record(tx, offering, json_array_get(body, i), &pc, now, &s->recs[i]);
+        rc = check_record(tx, offering, &body->items[i], &pc, now, &s->recs[i]);
     json_decref(pc.metrics);
     if (rc)
         goto store_fail;
@@ -603,7 +679,6 @@ out:
         store_rollback(tx);
     if (s)
         submission_free(s);
-    json_decref(body);
 }
 
 /* ---------------------------------------------------------------- reading records */
@@ -618,16 +693,18 @@ static const char *const list_filters[] = {"account_id", "offering_id", "instanc
 static json_t *record_row(store_stmt *q)
 {
     const char *consumer = store_col_text(q, 2);
-    json_t *mu = json_loads(store_col_text(q, 10), 0, NULL);
+    json_t *mu = json_loads(store_col_text(q, 9), 0, NULL);
     if (!mu)
         return NULL;
+    char month[8];
+    time_month_of(store_col_int(q, 7), month);
     return json_pack("{s:I, s:s, s:o, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:o, s:I}", "id",
                      (json_int_t)store_col_int(q, 0), "resource_instance_id", store_col_text(q, 1),
                      "consumer_id", consumer && *consumer ? json_string(consumer) : json_null(),
                      "plan_id", store_col_text(q, 3), "region", store_col_text(q, 4), "start",
                      (json_int_t)store_col_int(q, 5), "end", (json_int_t)store_col_int(q, 6),
-                     "month", store_col_text(q, 7), "offering_id", store_col_text(q, 8),
-                     "account_id", store_col_text(q, 9), "measured_usage", mu, "accepted_at",
+                     "month", month, "offering_id", store_col_text(q, 8), "account_id",
+                     store_col_text(q, 10), "measured_usage", mu, "accepted_at",
                      (json_int_t)store_col_int(q, 11));
 }
 
@@ -637,6 +714,13 @@ static bool month_text(const char *m)
            isdigit((unsigned char)m[2]) && isdigit((unsigned char)m[3]) && m[4] == '-' &&
            ((m[5] == '0' && m[6] >= '1' && m[6] <= '9') ||
             (m[5] == '1' && m[6] >= '0' && m[6] <= '2'));
+}
+
+/* The first millisecond of the month YYYY-MM (month_text), or of the one after when next. */
+static int64_t month_start_ms(const char *m, bool next)
+{
+    struct tm tm = {.tm_year = atoi(m) - 1900, .tm_mon = atoi(m + 5) - 1 + next, .tm_mday = 1};
+    return (int64_t)timegm(&tm) * 1000;
 }
 
 /* The accepted records the caller may read: its account's (as a consumer), and those of its
@@ -678,6 +762,13 @@ static void usage_list(http_req *req, void *ud)
                          bad_from ? "from" : "to");
         return;
     }
+    /* Every filter on time is a range of instants: [lo, hi). */
+    int64_t lo = v[5] ? from : INT64_MIN, hi = v[6] ? to : INT64_MAX;
+    if (v[4]) {
+        int64_t m0 = month_start_ms(v[4], 0), m1 = month_start_ms(v[4], 1);
+        lo = lo > m0 ? lo : m0;
+        hi = hi < m1 ? hi : m1;
+    }
     store_tx *tx;
     if (store_begin(mt->db, false, &tx)) {
         http_reply_error(req, 503, "unavailable", "The store is unavailable.", NULL);
@@ -700,20 +791,17 @@ static void usage_list(http_req *req, void *ud)
     int64_t last = 0;
     bool more = false;
     if (!rc)
-        rc = store_query(
-            tx,
-            "SELECT id, instance_id, consumer_id, plan_id, region, start_ms, end_ms, month,"
-            " offering_id, account_id, measured_usage, accepted_ms FROM usage_records"
-            " WHERE id > ?1"
-            " AND (?2 IS NULL OR account_id = ?2"
-            "      OR offering_id IN (SELECT id FROM offerings WHERE account_id = ?2))"
-            " AND (?3 IS NULL OR account_id = ?3) AND (?4 IS NULL OR offering_id = ?4)"
-            " AND (?5 IS NULL OR instance_id = ?5) AND (?6 IS NULL OR plan_id = ?6)"
-            " AND (?7 IS NULL OR month = ?7) AND (?8 IS NULL OR instant_ms >= ?8)"
-            " AND (?9 IS NULL OR instant_ms < ?9) ORDER BY id LIMIT ?10",
-            &q, "issssssiii", after, p.operator? NULL : p.account_id, v[0], v[1],
-            v[2] ? guid : NULL, v[3], v[4], v[5] ? from : (int64_t)-1, v[6] ? to : INT64_MAX,
-            limit + 1);
+        rc = store_query(tx,
+                         "SELECT id, instance_id, consumer_id, plan_id, region, start_ms, end_ms,"
+                         " instant_ms, offering_id, measured_usage, account_id, accepted_ms"
+                         " FROM usage_records_full WHERE id > ?1"
+                         " AND (?2 IS NULL OR account_id = ?2"
+                         "      OR offering_id IN (SELECT id FROM offerings WHERE account_id = ?2))"
+                         " AND (?3 IS NULL OR account_id = ?3) AND (?4 IS NULL OR offering_id = ?4)"
+                         " AND (?5 IS NULL OR instance_id = ?5) AND (?6 IS NULL OR plan_id = ?6)"
+                         " AND instant_ms >= ?7 AND instant_ms < ?8 ORDER BY id LIMIT ?9",
+                         &q, "isssssiii", after, p.operator? NULL : p.account_id, v[0], v[1],
+                         v[2] ? guid : NULL, v[3], lo, hi, limit + 1);
     if (!rc) {
         int st;
         while ((st = store_step(q)) == STORE_ROW) {

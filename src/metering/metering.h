@@ -21,10 +21,4 @@ void metering_routes(metering *mt, http_router *r);
 /* Finishes the writes in flight, then frees. */
 void metering_close(metering *mt);
 
-/* For tests and tools: parses a usage body, keeping every JSON number's text. Numbers come
- * back as strings prefixed with METERING_NUMBER_MARK ("\x01"); NULL, with why, when the text
- * is not JSON or holds that mark itself. */
-#define METERING_NUMBER_MARK '\x01'
-json_t *metering_parse(const char *text, size_t n, char *why, size_t whylen);
-
 #endif

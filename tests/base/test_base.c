@@ -680,6 +680,40 @@ static void test_time_format(void **state)
     }
 }
 
+/* time_month_of agrees with gmtime_r, at month edges and at random instants. */
+static void test_time_month_of(void **state)
+{
+    (void)state;
+    char m[8];
+    time_month_of(0, m);
+    assert_string_equal(m, "1970-01");
+    time_month_of(1709251199999, m); /* the last ms of February 2024, a leap year */
+    assert_string_equal(m, "2024-02");
+    time_month_of(1709251200000, m);
+    assert_string_equal(m, "2024-03");
+    time_month_of(-1, m);
+    assert_string_equal(m, "1969-12");
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int64_t ms = (int64_t)(x % 253402300800000ull); /* up to 9999-12-31 */
+        if (i % 4 == 0)
+            ms -= ms % 86400000; /* midnight */
+        if (i % 4 == 1)
+            ms = ms - ms % 86400000 - 1; /* the last ms of a day */
+        time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char want[32];
+        snprintf(want, sizeof want, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+        time_month_of(ms, m);
+        if (strcmp(m, want) != 0)
+            fail_msg("%lld: %s, not %s", (long long)ms, m, want);
+    }
+}
+
 static void test_time_clocks(void **state)
 {
     (void)state;
@@ -757,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_hmac_sha256_vectors),
         cmocka_unit_test(test_secure_wipe),
         cmocka_unit_test(test_time_format),
+        cmocka_unit_test(test_time_month_of),
         cmocka_unit_test(test_time_clocks),
         cmocka_unit_test(test_log_parse_level),
         cmocka_unit_test(test_log_level_roundtrip),

@@ -139,7 +139,7 @@ class CrashTest(unittest.TestCase):
         self.p.stop()
         db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"))
         try:
-            rows = db.execute("SELECT start_ms, measured_usage FROM usage_records WHERE"
+            rows = db.execute("SELECT start_ms, measured_usage FROM usage_records_full WHERE"
                               " instance_id = ?", (self.guid,)).fetchall()
         finally:
             db.close()

@@ -112,7 +112,7 @@ class UsageClientTest(unittest.TestCase):
         db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.p.data, "osbill.db"),
                              uri=True, timeout=10)
         try:
-            rows = db.execute("SELECT start_ms, end_ms, measured_usage FROM usage_records"
+            rows = db.execute("SELECT start_ms, end_ms, measured_usage FROM usage_records_full"
                               " WHERE instance_id = ? ORDER BY start_ms", (iid,)).fetchall()
         finally:
             db.close()
