@@ -20,6 +20,7 @@ bench:
 	@bench/run-broker-bench
 	@bench/run-token-bench
 	@bench/run-controller-bench
+	@bench/run-metering-bench
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
