@@ -23,6 +23,9 @@ init = function(args)
     t0 = tonumber(s:match('"t0": (%d+)')),
     guids = {},
     run = os.getenv("RUN_ID") or "r",  -- each wrk run sends records of its own
+    -- "mixed" (default): a request's 100 records are 4 each of 25 instances at one time;
+    -- "distinct": 100 records of 100 instances, so no record shares its instance lookup
+    distinct = os.getenv("SPREAD") == "distinct",
   }
   for g in s:match('"guids": %[([^%]]*)%]'):gmatch('"([^"]+)"') do table.insert(env.guids, g) end
   wrk.method = "POST"
@@ -36,7 +39,7 @@ request = function()
   local parts = {}
   for i = 0, 99 do
     local n = (counter * 100 + i) * 64 + tid
-    local g = env.guids[(n % #env.guids) + 1]
+    local g = env.guids[((env.distinct and counter * 100 + i or n) % #env.guids) + 1]
     parts[#parts + 1] = string.format(
       '{"resource_instance_id":"%s","plan_id":"%s","consumer_id":"%s-c%d","start":%d,"end":%d,' ..
       '"measured_usage":[{"measure":"API_CALLS","quantity":%d}]}',

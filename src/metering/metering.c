@@ -124,10 +124,30 @@ static const char *clip(const char *s, char *out, size_t max)
     return out;
 }
 
-/* The plan's metrics, cached for the request: the plan of the last record checked. */
+/* What find_instance read for a record: the instance, its plan at the instant, its meter. */
+typedef struct {
+    bool found;
+    char instance[37], region[40], account[64], at_plan[72];
+    int64_t deleted_ms; /* -1 when not deleted */
+    int64_t meter;
+} instance_at;
+
+/* One lookup of the request, keyed by what the query depends on (the texts are the body's). */
+typedef struct {
+    uint32_t hash;
+    const char *iid, *plan, *region; /* region NULL: the record names none */
+    int64_t instant;
+    instance_at at;
+} lookup;
+
+/* Cached for the request, which reads one snapshot: the plan's metrics (the plan of the last
+ * record checked), and every instance lookup, since a batch often has many records of one
+ * instance at one time (hourly records sent together, several measures' consumers). */
 typedef struct {
     char plan[72];
     json_t *metrics;
+    size_t nlookups;
+    lookup *lookups; /* METERING_MAX_RECORDS of them, or NULL: no memo */
 } plan_cache;
 
 static int load_metrics(store_tx *tx, plan_cache *pc, const char *plan)
@@ -155,8 +175,8 @@ static int load_metrics(store_tx *tx, plan_cache *pc, const char *plan)
 
 /* The instance named by its id or its CRN, its plan at the record's instant, and the meter of
  * (instance, plan, region) if there is one: one query. */
-static int find_instance(store_tx *tx, const char *iid, int64_t instant, const char *plan,
-                         const char *region, store_stmt **q)
+static int query_instance(store_tx *tx, const char *iid, int64_t instant, const char *plan,
+                          const char *region, store_stmt **q)
 {
     if (str_has_prefix(iid, "crn:"))
         return store_query(tx,
@@ -175,6 +195,57 @@ static int find_instance(store_tx *tx, const char *iid, int64_t instant, const c
                        " m.plan_id = ?3 AND m.region = coalesce(?4, i.region))"
                        " FROM resource_instances i WHERE i.guid = ?1",
                        q, "siss", iid, instant, plan, region);
+}
+
+static uint32_t lookup_hash(const char *iid, int64_t instant, const char *plan, const char *region)
+{
+    uint32_t h = 2166136261u;
+    for (const char *t = iid; *t; t++)
+        h = (h ^ (unsigned char)*t) * 16777619u;
+    h = (h ^ (uint32_t)instant) * 16777619u;
+    h = (h ^ (uint32_t)((uint64_t)instant >> 32)) * 16777619u;
+    h = (h ^ (uint32_t)strlen(plan)) * 16777619u;
+    return h ^ (region ? (uint32_t)strlen(region) + 1 : 0);
+}
+
+/* find the instance of `offering` for a record, from the request's memo or with one query */
+static int find_instance(store_tx *tx, plan_cache *pc, const char *offering, const char *iid,
+                         int64_t instant, const char *plan, const char *region, instance_at *at)
+{
+    uint32_t h = lookup_hash(iid, instant, plan, region);
+    for (size_t k = 0; k < pc->nlookups; k++) {
+        const lookup *e = &pc->lookups[k];
+        if (e->hash == h && e->instant == instant && strcmp(e->iid, iid) == 0 &&
+            strcmp(e->plan, plan) == 0 &&
+            (e->region ? region && strcmp(e->region, region) == 0 : !region)) {
+            *at = e->at;
+            return 0;
+        }
+    }
+    store_stmt *q;
+    int rc = query_instance(tx, iid, instant, plan, region, &q);
+    if (rc)
+        return rc;
+    memset(at, 0, sizeof *at);
+    at->deleted_ms = -1;
+    int st = store_step(q);
+    if (st == STORE_ROW && str_eq(store_col_text(q, 1), offering)) {
+        at->found = true;
+        str_copy(at->instance, sizeof at->instance, store_col_text(q, 0));
+        str_copy(at->region, sizeof at->region, store_col_text(q, 2));
+        str_copy(at->account, sizeof at->account, store_col_text(q, 3));
+        if (!store_col_null(q, 4))
+            at->deleted_ms = store_col_int(q, 4);
+        if (!store_col_null(q, 5))
+            str_copy(at->at_plan, sizeof at->at_plan, store_col_text(q, 5));
+        at->meter = store_col_null(q, 6) ? 0 : store_col_int(q, 6);
+    }
+    store_done(q);
+    if (st < 0)
+        return st;
+    if (pc->lookups && pc->nlookups < METERING_MAX_RECORDS)
+        pc->lookups[pc->nlookups++] = (lookup){h, iid, plan, region, instant, *at};
+    return 0;
 }
 
 /* measured_usage, checked against the plan's metrics, as canonical JSON in r->measures. */
@@ -299,30 +370,20 @@ static int check_record(store_tx *tx, const char *offering, const jd_value *j, p
     const char *plan = jd_str(f.plan);
     const jd_value *rj = f.region;
     const char *region = jd_str(rj);
-    store_stmt *q;
-    int rc =
-        find_instance(tx, iid, instant, plan ? plan : "", rj ? (region ? region : "") : NULL, &q);
+    instance_at at;
+    int rc = find_instance(tx, pc, offering, iid, instant, plan ? plan : "",
+                           rj ? (region ? region : "") : NULL, &at);
     if (rc)
         return rc;
-    int64_t deleted_ms = -1;
-    char inst_region[40] = "", at_plan[72] = "";
-    bool found = false;
-    if (store_step(q) == STORE_ROW && str_eq(store_col_text(q, 1), offering)) {
-        found = true;
-        str_copy(r->instance, sizeof r->instance, store_col_text(q, 0));
-        str_copy(inst_region, sizeof inst_region, store_col_text(q, 2));
-        str_copy(r->account, sizeof r->account, store_col_text(q, 3));
-        if (!store_col_null(q, 4))
-            deleted_ms = store_col_int(q, 4);
-        if (!store_col_null(q, 5))
-            str_copy(at_plan, sizeof at_plan, store_col_text(q, 5));
-        r->meter = store_col_null(q, 6) ? 0 : store_col_int(q, 6);
-    }
-    store_done(q);
-    if (!found) {
+    if (!at.found) {
         refuse(r, 404, "not_found", "No such instance of this offering.");
         return 0;
     }
+    memcpy(r->instance, at.instance, sizeof r->instance);
+    memcpy(r->account, at.account, sizeof r->account);
+    r->meter = at.meter;
+    int64_t deleted_ms = at.deleted_ms;
+    char *at_plan = at.at_plan;
     str_copy(r->offering, sizeof r->offering, offering);
 
     if (!jd_int(f.start, &r->start) || r->start < 0) {
@@ -377,6 +438,7 @@ static int check_record(store_tx *tx, const char *offering, const jd_value *j, p
     if (rj) {
         bool deployed = false;
         if (region && strlen(region) < sizeof r->region) {
+            store_stmt *q;
             if ((rc = store_query(tx, "SELECT 1 FROM deployments WHERE plan_id = ? AND region = ?",
                                   &q, "ss", plan, region)))
                 return rc;
@@ -389,7 +451,7 @@ static int check_record(store_tx *tx, const char *offering, const jd_value *j, p
         }
         str_copy(r->region, sizeof r->region, region);
     } else {
-        str_copy(r->region, sizeof r->region, inst_region);
+        str_copy(r->region, sizeof r->region, at.region);
     }
     return 0;
 }
@@ -654,12 +716,13 @@ static void usage_submit(http_req *req, void *ud)
     s->req = req;
     s->n = n;
     str_copy(s->iam_id, sizeof s->iam_id, p.iam_id);
-    plan_cache pc = {0};
+    plan_cache pc = {.lookups = malloc(METERING_MAX_RECORDS * sizeof *pc.lookups)};
     int64_t now = time_now_ms();
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++)
         rc = check_record(tx, offering, &body->items[i], &pc, now, &s->recs[i]);
     json_decref(pc.metrics);
+    free(pc.lookups);
     if (rc)
         goto store_fail;
     store_rollback(tx);

@@ -294,6 +294,27 @@ class MeteringTest(AccountsTest):
             [(201, None), (400, "invalid_plan_id"), (201, None), (400, "invalid_plan_id"),
              (400, "invalid_plan_id")])
 
+    def test_many_records_of_one_instance_in_a_batch(self):
+        # The checks read an instance once per request for each (instance, instant, plan,
+        # region): every record still gets its own outcome.
+        inst, other = self.instance(), self.instance()
+        t = now_ms() - 50
+        rec = lambda **kw: self.record(inst, start=t - 10, end=t, **kw)
+        self.assertEqual(self.outcomes(self.submit([
+            rec(consumer_id="a"), rec(consumer_id="b"),
+            rec(consumer_id="a", region=REGION),                 # the same signature
+            dict(rec(consumer_id="c"), resource_instance_id=inst["crn"]),
+            rec(consumer_id="d", plan_id=LITE),                  # not its plan then
+            rec(consumer_id="e", region="eu-nowhere"),
+            dict(rec(consumer_id="f"), resource_instance_id=other["guid"]),
+            dict(rec(consumer_id="g"), resource_instance_id="no-such-instance"),
+            rec(consumer_id="h")])),
+            [(201, None), (201, None), (409, "duplicate"), (201, None),
+             (400, "invalid_plan_id"), (400, "invalid_region"), (201, None),
+             (404, "not_found"), (201, None)])
+        self.assertEqual(sorted(r[3] for r in self.stored(inst["guid"])), ["a", "b", "c", "h"])
+        self.assertEqual([r[3] for r in self.stored(other["guid"])], ["f"])
+
     def test_deleted_instance_has_no_plan_after_its_deletion(self):
         inst = self.instance()
         during = now_ms()
