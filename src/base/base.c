@@ -323,6 +323,34 @@ void time_month_of(int64_t ms, char out[8])
     out[7] = '\0';
 }
 
+/* Days from 1970-01-01 to y-m-1 (proleptic Gregorian), the inverse of time_month_of's. */
+static int64_t days_from_civil(int64_t y, int64_t m)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+bool time_month_range(const char *month, int64_t *from, int64_t *to)
+{
+    if (!month || strlen(month) != 7 || month[4] != '-')
+        return false;
+    for (int i = 0; i < 7; i++)
+        if (i != 4 && (month[i] < '0' || month[i] > '9'))
+            return false;
+    int64_t y = (month[0] - '0') * 1000 + (month[1] - '0') * 100 + (month[2] - '0') * 10 +
+                (month[3] - '0');
+    int64_t m = (month[5] - '0') * 10 + (month[6] - '0');
+    if (y == 0 || m < 1 || m > 12)
+        return false;
+    *from = days_from_civil(y, m) * 86400000;
+    *to = (m == 12 ? days_from_civil(y + 1, 1) : days_from_civil(y, m + 1)) * 86400000;
+    return true;
+}
+
 void time_format_rfc3339(int64_t ms, char out[32])
 {
     time_t secs = (time_t)(ms / 1000);

@@ -88,6 +88,9 @@ void time_format_rfc3339(int64_t ms, char out[32]);
 /* "YYYY-MM" of the UTC month holding ms (years taken mod 10000), without the time zone lock
  * that gmtime_r takes. */
 void time_month_of(int64_t ms, char out[8]);
+/* The UTC month "YYYY-MM" (year 0001 to 9999, month 01 to 12) as [*from, *to) in ms since the
+ * epoch. false, and nothing set, for any other text (NULL included). */
+bool time_month_range(const char *month, int64_t *from, int64_t *to) WARN_UNUSED;
 
 /* ---- randomness and ids ---- */
 void random_bytes(void *p, size_t n);
