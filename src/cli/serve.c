@@ -17,6 +17,7 @@
 #include "catalog/catalog.h"
 #include "controller/controller.h"
 #include "iam/iam.h"
+#include "billing/billing.h"
 #include "metering/metering.h"
 #include "store/store.h"
 
@@ -276,6 +277,7 @@ int cli_serve(int argc, char **argv)
     catalog *cat = NULL;
     rc_controller *ctl = NULL;
     metering *mt = NULL;
+    billing *bl = NULL;
     iam *m = NULL;
     http_router *router = http_router_new();
     ops_ctx ops = {0};
@@ -321,6 +323,10 @@ int cli_serve(int argc, char **argv)
         rc = metering_open(db, m, &mt);
     if (!rc)
         metering_routes(mt, router);
+    if (!rc)
+        rc = billing_open(db, m, &bl);
+    if (!rc)
+        billing_routes(bl, router);
     http_config hc = {.listen = listen, .listen_fd = fd, .access_log = access_log,
                       .name = "osbill", .style = HTTP_STYLE_PLATFORM};
     if (!rc)
@@ -330,6 +336,7 @@ int cli_serve(int argc, char **argv)
         if (fd >= 0 && !ops.server)
             close(fd);
         http_server_stop(ops.server);
+        billing_close(bl);
         metering_close(mt);
         rc_close(ctl);
         catalog_close(cat);
@@ -358,6 +365,7 @@ int cli_serve(int argc, char **argv)
         pthread_join(keeper, NULL);
     pthread_mutex_destroy(&ops.mu);
     pthread_cond_destroy(&ops.cv);
+    billing_close(bl);
     metering_close(mt);
     rc_close(ctl);
     catalog_close(cat);

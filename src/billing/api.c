@@ -1,0 +1,1103 @@
+/* billing API: live usage and estimated charges, closing a month, invoices (JSON, CSV, HTML),
+ * provider statements and the billing preview. Handlers check who asks, then call the
+ * ledger (bill_rate) and write or read what a close finalized. */
+#include "billing/billing.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "billing/rate.h"
+
+#define DAY_MS 86400000LL
+
+struct billing {
+    store *db;
+    iam *iam;
+};
+
+/* ---------------------------------------------------------------- shapes */
+
+static json_t *dec_text(const dec *d)
+{
+    char *s = dec_to_string(d);
+    json_t *j = s ? json_string(s) : json_null();
+    free(s);
+    return j;
+}
+
+static json_t *money_text(const dec *d, const char *currency)
+{
+    int minor = currency_minor_units(currency);
+    char *s = dec_to_fixed(d, minor < 0 ? 2 : minor);
+    json_t *j = s ? json_string(s) : json_null();
+    free(s);
+    return j;
+}
+
+/* A line as consumers read it (the shares are the provider's statement's business). */
+static json_t *line_json(const bill_line *l)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s?, s:s, s:o, s:o}",
+                     "resource_instance_id", l->instance, "offering_id", l->offering, "plan_id",
+                     l->plan, "metric", l->metric, "unit", l->unit, "metering_model",
+                     l->metering_model, "quantity", dec_text(&l->billable), "charge_unit_quantity",
+                     dec_text(&l->charge_unit), "rateable_quantity", dec_text(&l->rated),
+                     "pricing_model", l->pricing_model[0] ? l->pricing_model : NULL, "currency",
+                     l->currency, "exact_cost", dec_text(&l->exact), "cost",
+                     money_text(&l->amount, l->currency));
+}
+
+static bool month_ok(http_req *req, const char *month, int64_t *from, int64_t *to)
+{
+    if (time_month_range(month, from, to))
+        return true;
+    http_reply_error(req, 400, "invalid_month", "The month must be YYYY-MM.", "month");
+    return false;
+}
+
+static void reply_store_error(http_req *req)
+{
+    http_reply_error(req, 503, "unavailable", "The store failed; try again.", NULL);
+}
+
+/* A rating error that names its line is the caller's data, not the platform's health. */
+static void reply_rate_error(http_req *req, int rc, const char *why)
+{
+    if (rc == OSB_E_TOOBIG)
+        http_reply_errorf(req, 422, "limit_exceeded", "Cannot rate %s.", why);
+    else if (rc == OSB_E_NOTFOUND)
+        http_reply_errorf(req, 422, "unpriced", "Cannot rate %s.", why);
+    else
+        reply_store_error(req);
+}
+
+/* ---------------------------------------------------------------- periods */
+
+typedef struct {
+    bool exists, closed, finalized, forced;
+    int64_t closed_ms, finalized_ms;
+} period;
+
+static int period_get(store_tx *tx, const char *month, period *pd)
+{
+    memset(pd, 0, sizeof *pd);
+    store_stmt *q;
+    int rc = store_query(tx,
+                         "SELECT state, closed_ms, finalized_ms, forced FROM billing_periods"
+                         " WHERE month = ?",
+                         &q, "s", month);
+    if (rc)
+        return rc;
+    int st = store_step(q);
+    if (st == STORE_ROW) {
+        pd->exists = true;
+        pd->closed = str_eq(store_col_text(q, 0), "closed");
+        pd->closed_ms = store_col_null(q, 1) ? 0 : store_col_int(q, 1);
+        pd->finalized = !store_col_null(q, 2);
+        pd->finalized_ms = pd->finalized ? store_col_int(q, 2) : 0;
+        pd->forced = store_col_int(q, 3) != 0;
+    }
+    store_done(q);
+    return st < 0 ? st : 0;
+}
+
+/* The grace deadline of a month: the 2nd day of the next one, 00:00 UTC. */
+static int64_t grace_deadline(int64_t to)
+{
+    return to + DAY_MS;
+}
+
+static json_t *period_json(const char *month, const period *pd, int64_t to)
+{
+    char at[32], fin[32], dl[32];
+    time_format_rfc3339(pd->closed_ms, at);
+    time_format_rfc3339(pd->finalized_ms, fin);
+    time_format_rfc3339(grace_deadline(to), dl);
+    const char *state = !pd->closed ? "open" : pd->finalized ? "closed" : "closing";
+    return json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:b}", "month", month, "state", state,
+                     "grace_deadline", dl, "closed_at", pd->closed ? at : NULL, "finalized_at",
+                     pd->finalized ? fin : NULL, "forced", pd->forced);
+}
+
+/* ---------------------------------------------------------------- live usage */
+
+/* The rated lines summed per offering and plan, in IBM Cloud's usage-report shape: resources
+ * [{resource_id, billable_cost, plans: [{plan_id, cost, usage: [{metric, unit, quantity,
+ * rateable_quantity, cost}]}]}]. Lines are in (instance, plan, metric) order; sums are exact. */
+static json_t *resources_json(const bill_lines *ls, dec *total)
+{
+    json_t *res = json_array();
+    dec t;
+    dec_init(&t);
+    for (size_t i = 0; i < ls->n; i++) {
+        const bill_line *l = &ls->v[i];
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(ls->v[k].offering, l->offering) == 0;
+        if (seen)
+            continue;
+        json_t *plans = json_array();
+        dec ocost;
+        dec_init(&ocost);
+        for (size_t j = i; j < ls->n; j++) {
+            const bill_line *pl = &ls->v[j];
+            if (strcmp(pl->offering, l->offering) != 0)
+                continue;
+            bool pseen = false;
+            for (size_t k = i; k < j && !pseen; k++)
+                pseen = strcmp(ls->v[k].offering, l->offering) == 0 &&
+                        strcmp(ls->v[k].plan, pl->plan) == 0;
+            if (pseen)
+                continue;
+            json_t *usage = json_array();
+            dec pcost;
+            dec_init(&pcost);
+            for (size_t m = j; m < ls->n; m++) {
+                const bill_line *ml = &ls->v[m];
+                if (strcmp(ml->offering, l->offering) != 0 || strcmp(ml->plan, pl->plan) != 0)
+                    continue;
+                bool mseen = false;
+                for (size_t k = j; k < m && !mseen; k++)
+                    mseen = strcmp(ls->v[k].offering, l->offering) == 0 &&
+                            strcmp(ls->v[k].plan, pl->plan) == 0 &&
+                            strcmp(ls->v[k].metric, ml->metric) == 0;
+                if (mseen)
+                    continue;
+                dec qty, rq, cost;
+                dec_init(&qty);
+                dec_init(&rq);
+                dec_init(&cost);
+                for (size_t k = m; k < ls->n; k++) {
+                    const bill_line *x = &ls->v[k];
+                    if (strcmp(x->offering, l->offering) == 0 && strcmp(x->plan, pl->plan) == 0 &&
+                        strcmp(x->metric, ml->metric) == 0) {
+                        dec_add(&qty, &qty, &x->billable);
+                        dec_add(&rq, &rq, &x->rated);
+                        dec_add(&cost, &cost, &x->amount);
+                    }
+                }
+                json_array_append_new(
+                    usage, json_pack("{s:s, s:s, s:o, s:o, s:o}", "metric", ml->metric, "unit",
+                                     ml->unit, "quantity", dec_text(&qty), "rateable_quantity",
+                                     dec_text(&rq), "cost", money_text(&cost, ml->currency)));
+                dec_add(&pcost, &pcost, &cost);
+                dec_clear(&qty);
+                dec_clear(&rq);
+                dec_clear(&cost);
+            }
+            json_array_append_new(plans,
+                                  json_pack("{s:s, s:o, s:o}", "plan_id", pl->plan, "cost",
+                                            money_text(&pcost, pl->currency), "usage", usage));
+            dec_add(&ocost, &ocost, &pcost);
+            dec_clear(&pcost);
+        }
+        json_array_append_new(res, json_pack("{s:s, s:o, s:o}", "resource_id", l->offering,
+                                             "billable_cost", money_text(&ocost, l->currency),
+                                             "plans", plans));
+        dec_add(&t, &t, &ocost);
+        dec_clear(&ocost);
+    }
+    dec_copy(total, &t);
+    dec_clear(&t);
+    return res;
+}
+
+/* An invoice's stored lines into ls (every line of the invoices of account and month that
+ * are not void), for a closed month's usage. */
+static int stored_lines(store_tx *tx, const char *account, const char *month, bill_lines *ls);
+
+static void account_usage(http_req *req, void *ud)
+{
+    billing *b = ud;
+    const char *account = req->params[0], *month = req->params[1];
+    iam_principal p;
+    if (!iam_authenticate(b->iam, req, &p))
+        return;
+    if (!p.operator&& strcmp(p.account_id, account) != 0) {
+        http_reply_error(req, 403, "forbidden", "An account reads only its own usage.",
+                         "account_id");
+        return;
+    }
+    int64_t from, to;
+    if (!month_ok(req, month, &from, &to))
+        return;
+    store_tx *tx;
+    if (store_begin(b->db, false, &tx)) {
+        reply_store_error(req);
+        return;
+    }
+    char currency[4] = "USD";
+    store_stmt *q;
+    int rc = store_query(tx, "SELECT currency FROM accounts WHERE id = ?", &q, "s", account);
+    bool found = false;
+    if (!rc) {
+        if ((found = store_step(q) == STORE_ROW))
+            str_copy(currency, sizeof currency, store_col_text(q, 0));
+        store_done(q);
+    }
+    if (!rc && !found) {
+        store_rollback(tx);
+        http_reply_error(req, 404, "not_found", "No such account.", "account_id");
+        return;
+    }
+    period pd;
+    bill_lines ls = {0};
+    char why[400] = "";
+    if (!rc)
+        rc = period_get(tx, month, &pd);
+    int64_t now = time_now_ms();
+    if (!rc)
+        rc = pd.finalized ? stored_lines(tx, account, month, &ls)
+                          : bill_rate(tx, account, month, now, &ls, why, sizeof why);
+    store_rollback(tx);
+    if (rc) {
+        bill_lines_free(&ls);
+        reply_rate_error(req, rc, why);
+        return;
+    }
+    dec total;
+    dec_init(&total);
+    json_t *res = resources_json(&ls, &total);
+    json_t *lines = json_array();
+    for (size_t i = 0; i < ls.n; i++)
+        json_array_append_new(lines, line_json(&ls.v[i]));
+    int64_t days = (to - from) / DAY_MS;
+    if (!pd.finalized && now >= from && now < to)
+        days = (now - from) / DAY_MS + 1;
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:o, s:o, s:o}", "account_id", account,
+                  "billing_month", month, "currency_code", currency, "state",
+                  !pd.closed     ? "open"
+                  : pd.finalized ? "closed"
+                                 : "closing",
+                  "estimate", !pd.finalized, "days_counted", (json_int_t)days, "billable_cost",
+                  money_text(&total, currency), "resources", res, "lines", lines);
+    dec_clear(&total);
+    bill_lines_free(&ls);
+    http_reply_json(req, 200, j);
+    json_decref(j);
+}
+
+/* ---------------------------------------------------------------- stored lines */
+
+static int stored_lines(store_tx *tx, const char *account, const char *month, bill_lines *ls)
+{
+    store_stmt *q;
+    int rc = store_query(
+        tx,
+        "SELECT i.account_id, l.instance_id, l.offering_id, l.provider_account_id, l.plan_id,"
+        " l.metric, l.unit, l.metering_model, coalesce(l.pricing_model, ''), i.currency,"
+        " l.billable_quantity, l.charge_unit_quantity, l.rated_quantity, l.exact_amount,"
+        " l.amount, l.provider_share, l.platform_share, l.revenue_share"
+        " FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id"
+        " WHERE i.account_id = ? AND i.month = ? AND i.state = 'finalized' AND i.kind = 'invoice'"
+        " ORDER BY i.number, l.line",
+        &q, "ss", account, month);
+    if (rc)
+        return rc;
+    int st;
+    while (!rc && (st = store_step(q)) == STORE_ROW) {
+        if (ls->n == ls->cap) {
+            size_t cap = ls->cap ? ls->cap * 2 : 64;
+            bill_line *v = realloc(ls->v, cap * sizeof *v);
+            if (!v) {
+                rc = OSB_E_NOMEM;
+                break;
+            }
+            ls->v = v;
+            ls->cap = cap;
+        }
+        bill_line *l = &ls->v[ls->n++];
+        memset(l, 0, sizeof *l);
+        str_copy(l->account, sizeof l->account, store_col_text(q, 0));
+        str_copy(l->instance, sizeof l->instance, store_col_text(q, 1));
+        str_copy(l->offering, sizeof l->offering, store_col_text(q, 2));
+        str_copy(l->provider, sizeof l->provider, store_col_text(q, 3));
+        str_copy(l->plan, sizeof l->plan, store_col_text(q, 4));
+        str_copy(l->metric, sizeof l->metric, store_col_text(q, 5));
+        str_copy(l->unit, sizeof l->unit, store_col_text(q, 6));
+        str_copy(l->metering_model, sizeof l->metering_model, store_col_text(q, 7));
+        str_copy(l->pricing_model, sizeof l->pricing_model, store_col_text(q, 8));
+        str_copy(l->currency, sizeof l->currency, store_col_text(q, 9));
+        dec *d[] = {&l->billable, &l->charge_unit,    &l->rated,          &l->exact,
+                    &l->amount,   &l->provider_share, &l->platform_share, &l->share};
+        for (int k = 0; k < 8; k++) {
+            dec_init(d[k]);
+            const char *t = store_col_text(q, 10 + k);
+            if (!t || dec_parse(d[k], t, strlen(t)))
+                rc = OSB_E_STORE;
+        }
+    }
+    if (!rc && st < 0)
+        rc = st;
+    store_done(q);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- closing */
+
+/* What a close finalizes, from the rated lines: invoices per account (and currency), lines,
+ * statements per provider and currency. Inside the write transaction that sets finalized_ms. */
+static int finalize(store_tx *tx, const char *month, const bill_lines *ls, int64_t now,
+                    int *ninvoices, int *nstatements)
+{
+    *ninvoices = *nstatements = 0;
+    store_stmt *q;
+    int64_t number = 0;
+    int rc = store_query(tx, "SELECT coalesce(max(number), 0) FROM invoices", &q, "");
+    if (rc)
+        return rc;
+    if (store_step(q) == STORE_ROW)
+        number = store_col_int(q, 0);
+    store_done(q);
+    /* Accounts with usage come in account order; one invoice each (an account bills in one
+     * currency). */
+    for (size_t i = 0; i < ls->n && !rc;) {
+        size_t j = i;
+        dec total;
+        dec_init(&total);
+        while (j < ls->n && strcmp(ls->v[j].account, ls->v[i].account) == 0 &&
+               strcmp(ls->v[j].currency, ls->v[i].currency) == 0)
+            dec_add(&total, &total, &ls->v[j++].amount);
+        char id[37];
+        uuid_v4(id);
+        int minor = currency_minor_units(ls->v[i].currency);
+        char *t = dec_to_fixed(&total, minor < 0 ? 2 : minor);
+        rc = t ? store_exec(tx,
+                            "INSERT INTO invoices (id, number, account_id, month, currency,"
+                            " state, total, issued_ms) VALUES (?, ?, ?, ?, ?, 'finalized', ?, ?)",
+                            "sissssi", id, ++number, ls->v[i].account, month, ls->v[i].currency, t,
+                            now)
+               : OSB_E_NOMEM;
+        free(t);
+        dec_clear(&total);
+        for (size_t k = i; k < j && !rc; k++) {
+            const bill_line *l = &ls->v[k];
+            char *s[8] = {dec_to_string(&l->billable),
+                          dec_to_string(&l->charge_unit),
+                          dec_to_string(&l->rated),
+                          dec_to_string(&l->exact),
+                          dec_to_fixed(&l->amount, minor < 0 ? 2 : minor),
+                          dec_to_fixed(&l->provider_share, minor < 0 ? 2 : minor),
+                          dec_to_fixed(&l->platform_share, minor < 0 ? 2 : minor),
+                          dec_to_string(&l->share)};
+            bool ok = true;
+            for (int m = 0; m < 8; m++)
+                ok = ok && s[m];
+            rc = ok ? store_exec(tx,
+                                 "INSERT INTO invoice_lines (invoice_id, line, instance_id,"
+                                 " offering_id, provider_account_id, plan_id, metric, unit,"
+                                 " metering_model, pricing_model, billable_quantity,"
+                                 " charge_unit_quantity, rated_quantity, exact_amount,"
+                                 " amount, provider_share, platform_share, revenue_share)"
+                                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                                 " ?, ?)",
+                                 "sissssssssssssssss", id, (int64_t)(k - i + 1), l->instance,
+                                 l->offering, l->provider, l->plan, l->metric, l->unit,
+                                 l->metering_model, l->pricing_model[0] ? l->pricing_model : NULL,
+                                 s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7])
+                    : OSB_E_NOMEM;
+            for (int m = 0; m < 8; m++)
+                free(s[m]);
+        }
+        (*ninvoices)++;
+        i = j;
+    }
+    /* Statements: the sums of the month's finalized lines per provider and currency. */
+    if (!rc)
+        rc = store_query(tx,
+                         "SELECT l.provider_account_id, i.currency FROM invoice_lines l"
+                         " JOIN invoices i ON i.id = l.invoice_id WHERE i.month = ?"
+                         " AND i.state = 'finalized' AND i.kind = 'invoice'"
+                         " GROUP BY l.provider_account_id, i.currency"
+                         " ORDER BY l.provider_account_id, i.currency",
+                         &q, "s", month);
+    if (rc)
+        return rc;
+    /* Collected first: a statement's sums are exact decimals, computed here, not in SQL. */
+    typedef struct {
+        char provider[64], currency[4];
+    } key;
+    key *keys = NULL;
+    size_t nkeys = 0, cap = 0;
+    int st;
+    while ((st = store_step(q)) == STORE_ROW) {
+        if (nkeys == cap) {
+            cap = cap ? cap * 2 : 16;
+            key *k = realloc(keys, cap * sizeof *k);
+            if (!k) {
+                rc = OSB_E_NOMEM;
+                break;
+            }
+            keys = k;
+        }
+        str_copy(keys[nkeys].provider, 64, store_col_text(q, 0));
+        str_copy(keys[nkeys].currency, 4, store_col_text(q, 1));
+        nkeys++;
+    }
+    if (!rc && st < 0)
+        rc = st;
+    store_done(q);
+    for (size_t k = 0; k < nkeys && !rc; k++) {
+        dec g, pv, pf;
+        dec_init(&g);
+        dec_init(&pv);
+        dec_init(&pf);
+        for (size_t i = 0; i < ls->n; i++) {
+            const bill_line *l = &ls->v[i];
+            if (strcmp(l->provider, keys[k].provider) || strcmp(l->currency, keys[k].currency))
+                continue;
+            dec_add(&g, &g, &l->amount);
+            dec_add(&pv, &pv, &l->provider_share);
+            dec_add(&pf, &pf, &l->platform_share);
+        }
+        int minor = currency_minor_units(keys[k].currency);
+        minor = minor < 0 ? 2 : minor;
+        char *s[3] = {dec_to_fixed(&g, minor), dec_to_fixed(&pv, minor), dec_to_fixed(&pf, minor)};
+        char id[37];
+        uuid_v4(id);
+        rc = s[0] && s[1] && s[2]
+                 ? store_exec(tx,
+                              "INSERT INTO statements (id, provider_account_id, month,"
+                              " currency, gross, provider_share, platform_share, issued_ms)"
+                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              "sssssssi", id, keys[k].provider, month, keys[k].currency, s[0], s[1],
+                              s[2], now)
+                 : OSB_E_NOMEM;
+        for (int m = 0; m < 3; m++)
+            free(s[m]);
+        dec_clear(&g);
+        dec_clear(&pv);
+        dec_clear(&pf);
+        (*nstatements)++;
+    }
+    free(keys);
+    return rc;
+}
+
+static void period_close(http_req *req, void *ud)
+{
+    billing *b = ud;
+    const char *month = req->params[0];
+    iam_principal p;
+    if (!iam_authenticate(b->iam, req, &p))
+        return;
+    if (!p.operator) {
+        http_reply_error(req, 403, "forbidden", "Only the platform's operator closes a month.",
+                         NULL);
+        return;
+    }
+    int64_t from, to;
+    if (!month_ok(req, month, &from, &to))
+        return;
+    bool force = false;
+    if (req->body.len) {
+        json_t *body = http_json_body(req);
+        if (!body)
+            return;
+        const json_t *f = json_object_get(body, "force");
+        if (!json_is_object(body) || (f && !json_is_boolean(f))) {
+            json_decref(body);
+            http_reply_error(req, 400, "invalid_body", "The body is {\"force\": true|false}.",
+                             "force");
+            return;
+        }
+        force = json_is_true(f);
+        json_decref(body);
+    }
+    int64_t now = time_now_ms();
+    store_tx *tx;
+    period pd;
+    /* Step 1: the month is closed to new usage, unless it was already. */
+    if (store_begin(b->db, true, &tx)) {
+        reply_store_error(req);
+        return;
+    }
+    int rc = period_get(tx, month, &pd);
+    if (!rc && !pd.closed) {
+        if (from > now) {
+            store_rollback(tx);
+            http_reply_error(req, 409, "month_not_started", "That month has not begun.", "month");
+            return;
+        }
+        if (now < grace_deadline(to) && !force) {
+            store_rollback(tx);
+            char dl[32];
+            time_format_rfc3339(grace_deadline(to), dl);
+            http_reply_errorf(req, 409, "too_early",
+                              "%s can be closed from its grace deadline, %s; before that only "
+                              "with {\"force\": true}.",
+                              month, dl);
+            return;
+        }
+        rc = store_exec(tx,
+                        "INSERT INTO billing_periods (month, state, closed_ms, forced,"
+                        " closed_by) VALUES (?, 'closed', ?, ?, ?) ON CONFLICT (month)"
+                        " DO UPDATE SET state = 'closed', closed_ms = excluded.closed_ms,"
+                        " forced = excluded.forced, closed_by = excluded.closed_by",
+                        "sids", month, now, force ? 1 : 0, p.iam_id);
+        if (!rc)
+            rc = store_commit(tx);
+        else
+            store_rollback(tx);
+    } else {
+        store_rollback(tx);
+    }
+    if (rc) {
+        reply_store_error(req);
+        return;
+    }
+    int ninv = 0, nst = 0;
+    char why[400] = "";
+    if (!pd.finalized) {
+        /* Step 2: rate the month from a snapshot in which no more of its usage can arrive. */
+        bill_lines ls = {0};
+        if (store_begin(b->db, false, &tx)) {
+            reply_store_error(req);
+            return;
+        }
+        rc = bill_rate(tx, NULL, month, 0, &ls, why, sizeof why);
+        store_rollback(tx);
+        /* Step 3: finalize, once: a close that ran meanwhile has done it. */
+        if (!rc && !(rc = store_begin(b->db, true, &tx))) {
+            period again;
+            rc = period_get(tx, month, &again);
+            if (!rc && !again.finalized) {
+                rc = finalize(tx, month, &ls, now, &ninv, &nst);
+                if (!rc)
+                    rc = store_exec(tx,
+                                    "UPDATE billing_periods SET finalized_ms = ? WHERE"
+                                    " month = ?",
+                                    "is", now, month);
+            }
+            if (!rc)
+                rc = store_commit(tx);
+            else
+                store_rollback(tx);
+        }
+        bill_lines_free(&ls);
+        if (rc) {
+            if (rc == OSB_E_TOOBIG || rc == OSB_E_NOTFOUND)
+                log_error("billing: closing %s stopped: %s", month, why);
+            reply_rate_error(req, rc, why);
+            return;
+        }
+    }
+    if (store_begin(b->db, false, &tx)) {
+        reply_store_error(req);
+        return;
+    }
+    rc = period_get(tx, month, &pd);
+    store_stmt *q;
+    int64_t invoices = 0, statements = 0;
+    if (!rc && !(rc = store_query(tx,
+                                  "SELECT (SELECT count(*) FROM invoices WHERE month = ?1"
+                                  " AND kind = 'invoice'), (SELECT count(*) FROM statements"
+                                  " WHERE month = ?1)",
+                                  &q, "s", month))) {
+        if (store_step(q) == STORE_ROW) {
+            invoices = store_col_int(q, 0);
+            statements = store_col_int(q, 1);
+        }
+        store_done(q);
+    }
+    store_rollback(tx);
+    if (rc) {
+        reply_store_error(req);
+        return;
+    }
+    json_t *j = period_json(month, &pd, to);
+    json_object_set_new(j, "invoices", json_integer(invoices));
+    json_object_set_new(j, "statements", json_integer(statements));
+    http_reply_json(req, 200, j);
+    json_decref(j);
+}
+
+static void period_show(http_req *req, void *ud)
+{
+    billing *b = ud;
+    const char *month = req->params[0];
+    iam_principal p;
+    if (!iam_authenticate(b->iam, req, &p))
+        return;
+    int64_t from, to;
+    if (!month_ok(req, month, &from, &to))
+        return;
+    store_tx *tx;
+    period pd;
+    if (store_begin(b->db, false, &tx)) {
+        reply_store_error(req);
+        return;
+    }
+    int rc = period_get(tx, month, &pd);
+    store_rollback(tx);
+    if (rc) {
+        reply_store_error(req);
+        return;
+    }
+    json_t *j = period_json(month, &pd, to);
+    http_reply_json(req, 200, j);
+    json_decref(j);
+}
+
+/* ---------------------------------------------------------------- invoices */
+
+static json_t *invoice_row(store_stmt *q)
+{
+    char at[32];
+    time_format_rfc3339(store_col_int(q, 7), at);
+    return json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "id", store_col_text(q, 0),
+                     "number", (json_int_t)store_col_int(q, 1), "account_id", store_col_text(q, 2),
+                     "month", store_col_text(q, 3), "currency", store_col_text(q, 4), "state",
+                     store_col_text(q, 5), "total", store_col_text(q, 6), "issued_at", at, "kind",
+                     store_col_text(q, 8));
+}
+
+static void invoices_list(http_req *req, void *ud)
+{
+    billing *b = ud;
+    iam_principal p;
+    if (!iam_authenticate(b->iam, req, &p))
+        return;
+    const char *account = http_query(req, "account_id"), *month = http_query(req, "month");
+    int64_t from, to;
+    if (month && !month_ok(req, month, &from, &to))
+        return;
+    if (account && !p.operator&& strcmp(account, p.account_id) != 0) {
+        http_reply_error(req, 403, "forbidden", "An account reads only its own invoices.",
+                         "account_id");
+        return;
+    }
+    if (!p.operator)
+        account = p.account_id;
+    int64_t limit = 100, after = 0;
+    const char *ls = http_query(req, "limit"), *start = http_query(req, "start");
+    if ((ls && (str_to_i64(ls, false, &limit) || limit < 1 || limit > 1000)) ||
+        (start && (str_to_i64(start, false, &after) || after < 0))) {
+        http_reply_error(req, 400, "invalid_query", "'limit' is 1 to 1000; 'start' a next_url's.",
+                         ls ? "limit" : "start");
+        return;
+    }
+    store_tx *tx;
+    if (store_begin(b->db, false, &tx)) {
+        reply_store_error(req);
+        return;
+    }
+    store_stmt *q;
+    json_t *rows = json_array();
+    bool more = false;
+    int64_t last = 0;
+    int rc = store_query(tx,
+                         "SELECT id, number, account_id, month, currency, state, total,"
+                         " issued_ms, kind FROM invoices WHERE number > ?"
+                         " AND (?2 IS NULL OR account_id = ?2) AND (?3 IS NULL OR month = ?3)"
+                         " ORDER BY number LIMIT ?",
+                         &q, "issi", after, account, month, limit + 1);
+    if (!rc) {
+        int st;
+        while ((st = store_step(q)) == STORE_ROW) {
+            if ((int64_t)json_array_size(rows) == limit) {
+                more = true;
+                break;
+            }
+            json_array_append_new(rows, invoice_row(q));
+            last = store_col_int(q, 1);
+        }
+        if (st < 0)
+            rc = st;
+        store_done(q);
+    }
+    store_rollback(tx);
+    if (rc) {
+        json_decref(rows);
+        reply_store_error(req);
+        return;
+    }
+    http_filter f[] = {{"account_id", p.operator? account : NULL }, {"month", month}};
+    http_reply_page(req, rows, more, "/v1/invoices", limit, last, f, 2);
+}
+
+/* CSV field: quoted when it holds a comma, a quote or a line break (RFC 4180). */
+static int csv_field(buf *out, const char *s, bool last)
+{
+    int rc = 0;
+    if (strpbrk(s, ",\"\r\n")) {
+        rc = buf_puts(out, "\"");
+        for (const char *c = s; *c && !rc; c++)
+            rc = *c == '"' ? buf_puts(out, "\"\"") : buf_append(out, c, 1);
+        if (!rc)
+            rc = buf_puts(out, "\"");
+    } else {
+        rc = buf_puts(out, s);
+    }
+    return rc ? rc : buf_puts(out, last ? "\r\n" : ",");
+}
+
+static int html_text(buf *out, const char *s)
+{
+    int rc = 0;
+    for (const char *c = s; *c && !rc; c++) {
+        switch (*c) {
+        case '<': rc = buf_puts(out, "&lt;"); break;
+        case '>': rc = buf_puts(out, "&gt;"); break;
+        case '&': rc = buf_puts(out, "&amp;"); break;
+        case '"': rc = buf_puts(out, "&quot;"); break;
+        case '\'': rc = buf_puts(out, "&#39;"); break;
+        default: rc = buf_append(out, c, 1);
+        }
+    }
+    return rc;
+}
+
+static const char *const LINE_COLS[] = {"line",
+                                        "resource_instance_id",
+                                        "offering_id",
+                                        "plan_id",
+                                        "metric",
+                                        "unit",
+                                        "metering_model",
+                                        "quantity",
+                                        "charge_unit_quantity",
+                                        "rateable_quantity",
+                                        "pricing_model",
+                                        "exact_cost",
+                                        "cost"};
+
+static void invoice_show(http_req *req, void *ud)
+{
+    billing *b = ud;
+    const char *id = req->params[0];
+    iam_principal p;
+    if (!iam_authenticate(b->iam, req, &p))
+        return;
+    const char *format = http_query(req, "format");
+    if (format && strcmp(format, "json") && strcmp(format, "csv") && strcmp(format, "html")) {
+        http_reply_error(req, 400, "invalid_query", "'format' is json, csv or html.", "format");
+        return;
+    }
+    store_tx *tx;
+    if (store_begin(b->db, false, &tx)) {
+        reply_store_error(req);
+        return;
+    }
+    store_stmt *q;
+    json_t *inv = NULL, *lines = json_array();
+    int rc = store_query(tx,
+                         "SELECT id, number, account_id, month, currency, state, total,"
+                         " issued_ms, kind FROM invoices WHERE id = ?",
+                         &q, "s", id);
+    if (!rc) {
+        if (store_step(q) == STORE_ROW && (p.operator|| str_eq(store_col_text(q, 2), p.account_id)))
+            inv = invoice_row(q);
+        store_done(q);
+    }
+    if (!rc && inv)
+        rc = store_query(tx,
+                         "SELECT line, instance_id, offering_id, plan_id, metric, unit,"
+                         " metering_model, billable_quantity, charge_unit_quantity,"
+                         " rated_quantity, pricing_model, exact_amount, amount"
+                         " FROM invoice_lines WHERE invoice_id = ? ORDER BY line",
+                         &q, "s", id);
+    if (!rc && inv) {
+        int st;
+        while ((st = store_step(q)) == STORE_ROW) {
+            json_t *l = json_object();
+            for (int c = 0; c < 13; c++)
+                json_object_set_new(l, LINE_COLS[c],
+                                    c == 0                 ? json_integer(store_col_int(q, 0))
+                                    : store_col_null(q, c) ? json_null()
+                                                           : json_string(store_col_text(q, c)));
+            json_array_append_new(lines, l);
+        }
+        if (st < 0)
+            rc = st;
+        store_done(q);
+    }
+    store_rollback(tx);
+    if (rc || !inv) {
+        json_decref(inv);
+        json_decref(lines);
+        if (rc)
+            reply_store_error(req);
+        else /* another account's invoice is as unknown as a missing one */
+            http_reply_error(req, 404, "not_found", "No such invoice.", "id");
+        return;
+    }
+    json_object_set_new(inv, "lines", lines);
+    if (!format || strcmp(format, "json") == 0) {
+        http_reply_json(req, 200, inv);
+        json_decref(inv);
+        return;
+    }
+    buf out;
+    buf_init(&out, 64u << 20);
+    size_t i;
+    const json_t *l;
+    if (strcmp(format, "csv") == 0) {
+        for (int c = 0; c < 13 && !rc; c++)
+            rc = csv_field(&out, LINE_COLS[c], c == 12);
+        json_array_foreach(lines, i, l)
+        {
+            for (int c = 0; c < 13 && !rc; c++) {
+                const json_t *v = json_object_get(l, LINE_COLS[c]);
+                char n[24];
+                snprintf(n, sizeof n, "%lld", (long long)json_integer_value(v));
+                rc = csv_field(&out,
+                               json_is_integer(v)  ? n
+                               : json_is_string(v) ? json_string_value(v)
+                                                   : "",
+                               c == 12);
+            }
+        }
+        if (!rc) {
+            char disp[128];
+            snprintf(disp, sizeof disp, "attachment; filename=\"invoice-%lld.csv\"",
+                     (long long)json_integer_value(json_object_get(inv, "number")));
+            http_add_header(req, "Content-Disposition", disp);
+            http_reply(req, 200, "text/csv; charset=utf-8", out.data, out.len);
+        }
+    } else {
+        rc = buf_printf(&out,
+                        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                        "<title>Invoice %lld</title><style>body{font-family:sans-serif;"
+                        "margin:2em}table{border-collapse:collapse;width:100%%}td,th{border-"
+                        "bottom:1px solid #ccc;padding:.3em;text-align:left}td.n{text-align:"
+                        "right}@media print{body{margin:0}}</style></head><body>\n"
+                        "<h1>Invoice %lld</h1>\n<p>Account ",
+                        (long long)json_integer_value(json_object_get(inv, "number")),
+                        (long long)json_integer_value(json_object_get(inv, "number")));
+        const char *head[] = {"account_id", "month", "currency", "state", "issued_at"};
+        for (int k = 0; k < 5 && !rc; k++) {
+            if (k)
+                rc = buf_printf(&out, " &middot; %s ", head[k]);
+            if (!rc)
+                rc = html_text(&out, json_string_value(json_object_get(inv, head[k])));
+        }
+        if (!rc)
+            rc = buf_puts(&out, "</p>\n<table><thead><tr><th>#</th><th>Instance</th><th>Plan"
+                                "</th><th>Metric</th><th>Quantity</th><th>Rated</th><th>Cost"
+                                "</th></tr></thead><tbody>\n");
+        json_array_foreach(lines, i, l)
+        {
+            if (rc)
+                break;
+            rc = buf_printf(&out, "<tr><td>%lld</td>",
+                            (long long)json_integer_value(json_object_get(l, "line")));
+            const char *cols[] = {"resource_instance_id", "plan_id", "metric", "quantity",
+                                  "rateable_quantity",    "cost"};
+            for (int c = 0; c < 6 && !rc; c++) {
+                rc = buf_puts(&out, c >= 3 ? "<td class=\"n\">" : "<td>");
+                if (!rc)
+                    rc = html_text(&out, json_string_value(json_object_get(l, cols[c])));
+                if (!rc)
+                    rc = buf_puts(&out, "</td>");
+            }
+            if (!rc)
+                rc = buf_puts(&out, "</tr>\n");
+        }
+        if (!rc)
+            rc = buf_puts(&out, "</tbody><tfoot><tr><th colspan=\"6\">Total</th><td class=\"n\">");
+        if (!rc)
+            rc = html_text(&out, json_string_value(json_object_get(inv, "total")));
+        if (!rc)
+            rc = buf_puts(&out, " ");
+        if (!rc)
+            rc = html_text(&out, json_string_value(json_object_get(inv, "currency")));
+        if (!rc)
+            rc = buf_puts(&out, "</td></tr></tfoot></table>\n</body></html>\n");
+        if (!rc)
+            http_reply(req, 200, "text/html; charset=utf-8", out.data, out.len);
+    }
+    if (rc)
+        http_reply_error(req, 500, "internal", "The invoice could not be rendered.", NULL);
+    buf_free(&out);
+    json_decref(inv);
+}
+
+/* ---------------------------------------------------------------- statements */
+
+static void statements_list(http_req *req, void *ud)
+{
+    billing *b = ud;
+    iam_principal p;
+    if (!iam_authenticate(b->iam, req, &p))
+        return;
+    const char *month = http_query(req, "month");
+    int64_t from, to;
+    if (month && !month_ok(req, month, &from, &to))
+        return;
+    store_tx *tx;
+    if (store_begin(b->db, false, &tx)) {
+        reply_store_error(req);
+        return;
+    }
+    store_stmt *q;
+    json_t *rows = json_array();
+    int rc = store_query(tx,
+                         "SELECT id, provider_account_id, month, currency, gross,"
+                         " provider_share, platform_share, issued_ms FROM statements"
+                         " WHERE (?1 IS NULL OR provider_account_id = ?1)"
+                         " AND (?2 IS NULL OR month = ?2) ORDER BY month, provider_account_id,"
+                         " currency LIMIT 1000",
+                         &q, "ss", p.operator? NULL : p.account_id, month);
+    if (!rc) {
+        int st;
+        while ((st = store_step(q)) == STORE_ROW) {
+            char at[32];
+            time_format_rfc3339(store_col_int(q, 7), at);
+            json_array_append_new(
+                rows,
+                json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", store_col_text(q, 0),
+                          "provider_account_id", store_col_text(q, 1), "month",
+                          store_col_text(q, 2), "currency", store_col_text(q, 3), "gross",
+                          store_col_text(q, 4), "provider_share", store_col_text(q, 5),
+                          "platform_share", store_col_text(q, 6), "issued_at", at));
+        }
+        if (st < 0)
+            rc = st;
+        store_done(q);
+    }
+    store_rollback(tx);
+    if (rc) {
+        json_decref(rows);
+        reply_store_error(req);
+        return;
+    }
+    http_reply_page(req, rows, false, "/v1/statements", 1000, 0, NULL, 0);
+}
+
+/* A statement with its sums per offering and plan (the finalized lines behind it). */
+static void statement_show(http_req *req, void *ud)
+{
+    billing *b = ud;
+    iam_principal p;
+    if (!iam_authenticate(b->iam, req, &p))
+        return;
+    store_tx *tx;
+    if (store_begin(b->db, false, &tx)) {
+        reply_store_error(req);
+        return;
+    }
+    store_stmt *q;
+    json_t *st_j = NULL;
+    char provider[64] = "", month[8] = "", currency[4] = "";
+    int rc = store_query(tx,
+                         "SELECT id, provider_account_id, month, currency, gross,"
+                         " provider_share, platform_share, issued_ms FROM statements"
+                         " WHERE id = ?",
+                         &q, "s", req->params[0]);
+    if (!rc) {
+        if (store_step(q) == STORE_ROW &&
+            (p.operator|| str_eq(store_col_text(q, 1), p.account_id))) {
+            char at[32];
+            time_format_rfc3339(store_col_int(q, 7), at);
+            str_copy(provider, sizeof provider, store_col_text(q, 1));
+            str_copy(month, sizeof month, store_col_text(q, 2));
+            str_copy(currency, sizeof currency, store_col_text(q, 3));
+            st_j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", store_col_text(q, 0),
+                             "provider_account_id", provider, "month", month, "currency", currency,
+                             "gross", store_col_text(q, 4), "provider_share", store_col_text(q, 5),
+                             "platform_share", store_col_text(q, 6), "issued_at", at);
+        }
+        store_done(q);
+    }
+    json_t *plans = json_array();
+    if (!rc && st_j)
+        rc = store_query(tx,
+                         "SELECT l.offering_id, l.plan_id, l.amount, l.provider_share,"
+                         " l.platform_share FROM invoice_lines l JOIN invoices i"
+                         " ON i.id = l.invoice_id WHERE l.provider_account_id = ?"
+                         " AND i.month = ? AND i.currency = ? AND i.state = 'finalized'"
+                         " AND i.kind = 'invoice' ORDER BY l.offering_id, l.plan_id",
+                         &q, "sss", provider, month, currency);
+    if (!rc && st_j) {
+        /* consecutive rows of one (offering, plan) summed exactly */
+        dec s[3], v;
+        for (int k = 0; k < 3; k++)
+            dec_init(&s[k]);
+        dec_init(&v);
+        char off[64] = "", plan[72] = "";
+        long long n = 0;
+        int sr;
+        for (;;) {
+            sr = store_step(q);
+            bool row = sr == STORE_ROW;
+            if (n &&
+                (!row || strcmp(off, store_col_text(q, 0)) || strcmp(plan, store_col_text(q, 1)))) {
+                json_array_append_new(plans,
+                                      json_pack("{s:s, s:s, s:I, s:o, s:o, s:o}", "offering_id",
+                                                off, "plan_id", plan, "lines", (json_int_t)n,
+                                                "gross", money_text(&s[0], currency),
+                                                "provider_share", money_text(&s[1], currency),
+                                                "platform_share", money_text(&s[2], currency)));
+                for (int k = 0; k < 3; k++)
+                    dec_set_int(&s[k], 0);
+                n = 0;
+            }
+            if (!row)
+                break;
+            str_copy(off, sizeof off, store_col_text(q, 0));
+            str_copy(plan, sizeof plan, store_col_text(q, 1));
+            for (int k = 0; k < 3; k++) {
+                const char *t = store_col_text(q, 2 + k);
+                if (!t || dec_parse(&v, t, strlen(t)))
+                    rc = OSB_E_STORE;
+                else
+                    dec_add(&s[k], &s[k], &v);
+            }
+            n++;
+        }
+        if (sr < 0)
+            rc = sr;
+        store_done(q);
+        for (int k = 0; k < 3; k++)
+            dec_clear(&s[k]);
+        dec_clear(&v);
+    }
+    store_rollback(tx);
+    if (rc || !st_j) {
+        json_decref(st_j);
+        json_decref(plans);
+        if (rc)
+            reply_store_error(req);
+        else
+            http_reply_error(req, 404, "not_found", "No such statement.", "id");
+        return;
+    }
+    json_object_set_new(st_j, "plans", plans);
+    http_reply_json(req, 200, st_j);
+    json_decref(st_j);
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+int billing_open(store *db, iam *m, billing **out)
+{
+    billing *b = calloc(1, sizeof *b);
+    if (!b)
+        return OSB_E_NOMEM;
+    b->db = db;
+    b->iam = m;
+    *out = b;
+    return 0;
+}
+
+void billing_routes(billing *b, http_router *r)
+{
+    const http_error_style P = HTTP_STYLE_PLATFORM;
+    int rc = http_route(r, HTTP_GET, "/v4/accounts/:id/usage/:month", P, account_usage, b);
+    rc |= http_route(r, HTTP_GET, "/v1/billing/periods/:month", P, period_show, b);
+    rc |= http_route(r, HTTP_POST, "/v1/billing/periods/:month/close", P, period_close, b);
+    rc |= http_route(r, HTTP_GET, "/v1/invoices", P, invoices_list, b);
+    rc |= http_route(r, HTTP_GET, "/v1/invoices/:id", P, invoice_show, b);
+    rc |= http_route(r, HTTP_GET, "/v1/statements", P, statements_list, b);
+    rc |= http_route(r, HTTP_GET, "/v1/statements/:id", P, statement_show, b);
+    if (rc)
+        log_error("billing: cannot register its routes");
+}
+
+void billing_close(billing *b)
+{
+    free(b);
+}

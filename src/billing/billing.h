@@ -1,0 +1,46 @@
+/* billing: accepted usage into money (spec/billing.md). An account's live usage and estimated
+ * charges for a month, closing a month into gapless invoices and provider statements, the
+ * invoices as JSON, CSV and HTML, and a provider's billing preview of a plan. The arithmetic
+ * is billing/rate.h's; this module reads the store and writes what a close finalizes. */
+#ifndef OSBILL_BILLING_H
+#define OSBILL_BILLING_H
+
+#include "base/decimal.h"
+#include "http/http.h"
+#include "iam/iam.h"
+#include "store/store.h"
+
+/* One rated line: an (instance, plan, metric) of a month with accepted usage. */
+typedef struct {
+    char account[64], instance[40], offering[64], provider[64], plan[72];
+    char metric[72], unit[64], metering_model[24], pricing_model[24]; /* "" for a free plan */
+    char currency[4];
+    dec billable, charge_unit, rated, exact, amount, provider_share, platform_share, share;
+} bill_line;
+
+typedef struct {
+    size_t n, cap;
+    bill_line *v;
+} bill_lines;
+
+void bill_lines_free(bill_lines *ls);
+
+/* Rates month ("YYYY-MM") from the records in tx's snapshot: every line of account (NULL:
+ * of every account), in the order (account, instance, plan, metric of the plan). now_ms > 0
+ * asks for a live estimate (the daily models divide by the days passed by then, today
+ * included); 0 for the whole month, as a close rates it. On an error that concerns a line (a
+ * limit passed, a paid plan with no price in the account's currency) why names the line.
+ * 0; OSB_E_INVAL for a bad month; OSB_E_TOOBIG, OSB_E_NOTFOUND for a line; a store error. */
+int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms, bill_lines *out,
+              char *why, size_t whylen) WARN_UNUSED;
+
+typedef struct billing billing;
+
+int billing_open(store *db, iam *m, billing **out) WARN_UNUSED;
+/* GET /v4/accounts/{id}/usage/{month}, POST|GET /v1/billing/periods/{month}[/close],
+ * GET /v1/invoices[/{id}], GET /v1/statements[/{id}],
+ * POST /v1/offerings/{id}/plans/{pid}/estimate */
+void billing_routes(billing *b, http_router *r);
+void billing_close(billing *b);
+
+#endif

@@ -1,0 +1,407 @@
+/* billing ledger: a month's lines from the store. It walks the meters (instance, plan,
+ * region) in (account, instance, plan) order, reads each meter's records of the month by the
+ * signature index, accumulates every measure of the plan's metrics (billing/rate.h), and
+ * rates each (instance, plan, metric) with the plan's price of that month in the account's
+ * currency. The walk is a snapshot of one read transaction: what a close rates is exactly
+ * what was accepted before the month closed. */
+#include "billing/billing.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/jdoc.h"
+#include "billing/rate.h"
+#include "catalog/catalog_int.h"
+
+#define DAY_MS      86400000LL
+#define MAX_METRICS 32
+
+typedef struct {
+    char id[72], unit[64], model_name[24];
+    bill_metering model;
+    dec charge_unit;
+    bool priced; /* a paid plan's price for this currency */
+    char pricing_model[24];
+    bill_price price;
+} metric_info;
+
+/* What a line needs of its plan, read once per plan and currency. */
+typedef struct {
+    char plan[72], currency[4];
+    bool free_plan;
+    size_t n;
+    metric_info m[MAX_METRICS];
+    char provider[64];
+    dec share;
+    int rc; /* the plan cannot be rated: OSB_E_NOTFOUND (no price), OSB_E_STORE */
+} plan_info;
+
+typedef struct {
+    size_t n, cap;
+    plan_info **v;
+} plan_cache;
+
+static void plan_info_free(plan_info *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        dec_clear(&p->m[i].charge_unit);
+        bill_price_clear(&p->m[i].price);
+    }
+    dec_clear(&p->share);
+    free(p);
+}
+
+static void line_clear(bill_line *l)
+{
+    dec_clear(&l->billable);
+    dec_clear(&l->charge_unit);
+    dec_clear(&l->rated);
+    dec_clear(&l->exact);
+    dec_clear(&l->amount);
+    dec_clear(&l->provider_share);
+    dec_clear(&l->platform_share);
+    dec_clear(&l->share);
+}
+
+void bill_lines_free(bill_lines *ls)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        line_clear(&ls->v[i]);
+    free(ls->v);
+    memset(ls, 0, sizeof *ls);
+}
+
+static bill_line *line_new(bill_lines *ls)
+{
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? ls->cap * 2 : 64;
+        bill_line *v = realloc(ls->v, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        ls->v = v;
+        ls->cap = cap;
+    }
+    bill_line *l = &ls->v[ls->n++];
+    memset(l, 0, sizeof *l);
+    dec_init(&l->billable);
+    dec_init(&l->charge_unit);
+    dec_init(&l->rated);
+    dec_init(&l->exact);
+    dec_init(&l->amount);
+    dec_init(&l->provider_share);
+    dec_init(&l->platform_share);
+    dec_init(&l->share);
+    return l;
+}
+
+/* The plan's metrics, its offering's provider and share, and its prices in month for
+ * currency. */
+static int plan_load(store_tx *tx, const char *plan, const char *currency, const char *month,
+                     plan_info *p)
+{
+    str_copy(p->plan, sizeof p->plan, plan);
+    str_copy(p->currency, sizeof p->currency, currency);
+    dec_init(&p->share);
+    store_stmt *q;
+    int rc = store_query(tx,
+                         "SELECT p.kind, p.doc, o.account_id, o.doc FROM plans p"
+                         " JOIN offerings o ON o.id = p.offering_id WHERE p.id = ?",
+                         &q, "s", plan);
+    if (rc)
+        return rc;
+    json_t *doc = NULL, *odoc = NULL;
+    if (store_step(q) == STORE_ROW) {
+        p->free_plan = str_eq(store_col_text(q, 0), "lite");
+        doc = json_loads(store_col_text(q, 1), 0, NULL);
+        str_copy(p->provider, sizeof p->provider, store_col_text(q, 2));
+        odoc = json_loads(store_col_text(q, 3), 0, NULL);
+    }
+    store_done(q);
+    if (!doc || !odoc) {
+        json_decref(doc);
+        json_decref(odoc);
+        return OSB_E_STORE;
+    }
+    const json_t *share = json_object_get(odoc, "revenue_share");
+    if (!share || dec_from_json(&p->share, share))
+        rc = dec_parse(&p->share, "0.87", 4);
+    json_t *pricing = NULL;
+    if (!rc && !p->free_plan) {
+        rc = catalog_plan_price_at(tx, plan, month, &pricing);
+        if (rc == OSB_E_NOTFOUND) /* a paid plan never priced: its lines cannot be rated */
+            p->rc = OSB_E_NOTFOUND, rc = 0;
+    }
+    size_t i;
+    const json_t *m;
+    json_array_foreach(json_object_get(doc, "metrics"), i, m)
+    {
+        if (rc || p->n == MAX_METRICS)
+            break;
+        int model = bill_metering_parse(json_string_value(json_object_get(m, "metering_model")));
+        const char *id = json_string_value(json_object_get(m, "id"));
+        if (model < 0 || !id)
+            continue;
+        metric_info *pm = &p->m[p->n++];
+        str_copy(pm->id, sizeof pm->id, id);
+        str_copy(pm->unit, sizeof pm->unit, json_string_value(json_object_get(m, "unit")));
+        str_copy(pm->model_name, sizeof pm->model_name,
+                 json_string_value(json_object_get(m, "metering_model")));
+        pm->model = (bill_metering)model;
+        dec_init(&pm->charge_unit);
+        bill_price_init(&pm->price);
+        const json_t *cu = json_object_get(m, "charge_unit_quantity");
+        if (!cu || dec_from_json(&pm->charge_unit, cu))
+            dec_set_int(&pm->charge_unit, 1);
+        const json_t *pj = json_object_get(json_object_get(pricing, id), currency);
+        if (pj) {
+            if (bill_price_from_json(&pm->price, pj))
+                rc = OSB_E_STORE;
+            pm->priced = !rc;
+            str_copy(pm->pricing_model, sizeof pm->pricing_model,
+                     json_string_value(json_object_get(pj, "model")));
+        }
+    }
+    json_decref(pricing);
+    json_decref(doc);
+    json_decref(odoc);
+    return rc;
+}
+
+static int plan_get(store_tx *tx, plan_cache *pc, const char *plan, const char *currency,
+                    const char *month, plan_info **out)
+{
+    for (size_t i = pc->n; i-- > 0;)
+        if (strcmp(pc->v[i]->plan, plan) == 0 && strcmp(pc->v[i]->currency, currency) == 0) {
+            *out = pc->v[i];
+            return 0;
+        }
+    if (pc->n == pc->cap) {
+        size_t cap = pc->cap ? pc->cap * 2 : 16;
+        plan_info **v = realloc(pc->v, cap * sizeof *v);
+        if (!v)
+            return OSB_E_NOMEM;
+        pc->v = v;
+        pc->cap = cap;
+    }
+    plan_info *p = calloc(1, sizeof *p);
+    if (!p)
+        return OSB_E_NOMEM;
+    int rc = plan_load(tx, plan, currency, month, p);
+    if (rc) {
+        plan_info_free(p);
+        return rc;
+    }
+    pc->v[pc->n++] = p;
+    *out = p;
+    return 0;
+}
+
+/* The usage of one (instance, plan) group, every metric of the plan. */
+typedef struct {
+    char account[64], instance[40], plan[72], offering[64], currency[4];
+    plan_info *pi;
+    bill_usage u[MAX_METRICS];
+    bool open;
+} group;
+
+static int account_currency(store_tx *tx, const char *account, char out[4])
+{
+    store_stmt *q;
+    int rc = store_query(tx, "SELECT currency FROM accounts WHERE id = ?", &q, "s", account);
+    if (rc)
+        return rc;
+    str_copy(out, 4, store_step(q) == STORE_ROW ? store_col_text(q, 0) : "USD");
+    store_done(q);
+    return 0;
+}
+
+/* Adds the meter's records of the month to g: each measure to its metric's usage. */
+static int add_records(store_tx *tx, group *g, int64_t meter, int64_t from, int64_t to)
+{
+    store_stmt *q;
+    int rc = store_query(tx,
+                         "SELECT start_ms, end_ms, measured_usage FROM usage_records"
+                         " WHERE meter = ? AND end_ms >= ? AND start_ms < ?",
+                         &q, "iii", meter, from, to);
+    if (rc)
+        return rc;
+    arena a;
+    arena_init(&a, 1 << 20);
+    dec d;
+    dec_init(&d);
+    int st;
+    size_t nrec = 0;
+    while (!rc && (st = store_step(q)) == STORE_ROW) {
+        int64_t s = store_col_int(q, 0), e = store_col_int(q, 1);
+        const char *mu = store_col_text(q, 2);
+        if (++nrec % 1024 == 0) { /* the arena holds a bounded number of records */
+            arena_free(&a);
+            arena_init(&a, 1 << 20);
+        }
+        char why[64];
+        const jd_value *arr = jdoc_parse(&a, mu, strlen(mu), 4, why, sizeof why);
+        if (!arr || arr->type != JD_ARRAY) {
+            rc = OSB_E_STORE;
+            break;
+        }
+        for (size_t i = 0; i < arr->len && !rc; i++) {
+            const char *measure = jd_str(jd_get(&arr->items[i], "measure"));
+            const char *qty = jd_str(jd_get(&arr->items[i], "quantity"));
+            if (!measure || !qty) {
+                rc = OSB_E_STORE;
+                break;
+            }
+            for (size_t k = 0; k < g->pi->n; k++) {
+                if (strcmp(g->pi->m[k].id, measure) != 0)
+                    continue;
+                /* a record outside the month for this model is simply not this month's:
+                 * bill_usage_add refuses it and it is not counted */
+                int arc = dec_parse(&d, qty, strlen(qty)) ? OSB_E_STORE
+                                                          : bill_usage_add(&g->u[k], s, e, &d);
+                if (arc != OSB_E_INVAL)
+                    rc = arc;
+                break;
+            }
+        }
+    }
+    if (!rc && st < 0)
+        rc = st;
+    store_done(q);
+    dec_clear(&d);
+    arena_free(&a);
+    return rc;
+}
+
+/* Rates the group's metrics with usage into lines, then clears it. */
+static int flush_group(group *g, bill_lines *out, char *why, size_t whylen)
+{
+    if (!g->open)
+        return 0;
+    g->open = false;
+    int rc = 0;
+    plan_info *pi = g->pi;
+    int minor = currency_minor_units(g->currency);
+    if (minor < 0)
+        minor = 2;
+    for (size_t k = 0; k < pi->n; k++) {
+        bill_usage *u = &g->u[k];
+        if (rc || u->n == 0) {
+            bill_usage_clear(u);
+            continue;
+        }
+        bill_line *l = line_new(out);
+        if (!l) {
+            rc = OSB_E_NOMEM;
+            bill_usage_clear(u);
+            continue;
+        }
+        str_copy(l->account, sizeof l->account, g->account);
+        str_copy(l->instance, sizeof l->instance, g->instance);
+        str_copy(l->offering, sizeof l->offering, g->offering);
+        str_copy(l->provider, sizeof l->provider, pi->provider);
+        str_copy(l->plan, sizeof l->plan, g->plan);
+        str_copy(l->metric, sizeof l->metric, pi->m[k].id);
+        str_copy(l->unit, sizeof l->unit, pi->m[k].unit);
+        str_copy(l->metering_model, sizeof l->metering_model, pi->m[k].model_name);
+        str_copy(l->currency, sizeof l->currency, g->currency);
+        dec_copy(&l->charge_unit, &pi->m[k].charge_unit);
+        dec_copy(&l->share, &pi->share);
+        rc = bill_usage_billable(u, &l->billable);
+        bill_usage_clear(u);
+        if (rc == OSB_E_TOOBIG) {
+            snprintf(why, whylen,
+                     "instance %s, plan %s, metric %s: the billable quantity is "
+                     "10^18 or more",
+                     g->instance, g->plan, pi->m[k].id);
+            continue;
+        }
+        if (!rc)
+            rc = bill_rated_quantity(&l->rated, &l->billable, &l->charge_unit);
+        if (rc)
+            continue;
+        if (pi->free_plan) {
+            dec_set_int(&l->exact, 0);
+        } else if (!pi->m[k].priced || pi->rc) {
+            rc = OSB_E_NOTFOUND;
+            snprintf(why, whylen,
+                     "instance %s, plan %s, metric %s: the plan has no price in "
+                     "%s",
+                     g->instance, g->plan, pi->m[k].id, g->currency);
+            continue;
+        } else {
+            str_copy(l->pricing_model, sizeof l->pricing_model, pi->m[k].pricing_model);
+            rc = bill_amount(&l->exact, &pi->m[k].price, &l->rated);
+            if (rc == OSB_E_TOOBIG) {
+                snprintf(why, whylen,
+                         "instance %s, plan %s, metric %s: the amount is 10^15 "
+                         "%s or more",
+                         g->instance, g->plan, pi->m[k].id, g->currency);
+                continue;
+            }
+        }
+        if (!rc)
+            bill_split(&l->amount, &l->provider_share, &l->platform_share, &l->exact, minor,
+                       &l->share);
+    }
+    return rc;
+}
+
+int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms, bill_lines *out,
+              char *why, size_t whylen)
+{
+    int64_t from, to;
+    if (!time_month_range(month, &from, &to))
+        return OSB_E_INVAL;
+    int days = (int)((to - from) / DAY_MS);
+    if (now_ms > 0 && now_ms >= from && now_ms < to)
+        days = (int)((now_ms - from) / DAY_MS) + 1;
+    why[0] = '\0';
+    store_stmt *q;
+    int rc = account ? store_query(tx,
+                                   "SELECT m.id, m.account_id, m.instance_id, m.plan_id,"
+                                   " m.offering_id FROM usage_meters m WHERE m.account_id = ?"
+                                   " ORDER BY m.account_id, m.instance_id, m.plan_id, m.id",
+                                   &q, "s", account)
+                     : store_query(tx,
+                                   "SELECT m.id, m.account_id, m.instance_id, m.plan_id,"
+                                   " m.offering_id FROM usage_meters m"
+                                   " ORDER BY m.account_id, m.instance_id, m.plan_id, m.id",
+                                   &q, "");
+    if (rc)
+        return rc;
+    plan_cache pc = {0};
+    group g = {0};
+    int st;
+    while (!rc && (st = store_step(q)) == STORE_ROW) {
+        const char *acct = store_col_text(q, 1), *inst = store_col_text(q, 2),
+                   *plan = store_col_text(q, 3);
+        if (!g.open || strcmp(g.account, acct) != 0 || strcmp(g.instance, inst) != 0 ||
+            strcmp(g.plan, plan) != 0) {
+            if ((rc = flush_group(&g, out, why, whylen)))
+                break;
+            if (strcmp(g.account, acct) != 0 && (rc = account_currency(tx, acct, g.currency)))
+                break;
+            str_copy(g.account, sizeof g.account, acct);
+            str_copy(g.instance, sizeof g.instance, inst);
+            str_copy(g.plan, sizeof g.plan, plan);
+            str_copy(g.offering, sizeof g.offering, store_col_text(q, 4));
+            if ((rc = plan_get(tx, &pc, plan, g.currency, month, &g.pi)))
+                break;
+            for (size_t k = 0; k < g.pi->n; k++)
+                bill_usage_init(&g.u[k], g.pi->m[k].model, from, to, days);
+            g.open = true;
+        }
+        rc = add_records(tx, &g, store_col_int(q, 0), from, to);
+    }
+    if (!rc && st < 0)
+        rc = st;
+    store_done(q);
+    int frc = flush_group(&g, out, why, whylen); /* clears the group's usage in any case */
+    if (!rc)
+        rc = frc;
+    for (size_t i = 0; i < pc.n; i++)
+        plan_info_free(pc.v[i]);
+    free(pc.v);
+    return rc;
+}
