@@ -347,61 +347,181 @@ static int flush_group(group *g, bill_lines *out, char *why, size_t whylen)
     return rc;
 }
 
-int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms, bill_lines *out,
-              char *why, size_t whylen)
-{
+/* What the walks share: the month, its divisor, the plans read so far, the group open. */
+typedef struct {
+    store_tx *tx;
+    const char *month;
     int64_t from, to;
-    if (!time_month_range(month, &from, &to))
-        return OSB_E_INVAL;
-    int days = (int)((to - from) / DAY_MS);
-    if (now_ms > 0 && now_ms >= from && now_ms < to)
-        days = (int)((now_ms - from) / DAY_MS) + 1;
-    why[0] = '\0';
+    int days;
+    plan_cache pc;
+    group g;
+    bill_lines *out;
+    char *why;
+    size_t whylen;
+} walk;
+
+/* Makes (account, instance, plan) the open group, rating the one before if it differs. */
+static int group_at(walk *w, const char *acct, const char *inst, const char *plan,
+                    const char *offering)
+{
+    group *g = &w->g;
+    if (g->open && strcmp(g->account, acct) == 0 && strcmp(g->instance, inst) == 0 &&
+        strcmp(g->plan, plan) == 0)
+        return 0;
+    int rc = flush_group(g, w->out, w->why, w->whylen);
+    if (!rc && strcmp(g->account, acct) != 0)
+        rc = account_currency(w->tx, acct, g->currency);
+    if (rc)
+        return rc;
+    str_copy(g->account, sizeof g->account, acct);
+    str_copy(g->instance, sizeof g->instance, inst);
+    str_copy(g->plan, sizeof g->plan, plan);
+    str_copy(g->offering, sizeof g->offering, offering);
+    if ((rc = plan_get(w->tx, &w->pc, plan, g->currency, w->month, &g->pi)))
+        return rc;
+    for (size_t k = 0; k < g->pi->n; k++)
+        bill_usage_init(&g->u[k], g->pi->m[k].model, w->from, w->to, w->days);
+    g->open = true;
+    return 0;
+}
+
+/* The accepted usage: every meter's records of the month. */
+static int usage_walk(walk *w, const char *account)
+{
     store_stmt *q;
-    int rc = account ? store_query(tx,
+    int rc = account ? store_query(w->tx,
                                    "SELECT m.id, m.account_id, m.instance_id, m.plan_id,"
                                    " m.offering_id FROM usage_meters m WHERE m.account_id = ?"
                                    " ORDER BY m.account_id, m.instance_id, m.plan_id, m.id",
                                    &q, "s", account)
-                     : store_query(tx,
+                     : store_query(w->tx,
                                    "SELECT m.id, m.account_id, m.instance_id, m.plan_id,"
                                    " m.offering_id FROM usage_meters m"
                                    " ORDER BY m.account_id, m.instance_id, m.plan_id, m.id",
                                    &q, "");
     if (rc)
         return rc;
-    plan_cache pc = {0};
-    group g = {0};
     int st;
     while (!rc && (st = store_step(q)) == STORE_ROW) {
-        const char *acct = store_col_text(q, 1), *inst = store_col_text(q, 2),
-                   *plan = store_col_text(q, 3);
-        if (!g.open || strcmp(g.account, acct) != 0 || strcmp(g.instance, inst) != 0 ||
-            strcmp(g.plan, plan) != 0) {
-            if ((rc = flush_group(&g, out, why, whylen)))
-                break;
-            if (strcmp(g.account, acct) != 0 && (rc = account_currency(tx, acct, g.currency)))
-                break;
-            str_copy(g.account, sizeof g.account, acct);
-            str_copy(g.instance, sizeof g.instance, inst);
-            str_copy(g.plan, sizeof g.plan, plan);
-            str_copy(g.offering, sizeof g.offering, store_col_text(q, 4));
-            if ((rc = plan_get(tx, &pc, plan, g.currency, month, &g.pi)))
-                break;
-            for (size_t k = 0; k < g.pi->n; k++)
-                bill_usage_init(&g.u[k], g.pi->m[k].model, from, to, days);
-            g.open = true;
-        }
-        rc = add_records(tx, &g, store_col_int(q, 0), from, to);
+        rc = group_at(w, store_col_text(q, 1), store_col_text(q, 2), store_col_text(q, 3),
+                      store_col_text(q, 4));
+        if (!rc)
+            rc = add_records(w->tx, &w->g, store_col_int(q, 0), w->from, w->to);
     }
     if (!rc && st < 0)
         rc = st;
     store_done(q);
-    int frc = flush_group(&g, out, why, whylen); /* clears the group's usage in any case */
+    return rc;
+}
+
+/* Adds to usage u the parts of [a, b) inside the month during which the instance was
+ * active, one instance-month per month of them. */
+static int add_active(store_tx *tx, const char *instance, int64_t a, int64_t b, bill_usage *u)
+{
+    store_stmt *q;
+    int rc = store_query(tx, "SELECT state, from_ms FROM instance_state_history"
+                             " WHERE instance_id = ? ORDER BY from_ms, rowid", &q, "s", instance);
+    if (rc)
+        return rc;
+    dec one;
+    dec_init(&one);
+    dec_set_int(&one, 1);
+    bool active = false;
+    int64_t since = 0;
+    int st;
+    for (;;) {
+        st = store_step(q);
+        bool row = st == STORE_ROW;
+        int64_t at = row ? store_col_int(q, 1) : INT64_MAX;
+        if (active) { /* [since, at) was active */
+            int64_t s0 = since > a ? since : a, s1 = at < b ? at : b;
+            if (s0 < s1 && (rc = bill_usage_add(u, s0, s1, &one)) == OSB_E_INVAL)
+                rc = 0; /* not inside the month */
+            if (rc)
+                break;
+        }
+        if (!row)
+            break;
+        active = str_eq(store_col_text(q, 0), "active");
+        since = at;
+    }
+    if (!rc && st < 0)
+        rc = st;
+    store_done(q);
+    dec_clear(&one);
+    return rc;
+}
+
+/* The platform's monthly fee of subscription plans: for each stretch of an instance on such
+ * a plan, the time it was active, prorated over the month (monthlyproration, 1 per month). */
+static int fee_walk(walk *w, const char *account)
+{
+    store_stmt *q;
+    int rc = store_query(w->tx,
+                         "SELECT h.instance_id, i.account_id, i.offering_id, h.plan_id, h.from_ms,"
+                         " (SELECT min(h2.from_ms) FROM instance_plan_history h2"
+                         "  WHERE h2.instance_id = h.instance_id AND h2.from_ms > h.from_ms)"
+                         " FROM instance_plan_history h"
+                         " JOIN resource_instances i ON i.guid = h.instance_id"
+                         " JOIN plans p ON p.id = h.plan_id"
+                         " WHERE p.kind = 'subscription' AND h.from_ms < ?2"
+                         " AND (?1 IS NULL OR i.account_id = ?1)"
+                         " ORDER BY i.account_id, h.instance_id, h.plan_id, h.from_ms",
+                         &q, "si", account, w->to);
+    if (rc)
+        return rc;
+    int st;
+    while (!rc && (st = store_step(q)) == STORE_ROW) {
+        int64_t a = store_col_int(q, 4), b = store_col_null(q, 5) ? INT64_MAX : store_col_int(q, 5);
+        if (b <= w->from)
+            continue;
+        const char *inst = store_col_text(q, 0);
+        rc = group_at(w, store_col_text(q, 1), inst, store_col_text(q, 3), store_col_text(q, 2));
+        for (size_t k = 0; !rc && k < w->g.pi->n; k++)
+            if (strcmp(w->g.pi->m[k].id, CATALOG_FEE_METRIC) == 0)
+                rc = add_active(w->tx, inst, a, b, &w->g.u[k]);
+    }
+    if (!rc && st < 0)
+        rc = st;
+    store_done(q);
+    return rc;
+}
+
+static int line_cmp(const void *x, const void *y)
+{
+    const bill_line *a = x, *b = y;
+    int c = strcmp(a->account, b->account);
+    if (!c)
+        c = strcmp(a->instance, b->instance);
+    if (!c)
+        c = strcmp(a->plan, b->plan);
+    return c ? c : strcmp(a->metric, b->metric);
+}
+
+int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms,
+              bill_lines *out, char *why, size_t whylen)
+{
+    walk w = {.tx = tx, .month = month, .out = out, .why = why, .whylen = whylen};
+    if (!time_month_range(month, &w.from, &w.to))
+        return OSB_E_INVAL;
+    w.days = (int)((w.to - w.from) / DAY_MS);
+    if (now_ms > 0 && now_ms >= w.from && now_ms < w.to)
+        w.days = (int)((now_ms - w.from) / DAY_MS) + 1;
+    why[0] = '\0';
+    int rc = usage_walk(&w, account);
+    int frc = flush_group(&w.g, out, why, whylen); /* clears the group's usage in any case */
     if (!rc)
         rc = frc;
-    for (size_t i = 0; i < pc.n; i++)
-        plan_info_free(pc.v[i]);
-    free(pc.v);
+    if (!rc)
+        rc = fee_walk(&w, account);
+    frc = flush_group(&w.g, out, why, whylen);
+    if (!rc)
+        rc = frc;
+    for (size_t i = 0; i < w.pc.n; i++)
+        plan_info_free(w.pc.v[i]);
+    free(w.pc.v);
+    /* one order whatever the walks: (account, instance, plan, metric) */
+    if (!rc && out->n > 1)
+        qsort(out->v, out->n, sizeof *out->v, line_cmp);
     return rc;
 }

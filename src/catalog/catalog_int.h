@@ -7,6 +7,10 @@
 
 #include "catalog/catalog.h"
 
+/* The metric the platform adds to a subscription plan and meters itself (billing prorates
+ * it over the time an instance is active on the plan); providers do not submit it. */
+#define CATALOG_FEE_METRIC "MONTHLY_FEE"
+
 struct catalog {
     store *db;
     iam *iam;

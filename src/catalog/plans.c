@@ -28,7 +28,7 @@
 #define QTY_POW10 18     /* a billable quantity is below 10^18 */
 #define DRAFT_MONTH "0000-00" /* the pricing set before publication */
 
-#define FEE_METRIC "MONTHLY_FEE"
+#define FEE_METRIC CATALOG_FEE_METRIC
 
 static const char *const KINDS[] = {"lite", "subscription", "metered", NULL};
 static const char *const METERING_MODELS[] = {"standard_add", "standard_max", "standard_avg",
@@ -972,12 +972,13 @@ static int sample_curl(catalog *c, store_tx *tx, const plan_row *p, json_t **out
                         "\"end\":'\"$(( $(date +%%s) * 1000 ))\"',\"measured_usage\":[",
                         p->offering_id, p->id,
                         shell_word(region) ? region : "'\"$REGION\"'");
-    size_t i;
+    size_t i, n_shown = 0;
     const json_t *m;
     json_array_foreach(json_object_get(p->doc, "metrics"), i, m) {
-        if (!rc)
-            rc = buf_printf(&b, "%s{\"measure\":\"%s\",\"quantity\":1}", i ? "," : "",
-                            json_string_value(json_object_get(m, "id")));
+        const char *id = json_string_value(json_object_get(m, "id"));
+        if (!rc && !str_eq(id, FEE_METRIC)) /* the platform meters the fee itself */
+            rc = buf_printf(&b, "%s{\"measure\":\"%s\",\"quantity\":1}",
+                            n_shown++ ? "," : "", id);
     }
     if (!rc)
         rc = buf_puts(&b, "]}]'");
@@ -994,7 +995,13 @@ static int plan_json(catalog *c, store_tx *tx, const plan_row *p, bool own, json
     char created[32], updated[32];
     json_t *pricing = NULL, *curl = NULL;
     int rc = current_pricing(tx, p->id, &pricing);
-    if (!rc && own && paid(p->kind))
+    /* a sample for the metrics the provider meters: a plan with only the fee has none */
+    bool metered = false;
+    size_t mi;
+    const json_t *mj;
+    json_array_foreach(json_object_get(p->doc, "metrics"), mi, mj)
+        metered = metered || !str_eq(json_string_value(json_object_get(mj, "id")), FEE_METRIC);
+    if (!rc && own && paid(p->kind) && metered)
         rc = sample_curl(c, tx, p, &curl);
     if (rc) {
         json_decref(pricing);

@@ -265,6 +265,12 @@ static int check_measures(const jd_value *mu, const json_t *metrics, record *r)
                    clip(measure ? measure : "", shown, 60));
             break;
         }
+        if (strcmp(measure, CATALOG_FEE_METRIC) == 0) {
+            refuse(r, 400, "invalid_measured_usage",
+                   "measured_usage[%zu]: '" CATALOG_FEE_METRIC "' is metered by the platform,"
+                   " from the time the instance is active on the plan.", i);
+            break;
+        }
         bool twice = false;
         for (size_t k = 0; k < i && !twice; k++)
             twice = strcmp(jd_str(jd_get(&mu->items[k], "measure")), measure) == 0;

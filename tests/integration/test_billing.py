@@ -9,6 +9,7 @@ history back in the database, as if it had been created then."""
 
 import calendar
 import csv
+import decimal
 import io
 import os
 import sqlite3
@@ -47,6 +48,17 @@ def month_range(m):
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+def r12(x):
+    return x.quantize(decimal.Decimal("1e-12"), rounding=decimal.ROUND_HALF_UP)
+
+
+def cents(x):
+    return x.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP)
+
+
+D = decimal.Decimal
 
 
 class BillingTest(AccountsTest):
@@ -91,8 +103,11 @@ class BillingTest(AccountsTest):
                                                          "tiers": SPEC_TIERS},
                                                  "JPY": linear("0.7")},
                                    "STORAGE": {"USD": linear("0.02"), "JPY": linear("3")}}},
-            PREMIUM: {"name": "premium", "kind": "metered", "metrics": [API_CALLS, STORAGE],
-                      "pricing": {"API_CALLS": {"USD": {"model": "simple_tier",
+            # a subscription: the platform's MONTHLY_FEE, and overage by the provider's metrics
+            PREMIUM: {"name": "premium", "kind": "subscription", "metrics": [API_CALLS, STORAGE],
+                      "pricing": {"MONTHLY_FEE": {"USD": linear("29.00"),
+                                                  "JPY": linear("3000")},
+                                  "API_CALLS": {"USD": {"model": "simple_tier",
                                                         "tiers": SPEC_TIERS},
                                                 "JPY": linear("0.5")},
                                   "STORAGE": {"USD": linear("0.01"), "JPY": linear("2")}}},
@@ -125,14 +140,23 @@ class BillingTest(AccountsTest):
         r = self.call(who, "POST", "/v2/resource_instances",
                       {"name": "b-%s" % os.urandom(3).hex(), "target": REGION,
                        "resource_plan_id": plan})
-        self.assertEqual(r.status, 201, r)
+        self.assertIn(r.status, (201, 202), r)  # the starter broker provisions premium async
         inst = r.json
+        for _ in range(200):  # active before its history moves
+            if self.call(who, "GET", "/v2/resource_instances/%s" % inst["guid"]).json[
+                    "state"] == "active":
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("instance %s never became active" % inst["guid"])
         if since is not None:
             db = self.db()
             with db:
                 db.execute("UPDATE instance_plan_history SET from_ms = ? WHERE instance_id = ?",
                            (since, inst["guid"]))
                 db.execute("UPDATE resource_instances SET created_ms = ? WHERE guid = ?",
+                           (since, inst["guid"]))
+                db.execute("UPDATE instance_state_history SET from_ms = ? WHERE instance_id = ?",
                            (since, inst["guid"]))
             db.close()
         return inst
@@ -272,16 +296,41 @@ class CloseTest(BillingTest):
         free = self.instance("globex", plan=LITE, since=m0)
         self.accepted(free, m0 + 5, m0 + 6, [("API_CALLS", "777")])
 
+        # a subscription begun on day 21: the platform's fee, prorated
+        sub = self.instance("initech", plan=PREMIUM, since=m0 + 20 * DAY)
+        out = self.submit(sub, m0 + 21 * DAY, m0 + 22 * DAY, [("MONTHLY_FEE", "1")])
+        self.assertEqual((out["status"], out["code"]), (400, "invalid_measured_usage"))
+
+        # the figures, worked out here independently: the fee is r12(active ms / month ms)
+        days = (m1 - m0) // DAY
+        fee_a = r12(D(days - 10) / D(days))     # a: on premium from day 11
+        fee_sub = r12(D(days - 20) / D(days))   # sub: from day 21
+        cost_a, cost_sub = cents(fee_a * 29), cents(fee_sub * 29)
+        total = D("100.24") + D("0.05") + D("80.00") + cost_a + cost_sub
+
         # before the close: the live estimate of that month
         j = self.usage("initech", "initech", month).json
         self.assertEqual((j["estimate"], j["state"], j["days_counted"]),
-                         (True, "open", (m1 - m0) // DAY))
+                         (True, "open", days))
         live = self.lines_of(j, a["guid"])
         self.assertEqual(live[(STANDARD, "API_CALLS")]["quantity"], "1003")
         self.assertEqual(live[(STANDARD, "API_CALLS")]["cost"], "100.24")  # 100 + 3 x 0.08
         self.assertEqual(live[(STANDARD, "STORAGE")]["cost"], "0.05")
         self.assertEqual(live[(PREMIUM, "API_CALLS")]["cost"], "80.00")  # just above 1000
-        self.assertEqual(j["billable_cost"], "180.29")
+        self.assertEqual((D(live[(PREMIUM, "MONTHLY_FEE")]["quantity"]),
+                          live[(PREMIUM, "MONTHLY_FEE")]["cost"]), (fee_a, str(cost_a)))
+        self.assertNotIn((STANDARD, "MONTHLY_FEE"), live)  # a metered plan has no fee
+        fee = self.lines_of(j, sub["guid"])
+        self.assertEqual(sorted(fee), [(PREMIUM, "MONTHLY_FEE")])
+        self.assertEqual(fee[(PREMIUM, "MONTHLY_FEE")]["cost"], str(cost_sub))
+        self.assertEqual(j["billable_cost"], str(total))
+
+        # the month after, still running: both subscriptions a whole month each
+        nxt = month_of(m1)
+        j = self.usage("initech", "initech", nxt).json
+        self.assertEqual({l["resource_instance_id"]: (l["quantity"], l["cost"])
+                          for l in j["lines"] if l["metric"] == "MONTHLY_FEE"},
+                         {a["guid"]: ("1", "29.00"), sub["guid"]: ("1", "29.00")})
 
         # who may close
         for who in ("initech", "acme"):
@@ -307,7 +356,7 @@ class CloseTest(BillingTest):
         by_account = {i["account_id"]: i for i in invs}
         inv = by_account[self.accounts["initech"]["id"]]
         self.assertEqual((inv["currency"], inv["total"], inv["state"]),
-                         ("USD", "180.29", "finalized"))
+                         ("USD", str(total), "finalized"))
         self.assertEqual((by_account[self.accounts["tanaka"]["id"]]["total"],
                           by_account[self.accounts["tanaka"]["id"]]["currency"]), ("8642", "JPY"))
         self.assertEqual(by_account[self.accounts["globex"]["id"]]["total"], "0.00")
@@ -323,24 +372,28 @@ class CloseTest(BillingTest):
         self.assertEqual(r.status, 200, r)
         lines = r.json["lines"]
         self.assertEqual([l["line"] for l in lines], list(range(1, len(lines) + 1)))
-        self.assertEqual(sorted((l["plan_id"], l["metric"], l["cost"]) for l in lines),
-                         sorted([(STANDARD, "API_CALLS", "100.24"),
-                                 (STANDARD, "STORAGE", "0.05"),
-                                 (PREMIUM, "API_CALLS", "80.00")]))
+        self.assertEqual(sorted((l["resource_instance_id"], l["plan_id"], l["metric"], l["cost"])
+                                for l in lines),
+                         sorted([(a["guid"], STANDARD, "API_CALLS", "100.24"),
+                                 (a["guid"], STANDARD, "STORAGE", "0.05"),
+                                 (a["guid"], PREMIUM, "API_CALLS", "80.00"),
+                                 (a["guid"], PREMIUM, "MONTHLY_FEE", str(cost_a)),
+                                 (sub["guid"], PREMIUM, "MONTHLY_FEE", str(cost_sub))]))
         r = self.call("initech", "GET", "/v1/invoices/%s" % inv["id"], query={"format": "csv"})
         self.assertEqual(r.status, 200, r)
         rows = list(csv.DictReader(io.StringIO(r.raw.decode())))
-        self.assertEqual(sorted(row["cost"] for row in rows), ["0.05", "100.24", "80.00"])
+        self.assertEqual(sorted(row["cost"] for row in rows),
+                         sorted(["0.05", "100.24", "80.00", str(cost_a), str(cost_sub)]))
         r = self.call("initech", "GET", "/v1/invoices/%s" % inv["id"], query={"format": "html"})
         self.assertEqual(r.status, 200, r)
-        self.assertIn("180.29", r.raw.decode())
+        self.assertIn(str(total), r.raw.decode())
         r = self.call("initech", "GET", "/v1/invoices/%s" % inv["id"], query={"format": "pdf"})
         self.assertEqual(r.status, 400, r)
 
         # a closed month's usage is its invoice's
         j = self.usage("initech", "initech", month).json
         self.assertEqual((j["estimate"], j["state"], j["billable_cost"]),
-                         (False, "closed", "180.29"))
+                         (False, "closed", str(total)))
 
         # statements: the provider's, per currency; shares sum to the gross
         r = self.call("acme", "GET", "/v1/statements", query={"month": month})
@@ -349,14 +402,17 @@ class CloseTest(BillingTest):
         self.assertEqual(sorted(sts), ["JPY", "USD"])
         usd = sts["USD"]
         # per line: 100.24 x 0.87 = 87.2088 -> 87.21; 0.05 -> 0.0435 -> 0.04; 80 -> 69.60
+        provider = (D("87.21") + D("0.04") + D("69.60") + cents(cost_a * D("0.87")) +
+                    cents(cost_sub * D("0.87")))
         self.assertEqual((usd["gross"], usd["provider_share"], usd["platform_share"]),
-                         ("180.29", "156.85", "23.44"))
+                         (str(total), str(provider), str(total - provider)))
         self.assertEqual((sts["JPY"]["gross"], sts["JPY"]["provider_share"],
                           sts["JPY"]["platform_share"]), ("8642", "7519", "1123"))
         r = self.call("acme", "GET", "/v1/statements/%s" % usd["id"])
         self.assertEqual(r.status, 200, r)
         self.assertEqual({p["plan_id"]: p["gross"] for p in r.json["plans"]},
-                         {STANDARD: "100.29", PREMIUM: "80.00", LITE: "0.00"})
+                         {STANDARD: "100.29", PREMIUM: str(D("80.00") + cost_a + cost_sub),
+                          LITE: "0.00"})
         r = self.call("initech", "GET", "/v1/statements")
         self.assertEqual(r.json["resources"], [])
         r = self.call("initech", "GET", "/v1/statements/%s" % usd["id"])

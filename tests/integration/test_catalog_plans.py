@@ -161,7 +161,8 @@ class CatalogPlansTest(unittest.TestCase):
         self.assertEqual(j["pricing"], {"MONTHLY_FEE": {
             "USD": {"model": "linear", "tiers": [{"up_to": None, "price": "29"}]},
             "JPY": {"model": "linear", "tiers": [{"up_to": None, "price": "3000"}]}}})
-        self.assertIn('"measure":"MONTHLY_FEE"', j["sample_usage_curl"])
+        # the platform meters the fee: nothing for the provider to submit
+        self.assertNotIn("sample_usage_curl", j)
         # Extra metrics beside the fee are the provider's; the fee stays linear.
         r = self.create(oid, name="pro-plus", kind="subscription", display_name="Pro+",
                         description="Fee plus overage.", metrics=[API_CALLS],
@@ -173,6 +174,8 @@ class CatalogPlansTest(unittest.TestCase):
                         description="Fee plus overage.", metrics=[FEE, API_CALLS])
         self.assertEqual(r.status, 201, r)
         self.assertEqual([m["id"] for m in r.json["metrics"]], ["MONTHLY_FEE", "API_CALLS"])
+        self.assertIn('"measure":"API_CALLS"', r.json["sample_usage_curl"])
+        self.assertNotIn("MONTHLY_FEE", r.json["sample_usage_curl"])
 
     def test_metered_plan(self):
         oid = self.offering()
@@ -486,6 +489,8 @@ class CatalogPlansTest(unittest.TestCase):
         r = self.c.call("PATCH", url, token=self.acme, body={"kind": "subscription"})
         self.assertEqual(r.status, 200, r)
         self.assertEqual([m["id"] for m in r.json["metrics"]], ["MONTHLY_FEE", "API_CALLS"])
+        self.assertIn('"measure":"API_CALLS"', r.json["sample_usage_curl"])
+        self.assertNotIn("MONTHLY_FEE", r.json["sample_usage_curl"])
         self.assertEqual(self.missing(oid), ["plans.standard.pricing"])
         r = self.c.call("PATCH", url, token=self.acme, body={"schemas": None,
                                                               "maintenance_info": None})
