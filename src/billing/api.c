@@ -1070,6 +1070,92 @@ static void statement_show(http_req *req, void *ud)
     json_decref(st_j);
 }
 
+/* ---------------------------------------------------------------- preview */
+
+/* POST /v1/offerings/{id}/plans/{pid}/estimate {"currency", "month", "usage": [{"metric",
+ * "quantity"}]}: the offering's provider (or the operator) sees what a customer would pay. */
+static void plan_estimate(http_req *req, void *ud)
+{
+    billing *b = ud;
+    const char *offering = req->params[0], *plan = req->params[1];
+    iam_principal p;
+    if (!iam_authenticate(b->iam, req, &p))
+        return;
+    json_t *body = http_json_body(req);
+    if (!body)
+        return;
+    const json_t *usage = json_object_get(body, "usage");
+    const json_t *cur = json_object_get(body, "currency"), *mon = json_object_get(body, "month");
+    const char *bad = !json_is_object(body)                                  ? "body"
+                      : !json_is_array(usage) || json_array_size(usage) > 64 ? "usage"
+                      : cur && !json_is_string(cur)                          ? "currency"
+                      : mon && !json_is_string(mon)                          ? "month"
+                                                                             : NULL;
+    if (bad) {
+        json_decref(body);
+        http_reply_errorf(req, 400, "invalid_field",
+                          "'%s' is wrong: the body is {\"currency\", "
+                          "\"month\", \"usage\": [{\"metric\", \"quantity\"}]} with at most 64 "
+                          "metrics.",
+                          bad);
+        return;
+    }
+    char month[8];
+    time_month_of(time_now_ms(), month);
+    int64_t from, to;
+    if (mon && !time_month_range(json_string_value(mon), &from, &to)) {
+        json_decref(body);
+        http_reply_error(req, 400, "invalid_month", "The month must be YYYY-MM.", "month");
+        return;
+    }
+    if (mon)
+        str_copy(month, sizeof month, json_string_value(mon));
+    store_tx *tx;
+    if (store_begin(b->db, false, &tx)) {
+        json_decref(body);
+        reply_store_error(req);
+        return;
+    }
+    store_stmt *q;
+    char owner[64] = "", currency[4] = "USD";
+    int rc = store_query(tx,
+                         "SELECT o.account_id, coalesce(a.currency, 'USD') FROM plans p"
+                         " JOIN offerings o ON o.id = p.offering_id"
+                         " LEFT JOIN accounts a ON a.id = o.account_id"
+                         " WHERE p.id = ? AND p.offering_id = ?",
+                         &q, "ss", plan, offering);
+    if (!rc) {
+        if (store_step(q) == STORE_ROW) {
+            str_copy(owner, sizeof owner, store_col_text(q, 0));
+            str_copy(currency, sizeof currency, store_col_text(q, 1));
+        }
+        store_done(q);
+    }
+    if (cur)
+        str_copy(currency, sizeof currency, json_string_value(cur));
+    json_t *j = NULL;
+    char why[200] = "";
+    if (!rc && owner[0] && (p.operator|| strcmp(owner, p.account_id) == 0))
+        rc = bill_estimate(tx, plan, currency, month, usage, &j, why, sizeof why);
+    store_rollback(tx);
+    json_decref(body);
+    if (!rc && !owner[0]) {
+        http_reply_error(req, 404, "not_found", "No such plan of this offering.", "plan_id");
+    } else if (!rc && !j) {
+        http_reply_error(req, 403, "forbidden",
+                         "Only the offering's provider previews its "
+                         "billing.",
+                         NULL);
+    } else if (rc == OSB_E_INVAL) {
+        http_reply_errorf(req, 400, "invalid_field", "'%s' is not valid for this plan.", why);
+    } else if (rc) {
+        reply_rate_error(req, rc, why);
+    } else {
+        http_reply_json(req, 200, j);
+    }
+    json_decref(j);
+}
+
 /* ---------------------------------------------------------------- life cycle */
 
 int billing_open(store *db, iam *m, billing **out)
@@ -1093,6 +1179,7 @@ void billing_routes(billing *b, http_router *r)
     rc |= http_route(r, HTTP_GET, "/v1/invoices/:id", P, invoice_show, b);
     rc |= http_route(r, HTTP_GET, "/v1/statements", P, statements_list, b);
     rc |= http_route(r, HTTP_GET, "/v1/statements/:id", P, statement_show, b);
+    rc |= http_route(r, HTTP_POST, "/v1/offerings/:id/plans/:pid/estimate", P, plan_estimate, b);
     if (rc)
         log_error("billing: cannot register its routes");
 }

@@ -34,6 +34,14 @@ void bill_lines_free(bill_lines *ls);
 int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms, bill_lines *out,
               char *why, size_t whylen) WARN_UNUSED;
 
+/* A provider's billing preview: what a customer billing in currency would pay in month
+ * for the plan, given each metric's billable quantity of the month (usage: [{"metric",
+ * "quantity"}]; a subscription's MONTHLY_FEE counts one month unless given). *out: {plan_id,
+ * currency, month, free, lines: [...], total}. OSB_E_INVAL with the offending field in why;
+ * OSB_E_NOTFOUND (no price in the currency) or OSB_E_TOOBIG with the metric in why. */
+int bill_estimate(store_tx *tx, const char *plan, const char *currency, const char *month,
+                  const json_t *usage, json_t **out, char *why, size_t whylen) WARN_UNUSED;
+
 typedef struct billing billing;
 
 int billing_open(store *db, iam *m, billing **out) WARN_UNUSED;

@@ -20,6 +20,7 @@
 typedef struct {
     char id[72], unit[64], model_name[24];
     bill_metering model;
+    bool allow_negative;
     dec charge_unit;
     bool priced; /* a paid plan's price for this currency */
     char pricing_model[24];
@@ -148,6 +149,7 @@ static int plan_load(store_tx *tx, const char *plan, const char *currency, const
         str_copy(pm->model_name, sizeof pm->model_name,
                  json_string_value(json_object_get(m, "metering_model")));
         pm->model = (bill_metering)model;
+        pm->allow_negative = json_is_true(json_object_get(m, "allow_negative"));
         dec_init(&pm->charge_unit);
         bill_price_init(&pm->price);
         const json_t *cu = json_object_get(m, "charge_unit_quantity");
@@ -419,8 +421,10 @@ static int usage_walk(walk *w, const char *account)
 static int add_active(store_tx *tx, const char *instance, int64_t a, int64_t b, bill_usage *u)
 {
     store_stmt *q;
-    int rc = store_query(tx, "SELECT state, from_ms FROM instance_state_history"
-                             " WHERE instance_id = ? ORDER BY from_ms, rowid", &q, "s", instance);
+    int rc = store_query(tx,
+                         "SELECT state, from_ms FROM instance_state_history"
+                         " WHERE instance_id = ? ORDER BY from_ms, rowid",
+                         &q, "s", instance);
     if (rc)
         return rc;
     dec one;
@@ -498,8 +502,8 @@ static int line_cmp(const void *x, const void *y)
     return c ? c : strcmp(a->metric, b->metric);
 }
 
-int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms,
-              bill_lines *out, char *why, size_t whylen)
+int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms, bill_lines *out,
+              char *why, size_t whylen)
 {
     walk w = {.tx = tx, .month = month, .out = out, .why = why, .whylen = whylen};
     if (!time_month_range(month, &w.from, &w.to))
@@ -523,5 +527,118 @@ int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_
     /* one order whatever the walks: (account, instance, plan, metric) */
     if (!rc && out->n > 1)
         qsort(out->v, out->n, sizeof *out->v, line_cmp);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- preview */
+
+/* One metric's line of an estimate into out, from its billable quantity. */
+static int estimate_line(const plan_info *pi, const metric_info *mi, const dec *billable, int minor,
+                         json_t *lines, dec *total, char *why, size_t whylen)
+{
+    dec rated, exact, line, prov, plat;
+    dec *all[] = {&rated, &exact, &line, &prov, &plat};
+    for (size_t i = 0; i < 5; i++)
+        dec_init(all[i]);
+    int rc = bill_rated_quantity(&rated, billable, &mi->charge_unit);
+    if (!rc && pi->free_plan)
+        dec_set_int(&exact, 0);
+    else if (!rc && !mi->priced) {
+        rc = OSB_E_NOTFOUND;
+        snprintf(why, whylen, "%s: the plan has no price in %s", mi->id, pi->currency);
+    } else if (!rc && (rc = bill_amount(&exact, &mi->price, &rated)) == OSB_E_TOOBIG)
+        snprintf(why, whylen, "%s: the amount is 10^15 %s or more", mi->id, pi->currency);
+    if (!rc) {
+        bill_split(&line, &prov, &plat, &exact, minor, &pi->share);
+        dec_add(total, total, &line);
+        char *t[4] = {dec_to_string(billable), dec_to_string(&mi->charge_unit),
+                      dec_to_string(&rated), dec_to_string(&exact)};
+        char *c = dec_to_fixed(&line, minor);
+        json_t *j =
+            t[0] && t[1] && t[2] && t[3] && c
+                ? json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s}", "metric", mi->id,
+                            "unit", mi->unit, "quantity", t[0], "charge_unit_quantity", t[1],
+                            "rateable_quantity", t[2], "metering_model", mi->model_name,
+                            "pricing_model", pi->free_plan ? NULL : mi->pricing_model, "exact_cost",
+                            t[3], "cost", c)
+                : NULL;
+        rc = j ? json_array_append_new(lines, j) ? OSB_E_NOMEM : 0 : OSB_E_NOMEM;
+        for (int i = 0; i < 4; i++)
+            free(t[i]);
+        free(c);
+    }
+    for (size_t i = 0; i < 5; i++)
+        dec_clear(all[i]);
+    return rc;
+}
+
+int bill_estimate(store_tx *tx, const char *plan, const char *currency, const char *month,
+                  const json_t *usage, json_t **out, char *why, size_t whylen)
+{
+    *out = NULL;
+    why[0] = '\0';
+    int minor = currency_minor_units(currency);
+    if (minor < 0) {
+        snprintf(why, whylen, "currency");
+        return OSB_E_INVAL;
+    }
+    plan_info *pi = calloc(1, sizeof *pi);
+    if (!pi)
+        return OSB_E_NOMEM;
+    int rc = plan_load(tx, plan, currency, month, pi);
+    json_t *lines = json_array();
+    dec total, q;
+    dec_init(&total);
+    dec_init(&q);
+    bool fee_given = false;
+    size_t i;
+    const json_t *u;
+    json_array_foreach(usage, i, u)
+    {
+        if (rc)
+            break;
+        const char *metric = json_string_value(json_object_get(u, "metric"));
+        const metric_info *mi = NULL;
+        for (size_t k = 0; metric && k < pi->n && !mi; k++)
+            if (strcmp(pi->m[k].id, metric) == 0)
+                mi = &pi->m[k];
+        bool twice = false;
+        for (size_t k = 0; k < i && !twice; k++)
+            twice = str_eq(json_string_value(json_object_get(json_array_get(usage, k), "metric")),
+                           metric);
+        if (!json_is_object(u) || !mi || twice) {
+            snprintf(why, whylen, "usage[%zu].metric", i);
+            rc = OSB_E_INVAL;
+        } else if (dec_from_json(&q, json_object_get(u, "quantity")) ||
+                   !dec_abs_below_pow10(&q, BILL_BILLABLE_POW10) || dec_frac_digits(&q) > 12 ||
+                   (dec_sign(&q) < 0 && !mi->allow_negative)) {
+            snprintf(why, whylen, "usage[%zu].quantity", i);
+            rc = OSB_E_INVAL;
+        } else {
+            fee_given = fee_given || strcmp(mi->id, CATALOG_FEE_METRIC) == 0;
+            rc = estimate_line(pi, mi, &q, minor, lines, &total, why, whylen);
+        }
+    }
+    /* a subscription's fee is part of what a customer pays: one month of it unless given */
+    for (size_t k = 0; !rc && !fee_given && k < pi->n; k++)
+        if (strcmp(pi->m[k].id, CATALOG_FEE_METRIC) == 0) {
+            dec_set_int(&q, 1);
+            rc = estimate_line(pi, &pi->m[k], &q, minor, lines, &total, why, whylen);
+        }
+    if (!rc) {
+        char *t = dec_to_fixed(&total, minor);
+        *out =
+            t ? json_pack("{s:s, s:s, s:s, s:b, s:o, s:s}", "plan_id", plan, "currency", currency,
+                          "month", month, "free", pi->free_plan, "lines", lines, "total", t)
+              : NULL;
+        free(t);
+        lines = NULL;
+        if (!*out)
+            rc = OSB_E_NOMEM;
+    }
+    json_decref(lines);
+    dec_clear(&total);
+    dec_clear(&q);
+    plan_info_free(pi);
     return rc;
 }

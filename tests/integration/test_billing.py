@@ -269,6 +269,66 @@ class LiveUsageTest(BillingTest):
         self.assertEqual((r.status, r.json["state"]), (200, "open"))
 
 
+class EstimateTest(BillingTest):
+    """The provider's billing preview of a plan."""
+
+    def estimate(self, plan, body, who="acme"):
+        return self.call(who, "POST", "/v1/offerings/%s/plans/%s/estimate" % (SERVICE_ID, plan),
+                         body)
+
+    def test_preview(self):
+        r = self.estimate(STANDARD, {"usage": [{"metric": "API_CALLS", "quantity": "12500"}]})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json["currency"], r.json["total"], r.json["free"]),
+                         ("USD", "945.00", False))
+        self.assertEqual([(l["metric"], l["cost"]) for l in r.json["lines"]],
+                         [("API_CALLS", "945.00")])
+        # a subscription: the month's fee comes with the overage
+        r = self.estimate(PREMIUM, {"usage": [{"metric": "API_CALLS", "quantity": 12500}]})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted((l["metric"], l["cost"]) for l in r.json["lines"]),
+                         [("API_CALLS", "625.00"), ("MONTHLY_FEE", "29.00")])
+        self.assertEqual(r.json["total"], "654.00")
+        # yen: 12345 x 0.5 = 6172.5 rounds to 6173; half a month of the fee, 1500
+        r = self.estimate(PREMIUM, {"currency": "JPY", "usage": [
+            {"metric": "API_CALLS", "quantity": "12345"},
+            {"metric": "MONTHLY_FEE", "quantity": "0.5"}]})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["total"], "7673")
+        r = self.estimate(LITE, {"usage": [{"metric": "API_CALLS", "quantity": "99"}]})
+        self.assertEqual((r.status, r.json["free"], r.json["total"]), (200, True, "0.00"))
+        r = self.estimate(STANDARD, {"usage": []}, who="operator")
+        self.assertEqual((r.status, r.json["total"], r.json["lines"]), (200, "0.00", []))
+
+    def test_preview_refusals(self):
+        cases = [
+            ({"usage": [{"metric": "NOPE", "quantity": "1"}]}, 400, "usage[0].metric"),
+            ({"usage": [{"metric": "API_CALLS", "quantity": "1"},
+                        {"metric": "API_CALLS", "quantity": "2"}]}, 400, "usage[1].metric"),
+            ({"usage": [{"metric": "API_CALLS", "quantity": "ten"}]}, 400, "usage[0].quantity"),
+            ({"usage": [{"metric": "API_CALLS", "quantity": 1.5}]}, 400, "usage[0].quantity"),
+            ({"usage": [{"metric": "API_CALLS", "quantity": "-1"}]}, 400, "usage[0].quantity"),
+            ({"usage": [{"metric": "API_CALLS", "quantity": "1e18"}]}, 400, "usage[0].quantity"),
+            ({"usage": "lots"}, 400, None),
+            ({"usage": [], "month": "2026-13"}, 400, None),
+            ({"usage": [], "currency": "XYZ"}, 400, None),
+            ({"usage": [{"metric": "API_CALLS", "quantity": "1"}], "currency": "GBP"}, 422,
+             None),
+        ]
+        for body, status, field in cases:
+            r = self.estimate(STANDARD, body)
+            self.assertEqual(r.status, status, (body, r))
+            if field:
+                self.assertIn(field, r.json["errors"][0]["message"], (body, r))
+        r = self.estimate(STANDARD, {"usage": []}, who="initech")
+        self.assertEqual(r.status, 403, r)
+        r = self.estimate("no-such-plan", {"usage": []})
+        self.assertEqual(r.status, 404, r)
+        r = self.call("acme", "POST", "/v1/offerings/%s/plans/%s/estimate" % (SERVICE_ID,
+                                                                             STANDARD))
+        self.assertEqual(r.status, 400, r)
+
+
 class CloseTest(BillingTest):
     """Rates a month that has ended: two months back, whose grace deadline has passed."""
 
