@@ -17,7 +17,8 @@ CREATE TABLE invoices (
     total TEXT NOT NULL,
     refers_to TEXT REFERENCES invoices(id), -- a credit note's voided invoice, a reissue's
     issued_ms INTEGER NOT NULL,
-    voided_ms INTEGER
+    voided_ms INTEGER,
+    void_reason TEXT
 );
 CREATE INDEX invoices_by_account ON invoices(account_id, month);
 CREATE INDEX invoices_by_month ON invoices(month);

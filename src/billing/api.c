@@ -337,143 +337,189 @@ static int stored_lines(store_tx *tx, const char *account, const char *month, bi
 
 /* ---------------------------------------------------------------- closing */
 
-/* What a close finalizes, from the rated lines: invoices per account (and currency), lines,
- * statements per provider and currency. Inside the write transaction that sets finalized_ms. */
-static int finalize(store_tx *tx, const char *month, const bill_lines *ls, int64_t now,
-                    int *ninvoices, int *nstatements)
+static int minor_of(const char *currency)
 {
-    *ninvoices = *nstatements = 0;
+    int minor = currency_minor_units(currency);
+    return minor < 0 ? 2 : minor;
+}
+
+static int next_number(store_tx *tx, int64_t *number)
+{
     store_stmt *q;
-    int64_t number = 0;
-    int rc = store_query(tx, "SELECT coalesce(max(number), 0) FROM invoices", &q, "");
+    int rc = store_query(tx, "SELECT coalesce(max(number), 0) + 1 FROM invoices", &q, "");
     if (rc)
         return rc;
-    if (store_step(q) == STORE_ROW)
-        number = store_col_int(q, 0);
+    int st = store_step(q);
+    *number = st == STORE_ROW ? store_col_int(q, 0) : 1;
     store_done(q);
-    /* Accounts with usage come in account order; one invoice each (an account bills in one
-     * currency). */
-    for (size_t i = 0; i < ls->n && !rc;) {
-        size_t j = i;
-        dec total;
-        dec_init(&total);
-        while (j < ls->n && strcmp(ls->v[j].account, ls->v[i].account) == 0 &&
-               strcmp(ls->v[j].currency, ls->v[i].currency) == 0)
-            dec_add(&total, &total, &ls->v[j++].amount);
-        char id[37];
-        uuid_v4(id);
-        int minor = currency_minor_units(ls->v[i].currency);
-        char *t = dec_to_fixed(&total, minor < 0 ? 2 : minor);
-        rc = t ? store_exec(tx,
-                            "INSERT INTO invoices (id, number, account_id, month, currency,"
-                            " state, total, issued_ms) VALUES (?, ?, ?, ?, ?, 'finalized', ?, ?)",
-                            "sissssi", id, ++number, ls->v[i].account, month, ls->v[i].currency, t,
-                            now)
-               : OSB_E_NOMEM;
-        free(t);
-        dec_clear(&total);
-        for (size_t k = i; k < j && !rc; k++) {
-            const bill_line *l = &ls->v[k];
-            char *s[8] = {dec_to_string(&l->billable),
-                          dec_to_string(&l->charge_unit),
-                          dec_to_string(&l->rated),
-                          dec_to_string(&l->exact),
-                          dec_to_fixed(&l->amount, minor < 0 ? 2 : minor),
-                          dec_to_fixed(&l->provider_share, minor < 0 ? 2 : minor),
-                          dec_to_fixed(&l->platform_share, minor < 0 ? 2 : minor),
-                          dec_to_string(&l->share)};
-            bool ok = true;
-            for (int m = 0; m < 8; m++)
-                ok = ok && s[m];
-            rc = ok ? store_exec(tx,
-                                 "INSERT INTO invoice_lines (invoice_id, line, instance_id,"
-                                 " offering_id, provider_account_id, plan_id, metric, unit,"
-                                 " metering_model, pricing_model, billable_quantity,"
-                                 " charge_unit_quantity, rated_quantity, exact_amount,"
-                                 " amount, provider_share, platform_share, revenue_share)"
-                                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                                 " ?, ?)",
-                                 "sissssssssssssssss", id, (int64_t)(k - i + 1), l->instance,
-                                 l->offering, l->provider, l->plan, l->metric, l->unit,
-                                 l->metering_model, l->pricing_model[0] ? l->pricing_model : NULL,
-                                 s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7])
-                    : OSB_E_NOMEM;
-            for (int m = 0; m < 8; m++)
-                free(s[m]);
-        }
-        (*ninvoices)++;
-        i = j;
+    return st < 0 ? st : 0;
+}
+
+/* One invoice of lines [i, j) of ls (one account, one currency), numbered next. */
+static int insert_invoice(store_tx *tx, const char *month, const bill_lines *ls, size_t i, size_t j,
+                          const char *refers_to, int64_t now, char id[37])
+{
+    int64_t number;
+    int rc = next_number(tx, &number);
+    if (rc)
+        return rc;
+    const bill_line *first = &ls->v[i];
+    int minor = minor_of(first->currency);
+    dec total;
+    dec_init(&total);
+    for (size_t k = i; k < j; k++)
+        dec_add(&total, &total, &ls->v[k].amount);
+    uuid_v4(id);
+    char *t = dec_to_fixed(&total, minor);
+    dec_clear(&total);
+    rc = t ? store_exec(tx,
+                        "INSERT INTO invoices (id, number, account_id, month, currency,"
+                        " state, total, refers_to, issued_ms) VALUES (?, ?, ?, ?, ?,"
+                        " 'finalized', ?, ?, ?)",
+                        "sisssssi", id, number, first->account, month, first->currency, t,
+                        refers_to, now)
+           : OSB_E_NOMEM;
+    free(t);
+    for (size_t k = i; k < j && !rc; k++) {
+        const bill_line *l = &ls->v[k];
+        char *v[8] = {dec_to_string(&l->billable),
+                      dec_to_string(&l->charge_unit),
+                      dec_to_string(&l->rated),
+                      dec_to_string(&l->exact),
+                      dec_to_fixed(&l->amount, minor),
+                      dec_to_fixed(&l->provider_share, minor),
+                      dec_to_fixed(&l->platform_share, minor),
+                      dec_to_string(&l->share)};
+        bool ok = true;
+        for (int m = 0; m < 8; m++)
+            ok = ok && v[m];
+        rc = ok ? store_exec(tx,
+                             "INSERT INTO invoice_lines (invoice_id, line, instance_id,"
+                             " offering_id, provider_account_id, plan_id, metric, unit,"
+                             " metering_model, pricing_model, billable_quantity,"
+                             " charge_unit_quantity, rated_quantity, exact_amount, amount,"
+                             " provider_share, platform_share, revenue_share) VALUES (?, ?,"
+                             " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             "sissssssssssssssss", id, (int64_t)(k - i + 1), l->instance,
+                             l->offering, l->provider, l->plan, l->metric, l->unit,
+                             l->metering_model, l->pricing_model[0] ? l->pricing_model : NULL, v[0],
+                             v[1], v[2], v[3], v[4], v[5], v[6], v[7])
+                : OSB_E_NOMEM;
+        for (int m = 0; m < 8; m++)
+            free(v[m]);
     }
-    /* Statements: the sums of the month's finalized lines per provider and currency. */
+    return rc;
+}
+
+/* The month's statements, per provider and currency, from its finalized invoices' lines,
+ * summed exactly. A statement keeps its id when a correction changes its sums; one whose
+ * lines are all gone drops to zero. */
+static int statements_rebuild(store_tx *tx, const char *month, int64_t now, int *n)
+{
+    *n = 0;
+    int rc = store_exec(tx,
+                        "UPDATE statements SET gross = '0', provider_share = '0',"
+                        " platform_share = '0', issued_ms = ? WHERE month = ?",
+                        "is", now, month);
+    store_stmt *q;
     if (!rc)
         rc = store_query(tx,
-                         "SELECT l.provider_account_id, i.currency FROM invoice_lines l"
+                         "SELECT l.provider_account_id, i.currency, l.amount,"
+                         " l.provider_share, l.platform_share FROM invoice_lines l"
                          " JOIN invoices i ON i.id = l.invoice_id WHERE i.month = ?"
                          " AND i.state = 'finalized' AND i.kind = 'invoice'"
-                         " GROUP BY l.provider_account_id, i.currency"
                          " ORDER BY l.provider_account_id, i.currency",
                          &q, "s", month);
     if (rc)
         return rc;
-    /* Collected first: a statement's sums are exact decimals, computed here, not in SQL. */
+    /* Sums are collected first, then written: a write between steps would disturb the read. */
     typedef struct {
         char provider[64], currency[4];
-    } key;
-    key *keys = NULL;
-    size_t nkeys = 0, cap = 0;
+        dec sum[3];
+    } sums;
+    sums *v = NULL;
+    size_t nv = 0, cap = 0;
+    dec x;
+    dec_init(&x);
     int st;
-    while ((st = store_step(q)) == STORE_ROW) {
-        if (nkeys == cap) {
-            cap = cap ? cap * 2 : 16;
-            key *k = realloc(keys, cap * sizeof *k);
-            if (!k) {
-                rc = OSB_E_NOMEM;
-                break;
+    while (!rc && (st = store_step(q)) == STORE_ROW) {
+        const char *prov = store_col_text(q, 0), *cur = store_col_text(q, 1);
+        if (!nv || strcmp(v[nv - 1].provider, prov) || strcmp(v[nv - 1].currency, cur)) {
+            if (nv == cap) {
+                cap = cap ? cap * 2 : 16;
+                sums *w = realloc(v, cap * sizeof *w);
+                if (!w) {
+                    rc = OSB_E_NOMEM;
+                    break;
+                }
+                v = w;
             }
-            keys = k;
+            str_copy(v[nv].provider, sizeof v[nv].provider, prov);
+            str_copy(v[nv].currency, sizeof v[nv].currency, cur);
+            for (int k = 0; k < 3; k++)
+                dec_init(&v[nv].sum[k]);
+            nv++;
         }
-        str_copy(keys[nkeys].provider, 64, store_col_text(q, 0));
-        str_copy(keys[nkeys].currency, 4, store_col_text(q, 1));
-        nkeys++;
+        for (int k = 0; k < 3 && !rc; k++) {
+            const char *t = store_col_text(q, 2 + k);
+            if (!t || dec_parse(&x, t, strlen(t)))
+                rc = OSB_E_STORE;
+            else
+                dec_add(&v[nv - 1].sum[k], &v[nv - 1].sum[k], &x);
+        }
     }
     if (!rc && st < 0)
         rc = st;
     store_done(q);
-    for (size_t k = 0; k < nkeys && !rc; k++) {
-        dec g, pv, pf;
-        dec_init(&g);
-        dec_init(&pv);
-        dec_init(&pf);
-        for (size_t i = 0; i < ls->n; i++) {
-            const bill_line *l = &ls->v[i];
-            if (strcmp(l->provider, keys[k].provider) || strcmp(l->currency, keys[k].currency))
-                continue;
-            dec_add(&g, &g, &l->amount);
-            dec_add(&pv, &pv, &l->provider_share);
-            dec_add(&pf, &pf, &l->platform_share);
-        }
-        int minor = currency_minor_units(keys[k].currency);
-        minor = minor < 0 ? 2 : minor;
-        char *s[3] = {dec_to_fixed(&g, minor), dec_to_fixed(&pv, minor), dec_to_fixed(&pf, minor)};
+    dec_clear(&x);
+    for (size_t k = 0; k < nv; k++) {
+        int minor = minor_of(v[k].currency);
+        char *t[3] = {dec_to_fixed(&v[k].sum[0], minor), dec_to_fixed(&v[k].sum[1], minor),
+                      dec_to_fixed(&v[k].sum[2], minor)};
         char id[37];
         uuid_v4(id);
-        rc = s[0] && s[1] && s[2]
-                 ? store_exec(tx,
-                              "INSERT INTO statements (id, provider_account_id, month,"
-                              " currency, gross, provider_share, platform_share, issued_ms)"
-                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                              "sssssssi", id, keys[k].provider, month, keys[k].currency, s[0], s[1],
-                              s[2], now)
-                 : OSB_E_NOMEM;
-        for (int m = 0; m < 3; m++)
-            free(s[m]);
-        dec_clear(&g);
-        dec_clear(&pv);
-        dec_clear(&pf);
-        (*nstatements)++;
+        if (!rc)
+            rc = t[0] && t[1] && t[2]
+                     ? store_exec(tx,
+                                  "INSERT INTO statements (id, provider_account_id, month,"
+                                  " currency, gross, provider_share, platform_share,"
+                                  " issued_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                                  " ON CONFLICT (provider_account_id, month, currency) DO"
+                                  " UPDATE SET gross = excluded.gross, provider_share ="
+                                  " excluded.provider_share, platform_share ="
+                                  " excluded.platform_share, issued_ms = excluded.issued_ms",
+                                  "sssssssi", id, v[k].provider, month, v[k].currency, t[0], t[1],
+                                  t[2], now)
+                     : OSB_E_NOMEM;
+        for (int m = 0; m < 3; m++) {
+            free(t[m]);
+            dec_clear(&v[k].sum[m]);
+        }
     }
-    free(keys);
+    free(v);
+    *n = (int)nv;
     return rc;
+}
+
+/* What a close finalizes, from the rated lines: an invoice per account (an account bills in
+ * one currency), in account order, then the statements. Inside the write transaction that
+ * sets finalized_ms. */
+static int finalize(store_tx *tx, const char *month, const bill_lines *ls, int64_t now,
+                    int *ninvoices, int *nstatements)
+{
+    *ninvoices = *nstatements = 0;
+    int rc = 0;
+    for (size_t i = 0; i < ls->n && !rc;) {
+        size_t j = i;
+        while (j < ls->n && strcmp(ls->v[j].account, ls->v[i].account) == 0 &&
+               strcmp(ls->v[j].currency, ls->v[i].currency) == 0)
+            j++;
+        char id[37];
+        rc = insert_invoice(tx, month, ls, i, j, NULL, now, id);
+        (*ninvoices)++;
+        i = j;
+    }
+    return rc ? rc : statements_rebuild(tx, month, now, nstatements);
 }
 
 static void period_close(http_req *req, void *ud)
@@ -643,15 +689,22 @@ static void period_show(http_req *req, void *ud)
 
 /* ---------------------------------------------------------------- invoices */
 
+#define INVOICE_COLS                                                                               \
+    "id, number, account_id, month, currency, state, total, issued_ms, kind, refers_to,"           \
+    " voided_ms, void_reason"
+
 static json_t *invoice_row(store_stmt *q)
 {
-    char at[32];
+    char at[32], voided[32];
     time_format_rfc3339(store_col_int(q, 7), at);
-    return json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "id", store_col_text(q, 0),
-                     "number", (json_int_t)store_col_int(q, 1), "account_id", store_col_text(q, 2),
-                     "month", store_col_text(q, 3), "currency", store_col_text(q, 4), "state",
-                     store_col_text(q, 5), "total", store_col_text(q, 6), "issued_at", at, "kind",
-                     store_col_text(q, 8));
+    time_format_rfc3339(store_col_null(q, 10) ? 0 : store_col_int(q, 10), voided);
+    return json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?}", "id",
+                     store_col_text(q, 0), "number", (json_int_t)store_col_int(q, 1), "account_id",
+                     store_col_text(q, 2), "month", store_col_text(q, 3), "currency",
+                     store_col_text(q, 4), "state", store_col_text(q, 5), "total",
+                     store_col_text(q, 6), "issued_at", at, "kind", store_col_text(q, 8),
+                     "refers_to", store_col_text(q, 9), "voided_at",
+                     store_col_null(q, 10) ? NULL : voided, "void_reason", store_col_text(q, 11));
 }
 
 static void invoices_list(http_req *req, void *ud)
@@ -689,8 +742,7 @@ static void invoices_list(http_req *req, void *ud)
     bool more = false;
     int64_t last = 0;
     int rc = store_query(tx,
-                         "SELECT id, number, account_id, month, currency, state, total,"
-                         " issued_ms, kind FROM invoices WHERE number > ?"
+                         "SELECT " INVOICE_COLS " FROM invoices WHERE number > ?"
                          " AND (?2 IS NULL OR account_id = ?2) AND (?3 IS NULL OR month = ?3)"
                          " ORDER BY number LIMIT ?",
                          &q, "issi", after, account, month, limit + 1);
@@ -783,10 +835,7 @@ static void invoice_show(http_req *req, void *ud)
     }
     store_stmt *q;
     json_t *inv = NULL, *lines = json_array();
-    int rc = store_query(tx,
-                         "SELECT id, number, account_id, month, currency, state, total,"
-                         " issued_ms, kind FROM invoices WHERE id = ?",
-                         &q, "s", id);
+    int rc = store_query(tx, "SELECT " INVOICE_COLS " FROM invoices WHERE id = ?", &q, "s", id);
     if (!rc) {
         if (store_step(q) == STORE_ROW && (p.operator|| str_eq(store_col_text(q, 2), p.account_id)))
             inv = invoice_row(q);
@@ -913,6 +962,168 @@ static void invoice_show(http_req *req, void *ud)
         http_reply_error(req, 500, "internal", "The invoice could not be rendered.", NULL);
     buf_free(&out);
     json_decref(inv);
+}
+
+/* SQL: a decimal text column negated as text ("0" and "0.00" stay unsigned). */
+#define NEGATED(c)                                                                                 \
+    "CASE WHEN " c " LIKE '-%' THEN substr(" c ", 2) WHEN " c " GLOB '*[1-9]*' THEN '-' || " c     \
+    " ELSE " c " END"
+
+/* POST /v1/invoices/{id}/void {"reason"}: the operator's correction. The invoice turns void
+ * (its figures stay as issued), a credit note with its lines negated refers to it, and the
+ * account's month is rated again from what is stored now (a corrected price of that month,
+ * say) into a new invoice that refers to it too; the month's statements follow. */
+static void invoice_void(http_req *req, void *ud)
+{
+    billing *b = ud;
+    const char *id = req->params[0];
+    iam_principal p;
+    if (!iam_authenticate(b->iam, req, &p))
+        return;
+    if (!p.operator) {
+        http_reply_error(req, 403, "forbidden", "Only the platform's operator voids an invoice.",
+                         NULL);
+        return;
+    }
+    json_t *body = http_json_body(req);
+    if (!body)
+        return;
+    const json_t *reason = json_object_get(body, "reason");
+    if (!json_is_object(body) || !json_is_string(reason) || !json_string_length(reason) ||
+        json_string_length(reason) > 500) {
+        json_decref(body);
+        http_reply_error(req, 400, "invalid_field",
+                         "'reason' is required: text of 1 to 500 "
+                         "characters.",
+                         "reason");
+        return;
+    }
+    store_tx *tx;
+    char account[64] = "", month[8] = "", state[16] = "", kind[16] = "";
+    bill_lines ls = {0};
+    char why[400] = "";
+    int rc = store_begin(b->db, false, &tx);
+    store_stmt *q;
+    if (!rc && !(rc = store_query(tx,
+                                  "SELECT account_id, month, state, kind FROM invoices"
+                                  " WHERE id = ?",
+                                  &q, "s", id))) {
+        if (store_step(q) == STORE_ROW) {
+            str_copy(account, sizeof account, store_col_text(q, 0));
+            str_copy(month, sizeof month, store_col_text(q, 1));
+            str_copy(state, sizeof state, store_col_text(q, 2));
+            str_copy(kind, sizeof kind, store_col_text(q, 3));
+        }
+        store_done(q);
+    }
+    bool can = account[0] && str_eq(state, "finalized") && str_eq(kind, "invoice");
+    if (!rc && can)
+        rc = bill_rate(tx, account, month, 0, &ls, why, sizeof why);
+    if (tx)
+        store_rollback(tx);
+    if (rc || !can) {
+        json_decref(body);
+        bill_lines_free(&ls);
+        if (rc)
+            reply_rate_error(req, rc, why);
+        else if (!account[0])
+            http_reply_error(req, 404, "not_found", "No such invoice.", "id");
+        else
+            http_reply_error(req, 409, str_eq(kind, "invoice") ? "already_void" : "not_an_invoice",
+                             str_eq(kind, "invoice") ? "The invoice is void already."
+                                                     : "A credit note is not voided.",
+                             "id");
+        return;
+    }
+    int64_t now = time_now_ms();
+    char credit[37] = "", reissue[37] = "";
+    int nst = 0;
+    rc = store_begin(b->db, true, &tx);
+    if (!rc) {
+        /* voided by a concurrent correction meanwhile: nothing changes twice */
+        rc = store_exec(tx,
+                        "UPDATE invoices SET state = 'void', voided_ms = ?, void_reason = ?"
+                        " WHERE id = ? AND state = 'finalized'",
+                        "iss", now, json_string_value(reason), id);
+        if (!rc && store_changes(tx) != 1)
+            rc = OSB_E_CONFLICT;
+        int64_t number = 0;
+        if (!rc)
+            rc = next_number(tx, &number);
+        uuid_v4(credit);
+        if (!rc)
+            rc = store_exec(tx,
+                            "INSERT INTO invoices (id, number, account_id, month, currency,"
+                            " state, kind, total, refers_to, issued_ms) SELECT ?, ?,"
+                            " account_id, month, currency, 'finalized', 'credit_note',"
+                            " " NEGATED("total") ", id, ? FROM invoices WHERE id = ?",
+                            "siis", credit, number, now, id);
+        if (!rc)
+            rc =
+                store_exec(
+                    tx,
+                    "INSERT INTO invoice_lines (invoice_id, line, instance_id,"
+                    " offering_id, provider_account_id, plan_id, metric, unit,"
+                    " metering_model, pricing_model, billable_quantity,"
+                    " charge_unit_quantity, rated_quantity, exact_amount, amount,"
+                    " provider_share, platform_share, revenue_share)"
+                    " SELECT ?, line, instance_id, offering_id, provider_account_id,"
+                    " plan_id, metric, unit, metering_model, pricing_model,"
+                    " billable_quantity, charge_unit_quantity, rated_quantity, " NEGATED("exact_"
+                                                                                         "amount") ", " NEGATED(
+                        "amount") ", " NEGATED("provider_share") ", " NEGATED("platform_share") ","
+                                                                                                " r"
+                                                                                                "ev"
+                                                                                                "en"
+                                                                                                "ue"
+                                                                                                "_s"
+                                                                                                "ha"
+                                                                                                "re"
+                                                                                                " F"
+                                                                                                "RO"
+                                                                                                "M "
+                                                                                                "in"
+                                                                                                "vo"
+                                                                                                "ic"
+                                                                                                "e_"
+                                                                                                "li"
+                                                                                                "ne"
+                                                                                                "s "
+                                                                                                "WH"
+                                                                                                "ER"
+                                                                                                "E "
+                                                                                                "in"
+                                                                                                "vo"
+                                                                                                "ic"
+                                                                                                "e_"
+                                                                                                "id"
+                                                                                                " ="
+                                                                                                " "
+                                                                                                "?",
+                    "ss", credit, id);
+        if (!rc && ls.n)
+            rc = insert_invoice(tx, month, &ls, 0, ls.n, id, now, reissue);
+        if (!rc)
+            rc = statements_rebuild(tx, month, now, &nst);
+        if (!rc)
+            rc = store_commit(tx);
+        else
+            store_rollback(tx);
+    }
+    json_decref(body);
+    bill_lines_free(&ls);
+    if (rc == OSB_E_CONFLICT) {
+        http_reply_error(req, 409, "already_void", "The invoice is void already.", "id");
+        return;
+    }
+    if (rc) {
+        reply_store_error(req);
+        return;
+    }
+    json_t *j = json_pack("{s:s, s:s, s:s?}", "voided", id, "credit_note", credit, "reissued",
+                          reissue[0] ? reissue : NULL);
+    http_reply_json(req, 200, j);
+    json_decref(j);
 }
 
 /* ---------------------------------------------------------------- statements */
@@ -1177,6 +1388,7 @@ void billing_routes(billing *b, http_router *r)
     rc |= http_route(r, HTTP_POST, "/v1/billing/periods/:month/close", P, period_close, b);
     rc |= http_route(r, HTTP_GET, "/v1/invoices", P, invoices_list, b);
     rc |= http_route(r, HTTP_GET, "/v1/invoices/:id", P, invoice_show, b);
+    rc |= http_route(r, HTTP_POST, "/v1/invoices/:id/void", P, invoice_void, b);
     rc |= http_route(r, HTTP_GET, "/v1/statements", P, statements_list, b);
     rc |= http_route(r, HTTP_GET, "/v1/statements/:id", P, statement_show, b);
     rc |= http_route(r, HTTP_POST, "/v1/offerings/:id/plans/:pid/estimate", P, plan_estimate, b);

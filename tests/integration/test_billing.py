@@ -478,6 +478,54 @@ class CloseTest(BillingTest):
         r = self.call("initech", "GET", "/v1/statements/%s" % usd["id"])
         self.assertEqual(r.status, 404, r)
 
+        # a correction: the draft price of storage was wrong (0.02 for 0.04); the operator
+        # voids the invoice, a credit note cancels it, a new one bills the right price
+        r = self.call("acme", "PUT", "/v1/offerings/%s/plans/%s/pricing" % (SERVICE_ID, STANDARD),
+                      {"pricing": {"API_CALLS": {"USD": {"model": "graduated_tier",
+                                                         "tiers": SPEC_TIERS},
+                                                 "JPY": linear("0.7")},
+                                   "STORAGE": {"USD": linear("0.04"), "JPY": linear("3")}}})
+        self.assertEqual(r.status, 200, r)
+        path = "/v1/invoices/%s/void" % inv["id"]
+        r = self.call("initech", "POST", path, {"reason": "storage price"})
+        self.assertEqual(r.status, 403, r)
+        for bad in (None, {}, {"reason": ""}, {"reason": 5}, {"reason": "x" * 501}):
+            r = self.call("operator", "POST", path, bad)
+            self.assertEqual(r.status, 400, (bad, r))
+        r = self.call("operator", "POST", "/v1/invoices/no-such/void", {"reason": "x"})
+        self.assertEqual(r.status, 404, r)
+        r = self.call("operator", "POST", path, {"reason": "storage price"})
+        self.assertEqual(r.status, 200, r)
+        fix = r.json
+        new_total = total + D("0.05")  # 2.5 GB x 0.04 = 0.10 in place of 0.05
+        r = self.call("operator", "POST", path, {"reason": "twice"})
+        self.assertEqual((r.status, r.json["errors"][0]["code"]), (409, "already_void"), r)
+        r = self.call("operator", "POST", "/v1/invoices/%s/void" % fix["credit_note"],
+                      {"reason": "no"})
+        self.assertEqual(r.status, 409, r)
+
+        old = self.call("initech", "GET", "/v1/invoices/%s" % inv["id"]).json
+        self.assertEqual((old["state"], old["void_reason"], old["total"]),
+                         ("void", "storage price", str(total)))  # its figures stay
+        cn = self.call("initech", "GET", "/v1/invoices/%s" % fix["credit_note"]).json
+        self.assertEqual((cn["kind"], cn["refers_to"], cn["total"]),
+                         ("credit_note", inv["id"], str(-total)))
+        self.assertEqual(sorted(l["cost"] for l in cn["lines"]),
+                         sorted("-" + l["cost"] for l in old["lines"]))
+        re_inv = self.call("initech", "GET", "/v1/invoices/%s" % fix["reissued"]).json
+        self.assertEqual((re_inv["kind"], re_inv["state"], re_inv["refers_to"], re_inv["total"]),
+                         ("invoice", "finalized", inv["id"], str(new_total)))
+        r = self.call("operator", "GET", "/v1/invoices", query={"month": month})
+        self.assertEqual(sorted(i["number"] for i in r.json["resources"]), [1, 2, 3, 4, 5])
+        j = self.usage("initech", "initech", month).json
+        self.assertEqual(j["billable_cost"], str(new_total))
+        r = self.call("acme", "GET", "/v1/statements", query={"month": month})
+        after = {s["currency"]: s for s in r.json["resources"]}
+        self.assertEqual((after["USD"]["id"], after["USD"]["gross"]), (usd["id"], str(new_total)))
+        self.assertEqual(D(after["USD"]["provider_share"]) + D(after["USD"]["platform_share"]),
+                         new_total)
+        self.assertEqual(after["JPY"]["gross"], "8642")
+
 
 if __name__ == "__main__":
     unittest.main()
