@@ -3,6 +3,7 @@
  * ledger (bill_rate) and write or read what a close finalized. */
 #include "billing/billing.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,54 @@
 struct billing {
     store *db;
     iam *iam;
+
+    /* The close running in this process, for GET /v1/billing/periods/{month}'s progress. */
+    pthread_mutex_t mu;
+    struct {
+        char month[8];
+        const char *phase; /* "rating", "finalizing"; NULL when none runs */
+        int64_t done, total, started_ms;
+    } closing;
 };
+
+static void progress_start(billing *b, const char *month)
+{
+    pthread_mutex_lock(&b->mu);
+    str_copy(b->closing.month, sizeof b->closing.month, month);
+    b->closing.phase = "rating";
+    b->closing.done = b->closing.total = 0;
+    b->closing.started_ms = time_now_ms();
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void progress_phase(billing *b, const char *phase)
+{
+    pthread_mutex_lock(&b->mu);
+    b->closing.phase = phase;
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void on_progress(void *ud, int64_t done, int64_t total)
+{
+    billing *b = ud;
+    pthread_mutex_lock(&b->mu);
+    b->closing.done = done;
+    b->closing.total = total;
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* The progress of month's close in this process, or NULL. */
+static json_t *progress_json(billing *b, const char *month)
+{
+    json_t *j = NULL;
+    pthread_mutex_lock(&b->mu);
+    if (b->closing.phase && strcmp(b->closing.month, month) == 0)
+        j = json_pack("{s:s, s:I, s:I, s:I}", "phase", b->closing.phase, "done",
+                      (json_int_t)b->closing.done, "total", (json_int_t)b->closing.total,
+                      "elapsed_ms", (json_int_t)(time_now_ms() - b->closing.started_ms));
+    pthread_mutex_unlock(&b->mu);
+    return j;
+}
 
 /* ---------------------------------------------------------------- shapes */
 
@@ -249,7 +297,7 @@ static void account_usage(http_req *req, void *ud)
     int64_t now = time_now_ms();
     if (!rc)
         rc = pd.finalized ? stored_lines(tx, account, month, &ls)
-                          : bill_rate(tx, account, month, now, &ls, why, sizeof why);
+                          : bill_rate(tx, account, month, now, NULL, &ls, why, sizeof why);
     store_rollback(tx);
     if (rc) {
         bill_lines_free(&ls);
@@ -603,7 +651,10 @@ static void period_close(http_req *req, void *ud)
             reply_store_error(req);
             return;
         }
-        rc = bill_rate(tx, NULL, month, 0, &ls, why, sizeof why);
+        progress_start(b, month);
+        bill_progress pg = {on_progress, b};
+        rc = bill_rate(tx, NULL, month, 0, &pg, &ls, why, sizeof why);
+        progress_phase(b, "finalizing");
         store_rollback(tx);
         /* Step 3: finalize, once: a close that ran meanwhile has done it. */
         if (!rc && !(rc = store_begin(b->db, true, &tx))) {
@@ -623,6 +674,7 @@ static void period_close(http_req *req, void *ud)
                 store_rollback(tx);
         }
         bill_lines_free(&ls);
+        progress_phase(b, NULL);
         if (rc) {
             if (rc == OSB_E_TOOBIG || rc == OSB_E_NOTFOUND)
                 log_error("billing: closing %s stopped: %s", month, why);
@@ -683,6 +735,9 @@ static void period_show(http_req *req, void *ud)
         return;
     }
     json_t *j = period_json(month, &pd, to);
+    json_t *pj = pd.finalized ? NULL : progress_json(b, month);
+    if (pj)
+        json_object_set_new(j, "progress", pj);
     http_reply_json(req, 200, j);
     json_decref(j);
 }
@@ -965,9 +1020,27 @@ static void invoice_show(http_req *req, void *ud)
 }
 
 /* SQL: a decimal text column negated as text ("0" and "0.00" stay unsigned). */
-#define NEGATED(c)                                                                                 \
-    "CASE WHEN " c " LIKE '-%' THEN substr(" c ", 2) WHEN " c " GLOB '*[1-9]*' THEN '-' || " c     \
-    " ELSE " c " END"
+// clang-format off
+#define NEGATED(c) \
+    "CASE WHEN " c " LIKE '-%' THEN substr(" c ", 2)" \
+    " WHEN " c " GLOB '*[1-9]*' THEN '-' || " c " ELSE " c " END"
+
+/* A credit note's lines: the voided invoice's, with every amount negated. */
+static const char CREDIT_LINES_SQL[] =
+    "INSERT INTO invoice_lines (invoice_id, line, instance_id, offering_id,"
+    " provider_account_id, plan_id, metric, unit, metering_model, pricing_model,"
+    " billable_quantity, charge_unit_quantity, rated_quantity, exact_amount, amount,"
+    " provider_share, platform_share, revenue_share)"
+    " SELECT ?, line, instance_id, offering_id, provider_account_id, plan_id, metric, unit,"
+    " metering_model, pricing_model, billable_quantity, charge_unit_quantity, rated_quantity, "
+    NEGATED("exact_amount") ", " NEGATED("amount") ", " NEGATED("provider_share") ", "
+    NEGATED("platform_share") ", revenue_share FROM invoice_lines WHERE invoice_id = ?";
+
+static const char CREDIT_NOTE_SQL[] =
+    "INSERT INTO invoices (id, number, account_id, month, currency, state, kind, total,"
+    " refers_to, issued_ms) SELECT ?, ?, account_id, month, currency, 'finalized',"
+    " 'credit_note', " NEGATED("total") ", id, ? FROM invoices WHERE id = ?";
+// clang-format on
 
 /* POST /v1/invoices/{id}/void {"reason"}: the operator's correction. The invoice turns void
  * (its figures stay as issued), a credit note with its lines negated refers to it, and the
@@ -1018,7 +1091,7 @@ static void invoice_void(http_req *req, void *ud)
     }
     bool can = account[0] && str_eq(state, "finalized") && str_eq(kind, "invoice");
     if (!rc && can)
-        rc = bill_rate(tx, account, month, 0, &ls, why, sizeof why);
+        rc = bill_rate(tx, account, month, 0, NULL, &ls, why, sizeof why);
     if (tx)
         store_rollback(tx);
     if (rc || !can) {
@@ -1052,55 +1125,9 @@ static void invoice_void(http_req *req, void *ud)
             rc = next_number(tx, &number);
         uuid_v4(credit);
         if (!rc)
-            rc = store_exec(tx,
-                            "INSERT INTO invoices (id, number, account_id, month, currency,"
-                            " state, kind, total, refers_to, issued_ms) SELECT ?, ?,"
-                            " account_id, month, currency, 'finalized', 'credit_note',"
-                            " " NEGATED("total") ", id, ? FROM invoices WHERE id = ?",
-                            "siis", credit, number, now, id);
+            rc = store_exec(tx, CREDIT_NOTE_SQL, "siis", credit, number, now, id);
         if (!rc)
-            rc =
-                store_exec(
-                    tx,
-                    "INSERT INTO invoice_lines (invoice_id, line, instance_id,"
-                    " offering_id, provider_account_id, plan_id, metric, unit,"
-                    " metering_model, pricing_model, billable_quantity,"
-                    " charge_unit_quantity, rated_quantity, exact_amount, amount,"
-                    " provider_share, platform_share, revenue_share)"
-                    " SELECT ?, line, instance_id, offering_id, provider_account_id,"
-                    " plan_id, metric, unit, metering_model, pricing_model,"
-                    " billable_quantity, charge_unit_quantity, rated_quantity, " NEGATED("exact_"
-                                                                                         "amount") ", " NEGATED(
-                        "amount") ", " NEGATED("provider_share") ", " NEGATED("platform_share") ","
-                                                                                                " r"
-                                                                                                "ev"
-                                                                                                "en"
-                                                                                                "ue"
-                                                                                                "_s"
-                                                                                                "ha"
-                                                                                                "re"
-                                                                                                " F"
-                                                                                                "RO"
-                                                                                                "M "
-                                                                                                "in"
-                                                                                                "vo"
-                                                                                                "ic"
-                                                                                                "e_"
-                                                                                                "li"
-                                                                                                "ne"
-                                                                                                "s "
-                                                                                                "WH"
-                                                                                                "ER"
-                                                                                                "E "
-                                                                                                "in"
-                                                                                                "vo"
-                                                                                                "ic"
-                                                                                                "e_"
-                                                                                                "id"
-                                                                                                " ="
-                                                                                                " "
-                                                                                                "?",
-                    "ss", credit, id);
+            rc = store_exec(tx, CREDIT_LINES_SQL, "ss", credit, id);
         if (!rc && ls.n)
             rc = insert_invoice(tx, month, &ls, 0, ls.n, id, now, reissue);
         if (!rc)
@@ -1376,6 +1403,7 @@ int billing_open(store *db, iam *m, billing **out)
         return OSB_E_NOMEM;
     b->db = db;
     b->iam = m;
+    pthread_mutex_init(&b->mu, NULL);
     *out = b;
     return 0;
 }
@@ -1398,5 +1426,8 @@ void billing_routes(billing *b, http_router *r)
 
 void billing_close(billing *b)
 {
+    if (!b)
+        return;
+    pthread_mutex_destroy(&b->mu);
     free(b);
 }

@@ -28,11 +28,17 @@ void bill_lines_free(bill_lines *ls);
 /* Rates month ("YYYY-MM") from the records in tx's snapshot: every line of account (NULL:
  * of every account), in the order (account, instance, plan, metric of the plan). now_ms > 0
  * asks for a live estimate (the daily models divide by the days passed by then, today
- * included); 0 for the whole month, as a close rates it. On an error that concerns a line (a
- * limit passed, a paid plan with no price in the account's currency) why names the line.
- * 0; OSB_E_INVAL for a bad month; OSB_E_TOOBIG, OSB_E_NOTFOUND for a line; a store error. */
-int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms, bill_lines *out,
-              char *why, size_t whylen) WARN_UNUSED;
+ * included); 0 for the whole month, as a close rates it. pg (may be NULL) hears how many of the
+ * meters and subscription stretches are done. On an error that concerns a line (a limit passed, a
+ * paid plan with no price in the account's currency) why names the line. 0; OSB_E_INVAL for a bad
+ * month; OSB_E_TOOBIG, OSB_E_NOTFOUND for a line; a store error. */
+typedef struct {
+    void (*fn)(void *ud, int64_t done, int64_t total); /* called now and then, and at the end */
+    void *ud;
+} bill_progress;
+
+int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms,
+              const bill_progress *pg, bill_lines *out, char *why, size_t whylen) WARN_UNUSED;
 
 /* A provider's billing preview: what a customer billing in currency would pay in month
  * for the plan, given each metric's billable quantity of the month (usage: [{"metric",

@@ -360,7 +360,37 @@ typedef struct {
     bill_lines *out;
     char *why;
     size_t whylen;
+    const bill_progress *pg;
+    int64_t done, total;
 } walk;
+
+/* One more meter or stretch walked; the listener hears of every 256th and of the last. */
+static void step_done(walk *w)
+{
+    w->done++;
+    if (w->pg && (w->done % 256 == 0 || w->done == w->total))
+        w->pg->fn(w->pg->ud, w->done, w->total);
+}
+
+/* How many meters and subscription stretches the walks will visit, for the progress. */
+static int count_work(walk *w, const char *account)
+{
+    store_stmt *q;
+    int rc = store_query(w->tx,
+                         "SELECT (SELECT count(*) FROM usage_meters WHERE ?1 IS NULL OR"
+                         " account_id = ?1), (SELECT count(*) FROM instance_plan_history h"
+                         " JOIN resource_instances i ON i.guid = h.instance_id"
+                         " JOIN plans p ON p.id = h.plan_id WHERE p.kind = 'subscription'"
+                         " AND h.from_ms < ?2 AND (?1 IS NULL OR i.account_id = ?1))",
+                         &q, "si", account, w->to);
+    if (rc)
+        return rc;
+    int st = store_step(q);
+    if (st == STORE_ROW)
+        w->total = store_col_int(q, 0) + store_col_int(q, 1);
+    store_done(q);
+    return st < 0 ? st : 0;
+}
 
 /* Makes (account, instance, plan) the open group, rating the one before if it differs. */
 static int group_at(walk *w, const char *acct, const char *inst, const char *plan,
@@ -409,6 +439,7 @@ static int usage_walk(walk *w, const char *account)
                       store_col_text(q, 4));
         if (!rc)
             rc = add_records(w->tx, &w->g, store_col_int(q, 0), w->from, w->to);
+        step_done(w);
     }
     if (!rc && st < 0)
         rc = st;
@@ -477,6 +508,7 @@ static int fee_walk(walk *w, const char *account)
     int st;
     while (!rc && (st = store_step(q)) == STORE_ROW) {
         int64_t a = store_col_int(q, 4), b = store_col_null(q, 5) ? INT64_MAX : store_col_int(q, 5);
+        step_done(w);
         if (b <= w->from)
             continue;
         const char *inst = store_col_text(q, 0);
@@ -502,17 +534,19 @@ static int line_cmp(const void *x, const void *y)
     return c ? c : strcmp(a->metric, b->metric);
 }
 
-int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms, bill_lines *out,
-              char *why, size_t whylen)
+int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_ms,
+              const bill_progress *pg, bill_lines *out, char *why, size_t whylen)
 {
-    walk w = {.tx = tx, .month = month, .out = out, .why = why, .whylen = whylen};
+    walk w = {.tx = tx, .month = month, .out = out, .why = why, .whylen = whylen, .pg = pg};
     if (!time_month_range(month, &w.from, &w.to))
         return OSB_E_INVAL;
     w.days = (int)((w.to - w.from) / DAY_MS);
     if (now_ms > 0 && now_ms >= w.from && now_ms < w.to)
         w.days = (int)((now_ms - w.from) / DAY_MS) + 1;
     why[0] = '\0';
-    int rc = usage_walk(&w, account);
+    int rc = pg ? count_work(&w, account) : 0;
+    if (!rc)
+        rc = usage_walk(&w, account);
     int frc = flush_group(&w.g, out, why, whylen); /* clears the group's usage in any case */
     if (!rc)
         rc = frc;
