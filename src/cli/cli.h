@@ -32,6 +32,10 @@ int cli_request(json_t *s, const char *method, const char *path, const json_t *b
 /* The same with a JSON body sent as written (text may be NULL): numbers keep their digits. */
 int cli_request_text(json_t *s, const char *method, const char *path, const char *text,
                      json_t **out, long *status);
+/* A GET whose answer is not JSON (CSV, HTML): *body (malloc'd, NUL-terminated) of n bytes. */
+int cli_request_raw(json_t *s, const char *path, char **body, size_t *n, long *status);
+/* The timeout of every later request, in seconds (default 60). */
+void cli_set_timeout(long seconds);
 /* Pretty JSON, or compact with --output json. */
 void cli_print(const json_t *j, bool json_out);
 /* Appends ?key=value (or &key=value) to path, value percent-encoded; nothing for NULL. */
@@ -53,5 +57,9 @@ int cli_key(int argc, char **argv);
 int cli_reclamation(int argc, char **argv);
 /* osbill usage ... (usage.c): metering. */
 int cli_usage(int argc, char **argv);
+/* osbill billing|invoice|statement ... (billing.c): months, invoices, statements. */
+int cli_billing(int argc, char **argv);
+int cli_invoice(int argc, char **argv);
+int cli_statement(int argc, char **argv);
 
 #endif

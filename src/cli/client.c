@@ -15,6 +15,13 @@
 
 #define MAX_RESPONSE (16 << 20)
 
+static long request_timeout_s = 60;
+
+void cli_set_timeout(long seconds)
+{
+    request_timeout_s = seconds;
+}
+
 typedef struct {
     long status;
     buf body;
@@ -51,7 +58,7 @@ static int call(const char *method, const char *url, const char *token, const ch
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, request_timeout_s);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -226,7 +233,7 @@ int cli_parse_flags(int argc, char **argv, int from, cli_flag *flags, int maxf, 
             if (*nf == maxf)
                 return -1;
             flags[*nf].name = argv[i] + 2;
-            bool boolean = !strcmp(argv[i], "--public");
+            bool boolean = !strcmp(argv[i], "--public") || !strcmp(argv[i], "--force");
             flags[*nf].value = boolean ? "true" : (i + 1 < argc ? argv[++i] : NULL);
             if (!flags[*nf].value)
                 return -1;
@@ -258,8 +265,8 @@ static char *q(const char *s)
     return cli_escape(s);
 }
 
-int cli_request(json_t *s, const char *method, const char *path, const json_t *body,
-                json_t **out, long *status)
+int cli_request(json_t *s, const char *method, const char *path, const json_t *body, json_t **out,
+                long *status)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     int rc = cli_request_text(s, method, path, text, out, status);
@@ -286,7 +293,8 @@ int cli_request_text(json_t *s, const char *method, const char *path, const char
         json_t *errs = json_object_get(j, "errors");
         size_t i;
         json_t *e;
-        json_array_foreach(errs, i, e) {
+        json_array_foreach(errs, i, e)
+        {
             const char *target = json_string_value(json_object_get(e, "target"));
             fprintf(stderr, "osbill: %ld: %s%s%s%s\n", r.status,
                     json_string_value(json_object_get(e, "message")), target ? " [" : "",
@@ -299,6 +307,32 @@ int cli_request_text(json_t *s, const char *method, const char *path, const char
     *out = j;
     buf_free(&r.body);
     return rc;
+}
+
+int cli_request_raw(json_t *s, const char *path, char **body, size_t *n, long *status)
+{
+    char url[4096];
+    response r;
+    *body = NULL;
+    snprintf(url, sizeof url, "%s%s", json_string_value(json_object_get(s, "endpoint")), path);
+    int rc =
+        call("GET", url, json_string_value(json_object_get(s, "access_token")), NULL, NULL, &r);
+    if (rc) {
+        buf_free(&r.body);
+        return 1;
+    }
+    *status = r.status;
+    if (r.status >= 400) {
+        fprintf(stderr, "osbill: %ld: %s\n", r.status, buf_cstr(&r.body));
+        buf_free(&r.body);
+        return 1;
+    }
+    *n = r.body.len;
+    buf_cstr(&r.body);
+    *body = buf_take(&r.body);
+    if (!*body)
+        *body = strdup("");
+    return *body ? 0 : 1;
 }
 
 void cli_print(const json_t *j, bool json_out)
@@ -365,7 +399,11 @@ int cli_api(const char *group, int argc, char **argv)
     int rc = 2;
     char *e1 = NULL;
     void (*human)(const json_t *) = NULL;
-#define NEED(x) do { if (!(x)) goto usage; } while (0)
+#define NEED(x)                                                                                    \
+    do {                                                                                           \
+        if (!(x))                                                                                  \
+            goto usage;                                                                            \
+    } while (0)
     if (!strcmp(group, "token")) {
         printf("%s\n", json_string_value(json_object_get(s, "access_token")));
         rc = 0;
@@ -375,14 +413,18 @@ int cli_api(const char *group, int argc, char **argv)
             NEED(cli_get(f, nf, "name") && cli_get(f, nf, "kind"));
             method = "POST";
             snprintf(path, sizeof path, "/v1/accounts");
-            body = json_pack("{s:s, s:s}", "name", cli_get(f, nf, "name"), "kind", cli_get(f, nf, "kind"));
+            body = json_pack("{s:s, s:s}", "name", cli_get(f, nf, "name"), "kind",
+                             cli_get(f, nf, "kind"));
             if (cli_get(f, nf, "currency"))
                 json_object_set_new(body, "currency", json_string(cli_get(f, nf, "currency")));
             if (cli_get(f, nf, "owner-email"))
-                json_object_set_new(body, "owner",
-                                    json_pack("{s:s, s:s, s:s}", "email", cli_get(f, nf, "owner-email"),
-                                              "name", cli_get(f, nf, "owner-name") ? cli_get(f, nf, "owner-name") : "Owner",
-                                              "password", cli_get(f, nf, "owner-password") ? cli_get(f, nf, "owner-password") : ""));
+                json_object_set_new(
+                    body, "owner",
+                    json_pack("{s:s, s:s, s:s}", "email", cli_get(f, nf, "owner-email"), "name",
+                              cli_get(f, nf, "owner-name") ? cli_get(f, nf, "owner-name") : "Owner",
+                              "password",
+                              cli_get(f, nf, "owner-password") ? cli_get(f, nf, "owner-password")
+                                                               : ""));
         } else if (!strcmp(verb, "list")) {
             snprintf(path, sizeof path, "/v1/accounts");
         } else if (!strcmp(verb, "get")) {
@@ -404,9 +446,9 @@ int cli_api(const char *group, int argc, char **argv)
                  cli_get(f, nf, "password"));
             method = "POST";
             snprintf(path, sizeof path, "/v1/users");
-            body = json_pack("{s:s, s:s, s:s, s:s}", "account_id", cli_get(f, nf, "account"), "email",
-                             cli_get(f, nf, "email"), "name", cli_get(f, nf, "name"), "password",
-                             cli_get(f, nf, "password"));
+            body = json_pack("{s:s, s:s, s:s, s:s}", "account_id", cli_get(f, nf, "account"),
+                             "email", cli_get(f, nf, "email"), "name", cli_get(f, nf, "name"),
+                             "password", cli_get(f, nf, "password"));
         } else if (!strcmp(verb, "list")) {
             NEED(cli_get(f, nf, "account"));
             e1 = q(cli_get(f, nf, "account"));
@@ -446,7 +488,8 @@ int cli_api(const char *group, int argc, char **argv)
             if (cli_get(f, nf, "account"))
                 json_object_set_new(body, "account_id", json_string(cli_get(f, nf, "account")));
             if (cli_get(f, nf, "description"))
-                json_object_set_new(body, "description", json_string(cli_get(f, nf, "description")));
+                json_object_set_new(body, "description",
+                                    json_string(cli_get(f, nf, "description")));
             if (!cli_get(f, nf, "iam-id")) {
                 fprintf(stderr, "osbill apikey create: --iam-id is required\n");
                 goto out;
@@ -473,8 +516,8 @@ int cli_api(const char *group, int argc, char **argv)
             NEED(cli_get(f, nf, "account") && cli_get(f, nf, "subject") && cli_get(f, nf, "roles"));
             method = "POST";
             snprintf(path, sizeof path, "/v1/policies");
-            json_t *rattrs = json_pack("[{s:s, s:s}]", "name", "accountId", "value",
-                                       cli_get(f, nf, "account"));
+            json_t *rattrs =
+                json_pack("[{s:s, s:s}]", "name", "accountId", "value", cli_get(f, nf, "account"));
             if (cli_get(f, nf, "service"))
                 json_array_append_new(rattrs, json_pack("{s:s, s:s}", "name", "serviceName",
                                                         "value", cli_get(f, nf, "service")));

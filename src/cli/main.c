@@ -7,39 +7,44 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: osbill COMMAND [options]\n"
-            "\n"
-            "platform:\n"
-            "  init  --data DIR [--email E] [--password P] [--output json]\n"
-            "                           create a data directory and the operator account\n"
-            "  serve --data DIR [--listen 127.0.0.1:8080] [--db URL] [--public-url URL]\n"
-            "        [--log-level debug|info|warn|error] [--access-log]\n"
-            "                           run the platform\n"
-            "client (after login; every command takes --output json):\n"
-            "  login --endpoint URL --apikey KEY\n"
-            "  account   create --name N --kind provider|consumer [--owner-email E --owner-name N\n"
-            "                   --owner-password P] | list | get ID |\n"
-            "            suspend ID | reactivate ID   (operator: disables or enables its instances)\n"
-            "  user      create --account ID --email E --name N --password P | list --account ID\n"
-            "  serviceid create --account ID --name N [--description D] | list --account ID |\n"
-            "            get ID | delete ID\n"
-            "  apikey    create --name N [--iam-id ID] [--account ID] | list [--iam-id ID] |\n"
-            "            get ID | lock ID | unlock ID | delete ID\n"
-            "  policy    create --account ID --subject IAM_ID --roles R1,R2 [--service NAME]\n"
-            "            [--resource ID] | list --account ID | delete ID\n"
-            "  client    create --account ID --name N [--redirect-uri URI]... [--public]\n"
-            "            [--service NAME]\n"
-            "  keys      rotate\n"
-            "  offering  create | list | get | steps | update | delete | iam | redirect-uris |\n"
-            "            visibility | allow | disallow | allowlist | listing | publication |\n"
-            "            reviews | catalog-json | search   (osbill offering --help)\n"
-            "  instance  create | list | get | update | delete | wait   (osbill instance --help)\n"
-            "  key       create | list | get | delete   resource keys: an instance's credentials\n"
-            "  reclamation list | restore | reclaim   deleted instances in their reclamation period\n"
-            "  usage     submit --offering ID -f records.json   (a provider's usage records)\n"
-            "            list [--instance ID] [--month YYYY-MM] ...   (accepted records)\n"
-            "  token                      print a fresh access token\n");
+    fprintf(
+        f,
+        "usage: osbill COMMAND [options]\n"
+        "\n"
+        "platform:\n"
+        "  init  --data DIR [--email E] [--password P] [--output json]\n"
+        "                           create a data directory and the operator account\n"
+        "  serve --data DIR [--listen 127.0.0.1:8080] [--db URL] [--public-url URL]\n"
+        "        [--log-level debug|info|warn|error] [--access-log]\n"
+        "                           run the platform\n"
+        "client (after login; every command takes --output json):\n"
+        "  login --endpoint URL --apikey KEY\n"
+        "  account   create --name N --kind provider|consumer [--owner-email E --owner-name N\n"
+        "                   --owner-password P] | list | get ID |\n"
+        "            suspend ID | reactivate ID   (operator: disables or enables its instances)\n"
+        "  user      create --account ID --email E --name N --password P | list --account ID\n"
+        "  serviceid create --account ID --name N [--description D] | list --account ID |\n"
+        "            get ID | delete ID\n"
+        "  apikey    create --name N [--iam-id ID] [--account ID] | list [--iam-id ID] |\n"
+        "            get ID | lock ID | unlock ID | delete ID\n"
+        "  policy    create --account ID --subject IAM_ID --roles R1,R2 [--service NAME]\n"
+        "            [--resource ID] | list --account ID | delete ID\n"
+        "  client    create --account ID --name N [--redirect-uri URI]... [--public]\n"
+        "            [--service NAME]\n"
+        "  keys      rotate\n"
+        "  offering  create | list | get | steps | update | delete | iam | redirect-uris |\n"
+        "            visibility | allow | disallow | allowlist | listing | publication |\n"
+        "            reviews | catalog-json | search   (osbill offering --help)\n"
+        "  instance  create | list | get | update | delete | wait   (osbill instance --help)\n"
+        "  key       create | list | get | delete   resource keys: an instance's credentials\n"
+        "  reclamation list | restore | reclaim   deleted instances in their reclamation period\n"
+        "  usage     submit --offering ID -f records.json   (a provider's usage records)\n"
+        "            list [--instance ID] [--month YYYY-MM] ...   (accepted records)\n"
+        "  billing   usage MONTH [--account ID] | period MONTH | close MONTH [--force]\n"
+        "  invoice   list [--month M] [--account ID] | show ID [--format csv|html] |\n"
+        "            void ID --reason TEXT\n"
+        "  statement list [--month M] | show ID   (a provider's revenue statements)\n"
+        "  token                      print a fresh access token\n");
 }
 
 int main(int argc, char **argv)
@@ -64,10 +69,16 @@ int main(int argc, char **argv)
         return cli_key(argc - 1, argv + 1);
     if (!strcmp(cmd, "usage"))
         return cli_usage(argc - 1, argv + 1);
+    if (!strcmp(cmd, "billing"))
+        return cli_billing(argc - 1, argv + 1);
+    if (!strcmp(cmd, "invoice"))
+        return cli_invoice(argc - 1, argv + 1);
+    if (!strcmp(cmd, "statement"))
+        return cli_statement(argc - 1, argv + 1);
     if (!strcmp(cmd, "reclamation"))
         return cli_reclamation(argc - 1, argv + 1);
-    static const char *const groups[] = {"account", "user", "serviceid", "apikey", "policy",
-                                         "client", "keys", "token"};
+    static const char *const groups[] = {"account", "user",   "serviceid", "apikey",
+                                         "policy",  "client", "keys",      "token"};
     for (size_t i = 0; i < ARRAY_LEN(groups); i++)
         if (!strcmp(cmd, groups[i]))
             return cli_api(cmd, argc - 1, argv + 1);

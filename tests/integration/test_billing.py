@@ -11,8 +11,10 @@ import calendar
 import csv
 import decimal
 import io
+import json
 import os
 import sqlite3
+import subprocess
 import time
 import unittest
 
@@ -525,6 +527,58 @@ class CloseTest(BillingTest):
         self.assertEqual(D(after["USD"]["provider_share"]) + D(after["USD"]["platform_share"]),
                          new_total)
         self.assertEqual(after["JPY"]["gross"], "8642")
+
+
+class CliTest(BillingTest):
+    """osbill billing|invoice|statement against the same platform."""
+
+    def osbill(self, who, *args):
+        home = os.path.join(self.p.data, "cli-" + who)
+        os.makedirs(home, exist_ok=True)
+        env = dict(os.environ, OSBILL_HOME=home)
+        key = self.p.init["api_key"] if who == "operator" else self.accounts[who]["apikey"]
+        if not os.path.exists(os.path.join(home, ".logged-in")):
+            out = subprocess.run([self.p.bin, "login", "--endpoint", self.p.url, "--apikey", key],
+                                 capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(out.returncode, 0, out)
+            open(os.path.join(home, ".logged-in"), "w").close()
+        out = subprocess.run([self.p.bin] + list(args), capture_output=True, text=True,
+                             timeout=120, env=env)
+        self.assertEqual(out.returncode, 0, (args, out.stdout, out.stderr))
+        return out.stdout
+
+    def test_close_and_read_from_the_command_line(self):
+        cur0, _ = month_range(month_of(now_ms()))
+        month = month_of(month_range(month_of(cur0 - 1))[0] - 1)
+        m0, m1 = month_range(month)
+        inst = self.instance("initech", since=m0)
+        self.accepted(inst, m0 + DAY, m0 + DAY + 10, [("API_CALLS", "12500")])
+
+        j = json.loads(self.osbill("initech", "billing", "usage", month, "--output", "json"))
+        self.assertEqual((j["billable_cost"], j["estimate"]), ("945.00", True))
+        text = self.osbill("initech", "billing", "usage", month)
+        self.assertIn("945.00 USD (estimate so far)", text)
+        self.assertIn("open", self.osbill("operator", "billing", "period", month))
+        text = self.osbill("operator", "billing", "close", month)
+        self.assertIn("%s: closed, 1 invoices, 1 statements" % month, text)
+        text = self.osbill("initech", "invoice", "list")
+        self.assertIn("945.00", text)
+        inv = json.loads(self.osbill("initech", "invoice", "list", "--output", "json"))
+        iid = inv["resources"][0]["id"]
+        csv_text = self.osbill("initech", "invoice", "show", iid, "--format", "csv")
+        self.assertTrue(csv_text.startswith("line,resource_instance_id,"), csv_text)
+        self.assertIn("945.00", csv_text)
+        self.assertIn("<table>", self.osbill("initech", "invoice", "show", iid, "--format",
+                                             "html"))
+        self.assertIn("invoice 1 (invoice, finalized)", self.osbill("initech", "invoice", "show",
+                                                                    iid))
+        text = self.osbill("acme", "statement", "list", "--month", month)
+        self.assertIn("822.15", text)  # 945.00 x 0.87
+        sid = json.loads(self.osbill("acme", "statement", "list", "--output", "json"))[
+            "resources"][0]["id"]
+        self.assertIn(STANDARD, self.osbill("acme", "statement", "show", sid))
+        text = self.osbill("operator", "invoice", "void", iid, "--reason", "a test")
+        self.assertIn("voided %s; credit note" % iid, text)
 
 
 if __name__ == "__main__":
