@@ -21,6 +21,7 @@ bench:
 	@bench/run-token-bench
 	@bench/run-controller-bench
 	@bench/run-metering-bench
+	@bench/run-billing-bench
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -487,22 +487,34 @@ static int add_active(store_tx *tx, const char *instance, int64_t a, int64_t b, 
     return rc;
 }
 
+/* An instance's stretches on subscription plans, each with the start of the next one. An
+ * account's own are found from its instances (an index) rather than by a scan of them all. */
+#define FEE_COLUMNS                                                                                \
+    "SELECT h.instance_id, i.account_id, i.offering_id, h.plan_id, h.from_ms,"                     \
+    " (SELECT min(h2.from_ms) FROM instance_plan_history h2"                                       \
+    "  WHERE h2.instance_id = h.instance_id AND h2.from_ms > h.from_ms)"
+#define FEE_WHERE " WHERE p.kind = 'subscription' AND h.from_ms < ?2"
+#define FEE_ORDER " ORDER BY i.account_id, h.instance_id, h.plan_id, h.from_ms"
+
 /* The platform's monthly fee of subscription plans: for each stretch of an instance on such
  * a plan, the time it was active, prorated over the month (monthlyproration, 1 per month). */
 static int fee_walk(walk *w, const char *account)
 {
     store_stmt *q;
-    int rc = store_query(w->tx,
-                         "SELECT h.instance_id, i.account_id, i.offering_id, h.plan_id, h.from_ms,"
-                         " (SELECT min(h2.from_ms) FROM instance_plan_history h2"
-                         "  WHERE h2.instance_id = h.instance_id AND h2.from_ms > h.from_ms)"
-                         " FROM instance_plan_history h"
-                         " JOIN resource_instances i ON i.guid = h.instance_id"
-                         " JOIN plans p ON p.id = h.plan_id"
-                         " WHERE p.kind = 'subscription' AND h.from_ms < ?2"
-                         " AND (?1 IS NULL OR i.account_id = ?1)"
-                         " ORDER BY i.account_id, h.instance_id, h.plan_id, h.from_ms",
-                         &q, "si", account, w->to);
+    int rc = account
+                 ? store_query(w->tx,
+                               FEE_COLUMNS " FROM resource_instances i"
+                                           " JOIN instance_plan_history h"
+                                           " ON h.instance_id = i.guid"
+                                           " JOIN plans p ON p.id = h.plan_id" FEE_WHERE
+                                           " AND i.account_id = ?1" FEE_ORDER,
+                               &q, "si", account, w->to)
+                 : store_query(w->tx,
+                               FEE_COLUMNS " FROM instance_plan_history h"
+                                           " JOIN resource_instances i"
+                                           " ON i.guid = h.instance_id"
+                                           " JOIN plans p ON p.id = h.plan_id" FEE_WHERE FEE_ORDER,
+                               &q, "si", NULL, w->to);
     if (rc)
         return rc;
     int st;
