@@ -23,6 +23,12 @@ bench:
 	@bench/run-metering-bench
 	@bench/run-billing-bench
 
+demo:
+	@scripts/install-deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DOSBILL_TESTS=OFF >/dev/null
+	@cmake --build build -j$$(nproc) >/dev/null
+	@scripts/demo build
+
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
