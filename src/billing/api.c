@@ -23,6 +23,12 @@ struct billing {
         const char *phase; /* "rating", "finalizing"; NULL when none runs */
         int64_t done, total, started_ms;
     } closing;
+
+    /* Closes a restart cut off (closed to usage, not finalized), finished from the start. */
+    pthread_t resumer;
+    bool resuming;
+    char (*cut_off)[8];
+    size_t ncut_off;
 };
 
 static void progress_start(billing *b, const char *month)
@@ -570,6 +576,43 @@ static int finalize(store_tx *tx, const char *month, const bill_lines *ls, int64
     return rc ? rc : statements_rebuild(tx, month, now, nstatements);
 }
 
+/* Steps 2 and 3 of a close, once month takes no more usage: rates it from one snapshot and
+ * finalizes it, once (a close that ran meanwhile may have done it). Errors that name a line
+ * are logged: the close stopped on the platform's data. */
+static int close_finish(billing *b, const char *month, int64_t now, char *why, size_t whylen)
+{
+    bill_lines ls = {0};
+    store_tx *tx;
+    int rc = store_begin(b->db, false, &tx);
+    if (rc)
+        return rc;
+    progress_start(b, month);
+    bill_progress pg = {on_progress, b};
+    rc = bill_rate(tx, NULL, month, 0, &pg, &ls, why, whylen);
+    progress_phase(b, "finalizing");
+    store_rollback(tx);
+    if (!rc && !(rc = store_begin(b->db, true, &tx))) {
+        period again;
+        int ninv = 0, nst = 0;
+        rc = period_get(tx, month, &again);
+        if (!rc && !again.finalized) {
+            rc = finalize(tx, month, &ls, now, &ninv, &nst);
+            if (!rc)
+                rc = store_exec(tx, "UPDATE billing_periods SET finalized_ms = ? WHERE month = ?",
+                                "is", now, month);
+        }
+        if (!rc)
+            rc = store_commit(tx);
+        else
+            store_rollback(tx);
+    }
+    bill_lines_free(&ls);
+    progress_phase(b, NULL);
+    if (rc == OSB_E_TOOBIG || rc == OSB_E_NOTFOUND)
+        log_error("billing: closing %s stopped: %s", month, why);
+    return rc;
+}
+
 static void period_close(http_req *req, void *ud)
 {
     billing *b = ud;
@@ -642,45 +685,10 @@ static void period_close(http_req *req, void *ud)
         reply_store_error(req);
         return;
     }
-    int ninv = 0, nst = 0;
     char why[400] = "";
-    if (!pd.finalized) {
-        /* Step 2: rate the month from a snapshot in which no more of its usage can arrive. */
-        bill_lines ls = {0};
-        if (store_begin(b->db, false, &tx)) {
-            reply_store_error(req);
-            return;
-        }
-        progress_start(b, month);
-        bill_progress pg = {on_progress, b};
-        rc = bill_rate(tx, NULL, month, 0, &pg, &ls, why, sizeof why);
-        progress_phase(b, "finalizing");
-        store_rollback(tx);
-        /* Step 3: finalize, once: a close that ran meanwhile has done it. */
-        if (!rc && !(rc = store_begin(b->db, true, &tx))) {
-            period again;
-            rc = period_get(tx, month, &again);
-            if (!rc && !again.finalized) {
-                rc = finalize(tx, month, &ls, now, &ninv, &nst);
-                if (!rc)
-                    rc = store_exec(tx,
-                                    "UPDATE billing_periods SET finalized_ms = ? WHERE"
-                                    " month = ?",
-                                    "is", now, month);
-            }
-            if (!rc)
-                rc = store_commit(tx);
-            else
-                store_rollback(tx);
-        }
-        bill_lines_free(&ls);
-        progress_phase(b, NULL);
-        if (rc) {
-            if (rc == OSB_E_TOOBIG || rc == OSB_E_NOTFOUND)
-                log_error("billing: closing %s stopped: %s", month, why);
-            reply_rate_error(req, rc, why);
-            return;
-        }
+    if (!pd.finalized && (rc = close_finish(b, month, now, why, sizeof why))) {
+        reply_rate_error(req, rc, why);
+        return;
     }
     if (store_begin(b->db, false, &tx)) {
         reply_store_error(req);
@@ -1396,6 +1404,57 @@ static void plan_estimate(http_req *req, void *ud)
 
 /* ---------------------------------------------------------------- life cycle */
 
+/* Finishes the closes that were cut off, oldest month first; an operator's POST meanwhile
+ * finishes them as well (whichever finalizes first, the other finds it done). */
+static void *resume_closes(void *ud)
+{
+    billing *b = ud;
+    for (size_t i = 0; i < b->ncut_off; i++) {
+        const char *month = b->cut_off[i];
+        char why[400] = "";
+        log_info("billing: finishing the close of %s, cut off before the restart", month);
+        int rc = close_finish(b, month, time_now_ms(), why, sizeof why);
+        if (rc)
+            log_error("billing: the close of %s is still unfinished (%s); POST"
+                      " /v1/billing/periods/%s/close finishes it",
+                      month, rc == OSB_E_TOOBIG || rc == OSB_E_NOTFOUND ? why : base_strerror(rc),
+                      month);
+        else
+            log_info("billing: the close of %s is finished", month);
+    }
+    return NULL;
+}
+
+/* The months closed to usage whose close did not finalize (the process stopped during it). */
+static int find_cut_off(billing *b)
+{
+    store_tx *tx;
+    store_stmt *q = NULL;
+    int rc = store_begin(b->db, false, &tx);
+    if (rc)
+        return rc;
+    rc = store_query(tx,
+                     "SELECT month FROM billing_periods WHERE state = 'closed' AND"
+                     " finalized_ms IS NULL ORDER BY month",
+                     &q, "");
+    int st = 0;
+    while (!rc && (st = store_step(q)) == STORE_ROW) {
+        char(*v)[8] = realloc(b->cut_off, (b->ncut_off + 1) * sizeof *v);
+        if (!v) {
+            rc = OSB_E_NOMEM;
+            break;
+        }
+        b->cut_off = v;
+        str_copy(v[b->ncut_off++], sizeof *v, store_col_text(q, 0));
+    }
+    if (!rc && st < 0)
+        rc = st;
+    if (q)
+        store_done(q);
+    store_rollback(tx);
+    return rc;
+}
+
 int billing_open(store *db, iam *m, billing **out)
 {
     billing *b = calloc(1, sizeof *b);
@@ -1404,6 +1463,14 @@ int billing_open(store *db, iam *m, billing **out)
     b->db = db;
     b->iam = m;
     pthread_mutex_init(&b->mu, NULL);
+    int rc = find_cut_off(b);
+    if (rc) {
+        log_error("billing: cannot read the billing periods (%s)", base_strerror(rc));
+        billing_close(b);
+        return rc;
+    }
+    if (b->ncut_off)
+        b->resuming = pthread_create(&b->resumer, NULL, resume_closes, b) == 0;
     *out = b;
     return 0;
 }
@@ -1428,6 +1495,9 @@ void billing_close(billing *b)
 {
     if (!b)
         return;
+    if (b->resuming)
+        pthread_join(b->resumer, NULL); /* a close finalizes in one transaction or not at all */
     pthread_mutex_destroy(&b->mu);
+    free(b->cut_off);
     free(b);
 }
