@@ -341,8 +341,8 @@ bool time_month_range(const char *month, int64_t *from, int64_t *to)
     for (int i = 0; i < 7; i++)
         if (i != 4 && (month[i] < '0' || month[i] > '9'))
             return false;
-    int64_t y = (month[0] - '0') * 1000 + (month[1] - '0') * 100 + (month[2] - '0') * 10 +
-                (month[3] - '0');
+    int64_t y =
+        (month[0] - '0') * 1000 + (month[1] - '0') * 100 + (month[2] - '0') * 10 + (month[3] - '0');
     int64_t m = (month[5] - '0') * 10 + (month[6] - '0');
     if (y == 0 || m < 1 || m > 12)
         return false;
@@ -514,7 +514,7 @@ void hex_encode(const void *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int hexval(char c)
+int hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -530,7 +530,7 @@ int url_decode_inplace(char *s)
     char *w = s;
     for (const char *r = s; *r; r++) {
         if (*r == '%') {
-            int hi = hexval(r[1]), lo = hi < 0 ? -1 : hexval(r[2]);
+            int hi = hex_value(r[1]), lo = hi < 0 ? -1 : hex_value(r[2]);
             if (hi < 0 || lo < 0)
                 return OSB_E_INVAL;
             char c = (char)(hi * 16 + lo);

@@ -112,6 +112,7 @@ int b64_decode(const char *in, size_t n, unsigned char *out, size_t outsz) WARN_
 int b64url_encode(const void *in, size_t n, char *out, size_t outsz) WARN_UNUSED;
 int b64url_decode(const char *in, size_t n, unsigned char *out, size_t outsz) WARN_UNUSED;
 void hex_encode(const void *in, size_t n, char *out); /* out needs 2n+1 bytes */
+int hex_value(char c); /* 0 to 15 for a hex digit (either case), -1 otherwise */
 /* Percent-decodes in place ("%2F" -> "/"); '+' stays '+'. Fails on a bad escape or an
  * embedded NUL. Returns the new length or OSB_E_INVAL. */
 int url_decode_inplace(char *s) WARN_UNUSED;

@@ -50,24 +50,13 @@ static int push(parser *ps, const jd_value *v)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool read_u4(parser *ps, unsigned *out)
 {
     if (ps->end - ps->p < 4)
         return false;
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(ps->p[i]);
+        int h = hex_value(ps->p[i]);
         if (h < 0)
             return false;
         v = v << 4 | (unsigned)h;

@@ -126,6 +126,18 @@ static void reply_rate_error(http_req *req, int rc, const char *why)
         reply_store_error(req);
 }
 
+/* The operator's own requests: false (answered) for anyone else. */
+static bool operator_only(billing *b, http_req *req, iam_principal *p, const char *refusal)
+{
+    if (!iam_authenticate(b->iam, req, p))
+        return false;
+    if (!p->operator) {
+        http_reply_error(req, 403, "forbidden", refusal, NULL);
+        return false;
+    }
+    return true;
+}
+
 /* ---------------------------------------------------------------- periods */
 
 typedef struct {
@@ -618,13 +630,8 @@ static void period_close(http_req *req, void *ud)
     billing *b = ud;
     const char *month = req->params[0];
     iam_principal p;
-    if (!iam_authenticate(b->iam, req, &p))
+    if (!operator_only(b, req, &p, "Only the platform's operator closes a month."))
         return;
-    if (!p.operator) {
-        http_reply_error(req, 403, "forbidden", "Only the platform's operator closes a month.",
-                         NULL);
-        return;
-    }
     int64_t from, to;
     if (!month_ok(req, month, &from, &to))
         return;
@@ -1059,13 +1066,8 @@ static void invoice_void(http_req *req, void *ud)
     billing *b = ud;
     const char *id = req->params[0];
     iam_principal p;
-    if (!iam_authenticate(b->iam, req, &p))
+    if (!operator_only(b, req, &p, "Only the platform's operator voids an invoice."))
         return;
-    if (!p.operator) {
-        http_reply_error(req, 403, "forbidden", "Only the platform's operator voids an invoice.",
-                         NULL);
-        return;
-    }
     json_t *body = http_json_body(req);
     if (!body)
         return;
