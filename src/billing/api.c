@@ -35,7 +35,7 @@ static void progress_start(billing *b, const char *month)
 {
     pthread_mutex_lock(&b->mu);
     str_copy(b->closing.month, sizeof b->closing.month, month);
-    b->closing.phase = "rating";
+    b->closing.phase = "counting"; /* until the walks know how much they will visit */
     b->closing.done = b->closing.total = 0;
     b->closing.started_ms = time_now_ms();
     pthread_mutex_unlock(&b->mu);
@@ -52,6 +52,7 @@ static void on_progress(void *ud, int64_t done, int64_t total)
 {
     billing *b = ud;
     pthread_mutex_lock(&b->mu);
+    b->closing.phase = "rating";
     b->closing.done = done;
     b->closing.total = total;
     pthread_mutex_unlock(&b->mu);

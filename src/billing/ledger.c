@@ -557,6 +557,8 @@ int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_
         w.days = (int)((now_ms - w.from) / DAY_MS) + 1;
     why[0] = '\0';
     int rc = pg ? count_work(&w, account) : 0;
+    if (!rc && pg)
+        pg->fn(pg->ud, 0, w.total); /* counted: rating begins */
     if (!rc)
         rc = usage_walk(&w, account);
     int frc = flush_group(&w.g, out, why, whylen); /* clears the group's usage in any case */

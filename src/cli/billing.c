@@ -136,7 +136,11 @@ static void draw(const json_t *pg)
     for (int i = 0; i < 30; i++)
         bar[i] = i < pct * 30 / 100 ? '#' : ' ';
     bar[30] = '\0';
-    fprintf(stderr, "\r[%s] %3d%%  %s %lld of %lld   ", bar, pct, phase ? phase : "", done, total);
+    if (total > 0)
+        fprintf(stderr, "\r[%s] %3d%%  %s %lld of %lld   ", bar, pct, phase ? phase : "", done,
+                total);
+    else
+        fprintf(stderr, "\r[%s] %3d%%  %s   ", bar, pct, phase ? phase : "");
     fflush(stderr);
 }
 

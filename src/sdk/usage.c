@@ -39,6 +39,8 @@ struct sdk_usage {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stopping, kick;
+    bool urgent;         /* a flush asked: the next attempt goes now, whatever backoff a send in
+                          * flight when it asked sets */
     bool in_round;       /* the thread is collecting or sending */
     int64_t retry_at_ms; /* no request before this (backoff); 0: now */
     uint64_t rounds;     /* rounds finished, for osb_usage_flush */
@@ -565,7 +567,8 @@ static bool send_round(sdk_usage *u, int64_t deadline_ms)
     for (;;) {
         int64_t now = time_now_ms();
         pthread_mutex_lock(&u->mu);
-        bool wait = now < u->retry_at_ms;
+        bool wait = now < u->retry_at_ms && !u->urgent;
+        u->urgent = false;
         pthread_mutex_unlock(&u->mu);
         if (wait || (deadline_ms && now >= deadline_ms))
             return false;
@@ -719,6 +722,7 @@ int osb_usage_flush(osb_broker *b, unsigned timeout_ms, osb_usage_stats *stats)
         /* A round that starts after this moment sees every record spooled before it. */
         uint64_t want = u->rounds + (u->in_round ? 2 : 1);
         u->kick = true;
+        u->urgent = true;
         u->retry_at_ms = 0;
         pthread_cond_broadcast(&u->cv);
         while (u->rounds < want && !u->stopping && time_now_ms() < deadline)
