@@ -115,14 +115,21 @@ class CloseProgressTest(unittest.TestCase):
         t = threading.Thread(target=close, daemon=True)
         t.start()
         deadline = time.time() + 60
+        polls = []  # (when, how long, what), for a failure's message
         while time.time() < deadline:
+            t0 = time.time()
             _, got = self.bench.request(self.p.port, "GET", path, self.op)
             pg = got.get("progress")
-            if pg and pg["phase"] == "rating" and pg["done"] > 0:
+            polls.append((round(t0 % 100, 3), round(time.time() - t0, 3), got["state"],
+                          pg and (pg["phase"], pg["done"])))
+            # closed to usage, being rated: nothing issued yet
+            if pg and pg["phase"] in ("counting", "rating"):
                 break
-            time.sleep(0.02)
+            if got["state"] == "closed" and got.get("finalized_at"):
+                self.fail("the close ended before it was seen: %r" % polls[-50:])
+            time.sleep(0.005)
         else:
-            self.fail("no close in progress: %r" % got)
+            self.fail("no close in progress: %r" % polls[-50:])
         self.assertEqual(got["state"], "closing", got)
         self.p.kill()
         t.join(30)
