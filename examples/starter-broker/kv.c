@@ -60,7 +60,12 @@ static const char schema[] =
      * and the storage peak since start_ms, until the period of start_ms is over. */
     "CREATE TABLE IF NOT EXISTS usage_open (instance_id TEXT NOT NULL, plan_id TEXT NOT NULL,"
     " start_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, calls INTEGER NOT NULL,"
-    " peak_bytes INTEGER NOT NULL, PRIMARY KEY (instance_id, plan_id));";
+    " peak_bytes INTEGER NOT NULL, PRIMARY KEY (instance_id, plan_id));"
+    /* The platform's support deliveries received, one row per (delivery, signed time): a
+     * retry has a new time, a replay the same. */
+    "CREATE TABLE IF NOT EXISTS support_received (delivery_id TEXT NOT NULL, t INTEGER NOT NULL,"
+    " event TEXT NOT NULL, case_id TEXT NOT NULL, body TEXT NOT NULL, received_ms INTEGER NOT"
+    " NULL, PRIMARY KEY (delivery_id, t));";
 
 /* The last period (its start) for which a namespace's usage was spooled: a period without
  * calls still gets its storage record. */
@@ -199,6 +204,7 @@ typedef enum {
     W_DEL,
     W_METER,
     W_ROLL,
+    W_SUPPORT,
 } wkind;
 
 /* One write: its kind and arguments. Deferred ones (in a call) own copies of their strings. */
@@ -484,6 +490,11 @@ static int apply(struct sqlite3 *db, void *ud)
     case W_PUT: return put(k, db, w);
     case W_DEL: return del(k, db, w);
     case W_METER: return meter(k, db, w);
+    case W_SUPPORT: /* key: the delivery, a: its signed time, b: now; KV_EXISTS: a replay */
+        return run(k, db,
+                   "INSERT INTO support_received (delivery_id, t, event, case_id, body,"
+                   " received_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                   "sissbi", w->key, w->a, w->binding, w->instance, w->val, w->n, w->b);
     case W_ROLL: /* a: before this, b: the period that just ended (-1: none, stopping) */
         rc = roll(k, db, NULL, w->a);
         return rc || w->b < 0 ? rc : roll_idle(k, db, w->b);
@@ -758,6 +769,66 @@ int kv_usage(kv *k, const char *instance, char **out)
                                            sqlite3_column_text(st, 1), "hour",
                                            (json_int_t)sqlite3_column_int64(st, 2), "quantity",
                                            (json_int_t)sqlite3_column_int64(st, 3)));
+    unprep(st);
+    pthread_mutex_unlock(&k->rmu);
+    *out = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return *out ? KV_OK : KV_ERR;
+}
+
+int kv_support_receive(kv *k, const char *delivery, int64_t t, const char *event,
+                       const char *case_id, const void *body, size_t n, int64_t now, bool *again)
+{
+    *again = false;
+    wop w = {.k = k,
+             .kind = W_SUPPORT,
+             .key = (char *)delivery,
+             .binding = (char *)event,
+             .instance = (char *)case_id,
+             .val = body,
+             .n = n,
+             .a = t,
+             .b = now};
+    int rc = submit(k, NULL, &w);
+    if (rc != KV_OK)
+        return rc;
+    pthread_mutex_lock(&k->rmu);
+    sqlite3_stmt *st = rprep(k, "SELECT count(*) FROM support_received WHERE delivery_id = ?");
+    if (st) {
+        sqlite3_bind_text(st, 1, delivery, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *again = sqlite3_column_int64(st, 0) > 1;
+        unprep(st);
+    }
+    pthread_mutex_unlock(&k->rmu);
+    return KV_OK;
+}
+
+int kv_support_list(kv *k, char **out)
+{
+    sqlite3_stmt *st;
+    json_t *a = json_array();
+    pthread_mutex_lock(&k->rmu);
+    if (!(st = rprep(k,
+                     "SELECT delivery_id, event, case_id, count(*), min(received_ms),"
+                     " (SELECT body FROM support_received r WHERE r.delivery_id ="
+                     " s.delivery_id ORDER BY t DESC LIMIT 1)"
+                     " FROM support_received s GROUP BY delivery_id ORDER BY min(received_ms)"))) {
+        pthread_mutex_unlock(&k->rmu);
+        json_decref(a);
+        return KV_ERR;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *body = (const char *)sqlite3_column_text(st, 5);
+        json_t *payload = body ? json_loads(body, 0, NULL) : NULL;
+        json_array_append_new(
+            a,
+            json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "delivery_id", sqlite3_column_text(st, 0),
+                      "event", sqlite3_column_text(st, 1), "case_id", sqlite3_column_text(st, 2),
+                      "received", (json_int_t)sqlite3_column_int64(st, 3), "first_received_ms",
+                      (json_int_t)sqlite3_column_int64(st, 4), "payload",
+                      payload ? payload : json_null()));
+    }
     unprep(st);
     pthread_mutex_unlock(&k->rmu);
     *out = json_dumps(a, JSON_COMPACT);

@@ -31,19 +31,19 @@ void kv_close(kv *k);
 
 /* The writes that take an osb_call run in the transaction that records that call: KV_OK
  * means queued, and the call fails if the write then does (see osb_call_write). */
-int kv_ns_create(kv *k, osb_call *c, const char *instance, const char *plan_id,
-                 int64_t max_keys, int64_t max_value, int64_t now, int64_t ready_at);
+int kv_ns_create(kv *k, osb_call *c, const char *instance, const char *plan_id, int64_t max_keys,
+                 int64_t max_value, int64_t now, int64_t ready_at);
 int kv_ns_get(kv *k, const char *instance, kv_namespace *out);
-int kv_ns_update(kv *k, osb_call *c, const char *instance, const char *plan_id,
-                 int64_t max_keys, int64_t max_value);
+int kv_ns_update(kv *k, osb_call *c, const char *instance, const char *plan_id, int64_t max_keys,
+                 int64_t max_value);
 int kv_ns_set_enabled(kv *k, osb_call *c, const char *instance, bool enabled);
 int kv_ns_mark_deleting(kv *k, osb_call *c, const char *instance, int64_t deleting_at);
 /* Removes the namespace, its keys and its API keys. */
 int kv_ns_purge(kv *k, osb_call *c, const char *instance);
 
 /* API keys are stored as SHA-256 digests; the key itself is only ever shown once. */
-int kv_apikey_add(kv *k, osb_call *c, const char *instance, const char *binding,
-                  const char *apikey, const char *role);
+int kv_apikey_add(kv *k, osb_call *c, const char *instance, const char *binding, const char *apikey,
+                  const char *role);
 int kv_apikey_remove(kv *k, osb_call *c, const char *instance, const char *binding);
 /* KV_OK with the key's role when the presented key belongs to the instance. */
 int kv_apikey_check(kv *k, const char *apikey, const char *instance, char role[16]);
@@ -67,5 +67,14 @@ void kv_submit_usage(kv *k, int64_t period_ms);
 int kv_collect_usage(kv *k, int64_t now_ms, bool final);
 /* JSON text (malloc'd) of the usage counted for an instance: [{measure, hour, quantity}]. */
 int kv_usage(kv *k, const char *instance, char **json);
+
+/* Records a support delivery from the platform (its signature already checked): KV_EXISTS
+ * when this very (delivery, t) was received before, a replay; *again when the delivery was
+ * received before at another time (the platform retried: acknowledge it again). */
+int kv_support_receive(kv *k, const char *delivery, int64_t t, const char *event,
+                       const char *case_id, const void *body, size_t n, int64_t now, bool *again);
+/* JSON text (malloc'd) of the deliveries received: [{delivery_id, event, case_id, received,
+ * first_received_ms, payload}], oldest first. */
+int kv_support_list(kv *k, char **json);
 
 #endif

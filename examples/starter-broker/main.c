@@ -30,7 +30,8 @@ typedef struct {
     char public_url[1024];
     int async_ms;
     char platform[512];
-    bool dashboards; /* dashboard SSO is configured */
+    bool dashboards;      /* dashboard SSO is configured */
+    char *support_secret; /* the offering's support webhook secret: POST /support/webhook */
 } starter;
 
 static int64_t now_ms(void)
@@ -440,6 +441,75 @@ static void usage_flush(osb_http *h, void *ud)
     json_decref(j);
 }
 
+/* ---------------------------------------------------------------- support */
+
+/* POST /support/webhook: the platform's delivery of a support case of this offering. The
+ * signature must hold over the body and a time within the window, and a (delivery, time)
+ * seen before is a replay; a retry of a delivery (a new time) is acknowledged again. */
+static void support_webhook(osb_http *h, void *ud)
+{
+    starter *s = ud;
+    size_t n = 0;
+    const void *body = osb_http_body(h, &n);
+    const char *id = osb_http_header(h, "X-Osbill-Delivery");
+    const char *event = osb_http_header(h, "X-Osbill-Event");
+    int64_t t = 0;
+    osb_webhook_verdict v = osb_webhook_verify(
+        s->support_secret, osb_http_header(h, "X-Osbill-Signature"), body, n, 0, 0, &t);
+    if (v != OSB_WEBHOOK_OK) {
+        const char *why = v == OSB_WEBHOOK_STALE       ? "the signed time is outside the window"
+                          : v == OSB_WEBHOOK_MALFORMED ? "no valid X-Osbill-Signature header"
+                                                       : "the signature does not match";
+        fprintf(stderr, "starter-broker: support delivery refused: %s\n", why);
+        osb_http_reply_error(h, 401, "Unauthorized", why);
+        return;
+    }
+    json_t *j = json_loadb(body, n, 0, NULL);
+    const char *case_id = json_string_value(json_object_get(json_object_get(j, "case"), "id"));
+    const char *inner = json_string_value(json_object_get(j, "delivery_id"));
+    if (!id || !event || !case_id || !inner || strcmp(id, inner) != 0 || strlen(id) > 64) {
+        json_decref(j);
+        osb_http_reply_error(h, 400, "BadRequest", "Not a support delivery.");
+        return;
+    }
+    bool again = false;
+    int rc = kv_support_receive(s->kv, id, t, event, case_id, body, n, now_ms(), &again);
+    if (rc == KV_EXISTS) {
+        json_decref(j);
+        fprintf(stderr, "starter-broker: support delivery %s refused: a replay\n", id);
+        osb_http_reply_error(h, 409, "Replayed", "This delivery was received already.");
+        return;
+    }
+    if (rc != KV_OK) {
+        json_decref(j);
+        osb_http_reply_error(h, 503, NULL, "The storage backend is unavailable.");
+        return;
+    }
+    printf("starter-broker: support %s for case %s (%s)%s\n", event, case_id,
+           json_string_value(json_object_get(json_object_get(j, "case"), "subject")),
+           again ? ", again" : "");
+    fflush(stdout);
+    json_decref(j);
+    json_t *ack = json_pack("{s:s, s:b}", "received", id, "again", again);
+    osb_http_reply_json(h, 200, ack);
+    json_decref(ack);
+}
+
+/* GET /support/cases: the deliveries received (broker credentials required). */
+static void support_cases(osb_http *h, void *ud)
+{
+    starter *s = ud;
+    if (!provider_only(s, h))
+        return;
+    char *json = NULL;
+    if (kv_support_list(s->kv, &json) != KV_OK) {
+        osb_http_reply_error(h, 500, NULL, "The storage backend is unavailable.");
+        return;
+    }
+    osb_http_reply(h, 200, "application/json", json, strlen(json));
+    free(json);
+}
+
 static void healthz(osb_http *h, void *ud)
 {
     osb_http_reply(h, 200, "application/json", "{\"status\":\"ok\"}", 15);
@@ -610,6 +680,9 @@ static void usage(FILE *f)
             "                         submitted to the platform's metering\n"
             "  --usage-period N       seconds of usage per record (default 3600)\n"
             "  --usage-timeout N      seconds a metering request may take (default 10)\n"
+            "  --support-secret S     the offering's support webhook secret (or\n"
+            "                         OSB_SUPPORT_SECRET): receives its cases at\n"
+            "                         POST /support/webhook (GET /support/cases lists them)\n"
             "  --threads N            worker threads (default 4 per core)\n"
             "  --access-log           log one line per request\n");
 }
@@ -634,6 +707,7 @@ int main(int argc, char **argv)
                                          {"usage-apikey", required_argument, 0, 'k'},
                                          {"usage-period", required_argument, 0, 'y'},
                                          {"usage-timeout", required_argument, 0, 'w'},
+                                         {"support-secret", required_argument, 0, 'S'},
                                          {0, 0, 0, 0}};
     const char *listen = "127.0.0.1:8090", *data = NULL, *catalog = STARTER_CATALOG;
     const char *user = getenv("OSB_BROKER_USER"), *password = getenv("OSB_BROKER_PASSWORD");
@@ -642,6 +716,10 @@ int main(int argc, char **argv)
     char *sso_secret =
         getenv("OSB_SSO_CLIENT_SECRET") ? strdup(getenv("OSB_SSO_CLIENT_SECRET")) : NULL;
     char *usage_key = getenv("OSB_USAGE_APIKEY") ? strdup(getenv("OSB_USAGE_APIKEY")) : NULL;
+    /* A fixed buffer rather than a copy on the heap: nothing to free on the early exits. */
+    static char support_secret[256];
+    snprintf(support_secret, sizeof support_secret, "%s",
+             getenv("OSB_SUPPORT_SECRET") ? getenv("OSB_SUPPORT_SECRET") : "");
     long usage_period_s = 3600, usage_timeout_s = 10, v = 0;
     bool ok = true;
     double async_s = 3;
@@ -688,6 +766,10 @@ int main(int argc, char **argv)
         case 'y': ok = whole("--usage-period", optarg, 1, 86400, "seconds", &usage_period_s); break;
         case 'w': ok = whole("--usage-timeout", optarg, 1, 300, "seconds", &usage_timeout_s); break;
         case 'A': access_log = true; break;
+        case 'S':
+            snprintf(support_secret, sizeof support_secret, "%s", optarg);
+            memset(optarg, 'x', strlen(optarg));
+            break;
         case 'i': sso_id = optarg; break;
         case 's':
             free(sso_secret);
@@ -739,6 +821,7 @@ int main(int argc, char **argv)
     }
 
     starter s = {.async_ms = (int)(async_s * 1000), .dashboards = sso};
+    s.support_secret = support_secret[0] ? support_secret : NULL;
     snprintf(s.platform, sizeof s.platform, "%s", platform ? platform : "");
     if (public_url)
         snprintf(s.public_url, sizeof s.public_url, "%s", public_url);
@@ -790,6 +873,10 @@ int main(int argc, char **argv)
     rc = rc || osb_http_route(s.broker, OSB_GET, "/usage/:instance", usage_get, &s);
     rc = rc || osb_http_route(s.broker, OSB_POST, "/usage/flush", usage_flush, &s);
     rc = rc || osb_http_route(s.broker, OSB_GET, "/healthz", healthz, &s);
+    if (s.support_secret) {
+        rc = rc || osb_http_route(s.broker, OSB_POST, "/support/webhook", support_webhook, &s);
+        rc = rc || osb_http_route(s.broker, OSB_GET, "/support/cases", support_cases, &s);
+    }
     char callback[1100];
     if (!rc && sso) {
         snprintf(callback, sizeof callback, "%s/sso/callback", s.public_url);
@@ -848,5 +935,6 @@ int main(int argc, char **argv)
     fflush(stdout);
     osb_broker_stop(s.broker);
     kv_close(s.kv);
+    explicit_bzero(support_secret, sizeof support_secret);
     return 0;
 }

@@ -48,33 +48,33 @@ typedef enum {
  * callback only; absent values are NULL. */
 struct osb_call {
     osb_call_kind kind;
-    osb_call_kind op_kind;       /* for OSB_LAST_OPERATION: the kind of operation polled */
-    const char *instance_id;     /* decoded (an IBM CRN arrives URL-encoded) */
-    const char *binding_id;      /* bind, unbind, fetch binding */
+    osb_call_kind op_kind;   /* for OSB_LAST_OPERATION: the kind of operation polled */
+    const char *instance_id; /* decoded (an IBM CRN arrives URL-encoded) */
+    const char *binding_id;  /* bind, unbind, fetch binding */
     const char *service_id;
-    const char *plan_id;         /* the requested plan (update: the new plan, or the current one) */
+    const char *plan_id; /* the requested plan (update: the new plan, or the current one) */
     const char *previous_plan_id; /* update: the plan before the change */
-    const json_t *parameters;    /* validated against the plan's schema */
-    const json_t *context;       /* e.g. {"platform","account_id","crn",...} */
+    const json_t *parameters;     /* validated against the plan's schema */
+    const json_t *context;        /* e.g. {"platform","account_id","crn",...} */
     const json_t *previous_values;
     const json_t *maintenance_info;
     const json_t *bind_resource;
-    const char *app_guid;        /* bind_resource.app_guid or the deprecated app_guid */
+    const char *app_guid;               /* bind_resource.app_guid or the deprecated app_guid */
     const char *predecessor_binding_id; /* bind: rotating credentials of that binding */
     const char *organization_guid;
     const char *space_guid;
-    const char *operation;       /* last_operation: the provider's operation id */
+    const char *operation; /* last_operation: the provider's operation id */
     bool accepts_incomplete;
-    bool enabled;                /* the instance's IBM enablement */
-    const char *initiator_id;    /* enable/disable */
-    const char *reason_code;     /* enable/disable */
-    const char *api_version;     /* "2.17" */
+    bool enabled;                     /* the instance's IBM enablement */
+    const char *initiator_id;         /* enable/disable */
+    const char *reason_code;          /* enable/disable */
+    const char *api_version;          /* "2.17" */
     const char *originating_platform; /* from X-Broker-API-Originating-Identity */
     const json_t *originating_identity;
-    const char *request_identity; /* X-Broker-API-Request-Identity */
-    const json_t *service;       /* the catalog's service offering */
-    const json_t *plan;          /* the catalog's plan */
-    void *user;                  /* osb_config.user */
+    const char *request_identity;   /* X-Broker-API-Request-Identity */
+    const json_t *service;          /* the catalog's service offering */
+    const json_t *plan;             /* the catalog's plan */
+    void *user;                     /* osb_config.user */
     struct osb_call_result *result; /* private: written by the setters below */
 };
 
@@ -85,12 +85,15 @@ struct osb_call {
  * and fail with OSB_ASYNC_REQUIRED otherwise. */
 void osb_set_async(osb_call *c, const char *operation);
 void osb_set_dashboard_url(osb_call *c, const char *url);
-/* Takes ownership of j. Metadata: instance {labels, attributes}, binding {expires_at, renew_before}. */
+/* Takes ownership of j. Metadata: instance {labels, attributes}, binding {expires_at,
+ * renew_before}. */
 void osb_set_metadata(osb_call *c, json_t *j);
 /* bind: takes ownership of the credentials object; stored encrypted, returned on identical
  * PUTs and GETs, never logged. */
 void osb_set_credentials(osb_call *c, json_t *credentials);
-void osb_set_binding_extra(osb_call *c, const char *field, json_t *value); /* syslog_drain_url, route_service_url, volume_mounts, endpoints */
+void osb_set_binding_extra(
+    osb_call *c, const char *field,
+    json_t *value); /* syslog_drain_url, route_service_url, volume_mounts, endpoints */
 /* last_operation: where the operation stands; retry_after_s 0 = no Retry-After header. */
 void osb_set_state(osb_call *c, osb_op_state state, const char *description, int retry_after_s);
 /* OSB_STATE: whether the instance is active and when it last was (ms since the epoch). */
@@ -129,16 +132,16 @@ int osb_write(osb_broker *b, osb_write_fn fn, void *ud);
 /* The state database's path (data_dir + "/broker.db"), for the provider's readers. */
 const char *osb_state_path(const osb_broker *b);
 
-#define OSB_ASYNC_REQUIRED "AsyncRequired"
-#define OSB_CONCURRENCY_ERROR "ConcurrencyError"
-#define OSB_REQUIRES_APP "RequiresApp"
+#define OSB_ASYNC_REQUIRED            "AsyncRequired"
+#define OSB_CONCURRENCY_ERROR         "ConcurrencyError"
+#define OSB_REQUIRES_APP              "RequiresApp"
 #define OSB_MAINTENANCE_INFO_CONFLICT "MaintenanceInfoConflict"
 
 typedef struct {
     int (*provision)(osb_call *c);
-    int (*update)(osb_call *c);      /* NULL: plan changes and parameter updates are refused */
+    int (*update)(osb_call *c); /* NULL: plan changes and parameter updates are refused */
     int (*deprovision)(osb_call *c);
-    int (*bind)(osb_call *c);        /* NULL: nothing is bindable */
+    int (*bind)(osb_call *c); /* NULL: nothing is bindable */
     int (*unbind)(osb_call *c);
     /* Polls an operation that a callback above reported as async; call->operation and
      * call->op_kind say which. Sets osb_set_state(). NULL: operations finish only through
@@ -163,11 +166,11 @@ typedef struct {
     const char *password;
     osb_token_verifier verify_token;
     void *verify_token_ud;
-    unsigned threads;         /* 0 = one per core */
-    size_t max_body;          /* 0 = 1 MiB */
+    unsigned threads; /* 0 = one per core */
+    size_t max_body;  /* 0 = 1 MiB */
     bool access_log;
-    const char *name;         /* for logs */
-    void *user_data;          /* handed to callbacks as call->user */
+    const char *name; /* for logs */
+    void *user_data;  /* handed to callbacks as call->user */
     /* The platform's base URL, e.g. "http://127.0.0.1:8080". When set, requests may carry
      * "Authorization: Bearer <JWT>" issued by the platform's IAM: RS256, signed by a key of
      * platform_url + "/identity/keys" (cached; fetched at start, every few minutes, and at
@@ -183,8 +186,8 @@ typedef struct {
 
 /* Loads and validates the catalog (the error names the offending JSON path), opens the
  * state, and starts serving. err (may be NULL) receives a message on failure. */
-int osb_broker_start(const osb_config *cfg, const osb_callbacks *cb, osb_broker **out,
-                     char *err, size_t errlen);
+int osb_broker_start(const osb_config *cfg, const osb_callbacks *cb, osb_broker **out, char *err,
+                     size_t errlen);
 unsigned osb_broker_port(const osb_broker *b);
 /* The loaded catalog ({"services": [...]}); owned by the broker. */
 const json_t *osb_broker_catalog(const osb_broker *b);
@@ -210,7 +213,7 @@ int osb_broker_run(osb_broker *b, const osb_config *cfg, const osb_callbacks *cb
                    size_t errlen);
 
 const char *osb_http_method(osb_http *h);
-const char *osb_http_param(osb_http *h, int i);       /* decoded path parameter */
+const char *osb_http_param(osb_http *h, int i); /* decoded path parameter */
 const char *osb_http_header(osb_http *h, const char *name);
 const char *osb_http_query(osb_http *h, const char *name);
 const void *osb_http_body(osb_http *h, size_t *len);
@@ -228,13 +231,13 @@ bool osb_http_authorized(osb_broker *b, osb_http *h);
  * database first, in the provider's own transaction if it likes, and a background thread
  * sends them in batches of up to 100. A 201 or a 409 (already accepted: a retry of a record
  * that was delivered before a crash) takes a record off the spool; a 400 or a 404 (or a 400,
- * 413 or 415 for the whole request) moves it to the table osb_usage_rejected (with the platform's status, code and message, logged once)
- * and it is never sent again; a 5xx, a timeout, a broken answer or a platform that cannot be
- * reached keeps the batch on the spool, retried with exponential backoff and jitter. Spooled
- * records survive restarts of the broker and outages of the platform; osb_broker_stop sends
- * what it can before it returns, and the rest goes on the next start. A record's signature
- * (instance, consumer, plan, region, start, end) is its identity at the platform: two
- * different records must not share one. */
+ * 413 or 415 for the whole request) moves it to the table osb_usage_rejected (with the platform's
+ * status, code and message, logged once) and it is never sent again; a 5xx, a timeout, a broken
+ * answer or a platform that cannot be reached keeps the batch on the spool, retried with
+ * exponential backoff and jitter. Spooled records survive restarts of the broker and outages of the
+ * platform; osb_broker_stop sends what it can before it returns, and the rest goes on the next
+ * start. A record's signature (instance, consumer, plan, region, start, end) is its identity at the
+ * platform: two different records must not share one. */
 typedef struct {
     const char *measure;  /* a metric id of the plan, e.g. "API_CALLS" */
     const char *quantity; /* a decimal, exact as written: -?(0|[1-9][0-9]*)(\.[0-9]+)? */
@@ -260,14 +263,14 @@ typedef struct {
     /* required: an API key of a service ID (or a user) of the provider account that owns
      * the offering, exchanged for the platform's tokens; kept in memory only, never logged */
     const char *api_key;
-    const char *platform_url; /* NULL: osb_config's platform_url */
-    const char *resource_id;  /* the offering's catalog service id; NULL: the catalog's first */
-    unsigned batch_max;       /* records per request, 1 to 100; 0 = 100 */
-    unsigned interval_ms;     /* how often the spool is looked at; 0 = 1000 */
-    unsigned timeout_ms;      /* per request to the platform; 0 = 10000 */
-    unsigned backoff_min_ms;  /* the first retry's delay; 0 = 500 */
-    unsigned backoff_max_ms;  /* the delay doubles up to this; 0 = 60000 */
-    unsigned stop_flush_ms;   /* how long osb_broker_stop keeps sending; 0 = 5000 */
+    const char *platform_url;     /* NULL: osb_config's platform_url */
+    const char *resource_id;      /* the offering's catalog service id; NULL: the catalog's first */
+    unsigned batch_max;           /* records per request, 1 to 100; 0 = 100 */
+    unsigned interval_ms;         /* how often the spool is looked at; 0 = 1000 */
+    unsigned timeout_ms;          /* per request to the platform; 0 = 10000 */
+    unsigned backoff_min_ms;      /* the first retry's delay; 0 = 500 */
+    unsigned backoff_max_ms;      /* the delay doubles up to this; 0 = 60000 */
+    unsigned stop_flush_ms;       /* how long osb_broker_stop keeps sending; 0 = 5000 */
     osb_usage_collect_fn collect; /* may be NULL */
     void *collect_ud;
 } osb_usage_config;
@@ -287,11 +290,11 @@ int osb_usage_spool(struct sqlite3 *db, const osb_usage_record *r);
 int osb_usage_submit(osb_broker *b, const osb_usage_record *r);
 
 typedef struct {
-    int64_t spooled;    /* records waiting on the spool */
-    int64_t rejected;   /* records in osb_usage_rejected */
-    uint64_t accepted;  /* since the start: answered 201 */
-    uint64_t duplicates; /* since the start: answered 409 */
-    uint64_t failures;  /* since the start: requests that will be retried */
+    int64_t spooled;         /* records waiting on the spool */
+    int64_t rejected;        /* records in osb_usage_rejected */
+    uint64_t accepted;       /* since the start: answered 201 */
+    uint64_t duplicates;     /* since the start: answered 409 */
+    uint64_t failures;       /* since the start: requests that will be retried */
     int64_t last_success_ms; /* the last answer from the platform (0: none yet) */
 } osb_usage_stats;
 
@@ -304,9 +307,9 @@ int osb_usage_flush(osb_broker *b, unsigned timeout_ms, osb_usage_stats *stats);
  * authorization code flow with PKCE S256), then allowed per instance by the platform's
  * access policies (POST /v2/authz). */
 typedef struct {
-    const char *platform_url;   /* required: the platform's base URL */
-    const char *client_id;      /* required: the offering's dashboard client at the platform */
-    const char *client_secret;  /* required; kept in memory only, never logged */
+    const char *platform_url;  /* required: the platform's base URL */
+    const char *client_id;     /* required: the offering's dashboard client at the platform */
+    const char *client_secret; /* required; kept in memory only, never logged */
     /* This broker's GET /sso/callback as the browser reaches it, registered exactly with the
      * client, e.g. "https://kv.example.com/sso/callback". NULL = http://<listen address>
      * /sso/callback with the port actually bound. */
@@ -341,6 +344,29 @@ int osb_sso_enable(osb_broker *b, const osb_sso_config *cfg);
  * (a few seconds at most). */
 bool osb_sso_require(osb_broker *b, osb_http *h, const char *instance_id, const char *action,
                      osb_sso_user *out);
+
+/* ---- support: the platform delivers the support cases of the provider's offering to its
+ * webhook (PUT /v1/offerings/{id}/support/webhook sets it and shows its secret once) as a
+ * JSON POST with the headers
+ *   X-Osbill-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 with the secret of "<t>.<body>">
+ *   X-Osbill-Delivery: the delivery's id (the same on every retry of it)
+ *   X-Osbill-Event: case.created or case.updated
+ * An answer 2xx acknowledges a delivery; anything else has it retried, with backoff. */
+typedef enum {
+    OSB_WEBHOOK_OK = 0,
+    OSB_WEBHOOK_MALFORMED,     /* no header, or not t=...,v1=<64 hex digits> */
+    OSB_WEBHOOK_BAD_SIGNATURE, /* not signed with this secret over this body and t */
+    OSB_WEBHOOK_STALE,         /* t is more than the tolerance away from now */
+} osb_webhook_verdict;
+
+#define OSB_WEBHOOK_TOLERANCE_S 300
+
+/* Checks a delivery: its signature header's value, the body exactly as received, the
+ * webhook's secret, now (unix seconds; 0 = the clock) and the tolerance (seconds; 0 =
+ * OSB_WEBHOOK_TOLERANCE_S). Compares in constant time. *t (may be NULL) receives the signed
+ * time: a receiver also refuses a (delivery id, t) it has seen, a replay within the window. */
+osb_webhook_verdict osb_webhook_verify(const char *secret, const char *signature, const void *body,
+                                       size_t n, int64_t now, int64_t tolerance_s, int64_t *t);
 
 #ifdef __cplusplus
 }

@@ -262,13 +262,7 @@ int cli_invoice(int argc, char **argv)
         char path[2048] = "/v1/invoices", more[512] = "osbill invoice list";
         static const char *const q[][2] = {
             {"month", "month"}, {"account", "account_id"}, {"limit", "limit"}, {"start", "start"}};
-        for (size_t i = 0; i < ARRAY_LEN(q); i++) {
-            const char *v = cli_get(f, nf, q[i][0]);
-            cli_add_query(path, sizeof path, q[i][1], v);
-            size_t len = strlen(more);
-            if (v && strcmp(q[i][0], "start") != 0)
-                snprintf(more + len, sizeof more - len, " --%s %s", q[i][0], v);
-        }
+        cli_list_query(f, nf, q, ARRAY_LEN(q), path, sizeof path, more, sizeof more);
         json_t *j = NULL;
         int rc = get_json(path, &j);
         if (!rc && json_out)

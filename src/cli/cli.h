@@ -8,7 +8,6 @@ int cli_login(int argc, char **argv);
 /* Resource commands that call the platform API with the saved session. */
 int cli_api(const char *group, int argc, char **argv);
 
-
 /* ---- shared by the client commands ---- */
 #include <jansson.h>
 #include <stdbool.h>
@@ -27,8 +26,8 @@ json_t *cli_session(void);
 char *cli_escape(const char *s);
 /* Calls the platform API with the session's token; errors are printed with the fields they
  * name. 0 on 2xx; *out the parsed answer (json_decref; may be NULL), *status the status. */
-int cli_request(json_t *s, const char *method, const char *path, const json_t *body,
-                json_t **out, long *status);
+int cli_request(json_t *s, const char *method, const char *path, const json_t *body, json_t **out,
+                long *status);
 /* The same with a JSON body sent as written (text may be NULL): numbers keep their digits. */
 int cli_request_text(json_t *s, const char *method, const char *path, const char *text,
                      json_t **out, long *status);
@@ -40,6 +39,10 @@ void cli_set_timeout(long seconds);
 void cli_print(const json_t *j, bool json_out);
 /* Appends ?key=value (or &key=value) to path, value percent-encoded; nothing for NULL. */
 void cli_add_query(char *path, size_t n, const char *key, const char *value);
+/* For a list command: each --flag of map ({flag, query name}) given is added to path's query
+ * and, but --start, to more (the command that lists the next page). */
+void cli_list_query(const cli_flag *f, int nf, const char *const (*map)[2], size_t n, char *path,
+                    size_t pathlen, char *more, size_t morelen);
 typedef struct {
     const char *label; /* table heading or field name */
     const char *path;  /* member, a.b for nested ones */
@@ -61,5 +64,7 @@ int cli_usage(int argc, char **argv);
 int cli_billing(int argc, char **argv);
 int cli_invoice(int argc, char **argv);
 int cli_statement(int argc, char **argv);
+/* osbill case ... (support.c): support cases and an offering's support webhook. */
+int cli_case(int argc, char **argv);
 
 #endif

@@ -233,7 +233,8 @@ int cli_parse_flags(int argc, char **argv, int from, cli_flag *flags, int maxf, 
             if (*nf == maxf)
                 return -1;
             flags[*nf].name = argv[i] + 2;
-            bool boolean = !strcmp(argv[i], "--public") || !strcmp(argv[i], "--force");
+            bool boolean = !strcmp(argv[i], "--public") || !strcmp(argv[i], "--force") ||
+                           !strcmp(argv[i], "--missed") || !strcmp(argv[i], "--rotate-secret");
             flags[*nf].value = boolean ? "true" : (i + 1 < argc ? argv[++i] : NULL);
             if (!flags[*nf].value)
                 return -1;

@@ -121,6 +121,18 @@ void cli_add_query(char *path, size_t n, const char *key, const char *value)
     free(e);
 }
 
+void cli_list_query(const cli_flag *f, int nf, const char *const (*map)[2], size_t n, char *path,
+                    size_t pathlen, char *more, size_t morelen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = cli_get(f, nf, map[i][0]);
+        cli_add_query(path, pathlen, map[i][1], v);
+        size_t len = strlen(more);
+        if (v && strcmp(map[i][0], "start") != 0)
+            snprintf(more + len, morelen - len, " --%s %s", map[i][0], v);
+    }
+}
+
 /* ---------------------------------------------------------------- human output */
 
 /* The text of a member (a.b for nested ones): strings as they are, other values as compact

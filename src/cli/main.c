@@ -44,6 +44,9 @@ static void usage(FILE *f)
         "  invoice   list [--month M] [--account ID] | show ID [--format csv|html] |\n"
         "            void ID --reason TEXT\n"
         "  statement list [--month M] | show ID   (a provider's revenue statements)\n"
+        "  case      create --severity N --subject S --description D [--instance ID] | list |\n"
+        "            show ID | update ID [--comment C] [--status S] |\n"
+        "            webhook set|get|delete --offering ID   (osbill case --help)\n"
         "  token                      print a fresh access token\n");
 }
 
@@ -75,6 +78,8 @@ int main(int argc, char **argv)
         return cli_invoice(argc - 1, argv + 1);
     if (!strcmp(cmd, "statement"))
         return cli_statement(argc - 1, argv + 1);
+    if (!strcmp(cmd, "case"))
+        return cli_case(argc - 1, argv + 1);
     if (!strcmp(cmd, "reclamation"))
         return cli_reclamation(argc - 1, argv + 1);
     static const char *const groups[] = {"account", "user",   "serviceid", "apikey",

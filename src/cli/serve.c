@@ -20,6 +20,7 @@
 #include "billing/billing.h"
 #include "metering/metering.h"
 #include "store/store.h"
+#include "support/support.h"
 
 extern const store_migration osbill_migrations[];
 extern const size_t osbill_migrations_count;
@@ -49,10 +50,11 @@ static bool initialized(const char *data)
 
 int cli_init(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},     {"email", required_argument, 0, 'e'},
-        {"password", required_argument, 0, 'p'}, {"output", required_argument, 0, 'o'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                         {"email", required_argument, 0, 'e'},
+                                         {"password", required_argument, 0, 'p'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {0, 0, 0, 0}};
     const char *data = getenv("OSBILL_DATA"), *email = "admin@osbill.local", *password = NULL;
     bool json_out = false;
     int o;
@@ -63,8 +65,10 @@ int cli_init(int argc, char **argv)
         case 'e': email = optarg; break;
         case 'p': password = optarg; break;
         case 'o': json_out = strcmp(optarg, "json") == 0; break;
-        default: fprintf(stderr, "usage: osbill init --data DIR [--email E] [--password P] "
-                                 "[--output json]\n"); return 2;
+        default:
+            fprintf(stderr, "usage: osbill init --data DIR [--email E] [--password P] "
+                            "[--output json]\n");
+            return 2;
         }
     }
     if (!data) {
@@ -192,8 +196,9 @@ static void metrics(http_req *req, void *ud)
     buf b;
     buf_init(&b, 1 << 20);
     if (http_server_metrics(req->server, &b) ||
-        buf_printf(&b, "# HELP osbill_build_info Version of the running platform.\n"
-                       "# TYPE osbill_build_info gauge\nosbill_build_info{version=\"%s\"} 1\n",
+        buf_printf(&b,
+                   "# HELP osbill_build_info Version of the running platform.\n"
+                   "# TYPE osbill_build_info gauge\nosbill_build_info{version=\"%s\"} 1\n",
                    OSBILL_VERSION)) {
         http_reply_error(req, 500, "internal_error", "Metrics are unavailable.", NULL);
     } else {
@@ -204,19 +209,23 @@ static void metrics(http_req *req, void *ud)
 
 int cli_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"data", required_argument, 0, 'd'},      {"listen", required_argument, 0, 'l'},
-        {"db", required_argument, 0, 'b'},        {"public-url", required_argument, 0, 'u'},
-        {"log-level", required_argument, 0, 'L'}, {"access-log", no_argument, 0, 'A'},
-        {"reclamation-period", required_argument, 0, 'R'},
-        {"broker-timeout", required_argument, 0, 'T'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                         {"listen", required_argument, 0, 'l'},
+                                         {"db", required_argument, 0, 'b'},
+                                         {"public-url", required_argument, 0, 'u'},
+                                         {"log-level", required_argument, 0, 'L'},
+                                         {"access-log", no_argument, 0, 'A'},
+                                         {"reclamation-period", required_argument, 0, 'R'},
+                                         {"broker-timeout", required_argument, 0, 'T'},
+                                         {"support-retry-max", required_argument, 0, 'S'},
+                                         {0, 0, 0, 0}};
     const char *data = getenv("OSBILL_DATA");
     const char *listen = getenv("OSBILL_LISTEN") ? getenv("OSBILL_LISTEN") : "127.0.0.1:8080";
     const char *db_url = getenv("OSBILL_DB"), *public_url = getenv("OSBILL_PUBLIC_URL");
     const char *level = getenv("OSBILL_LOG_LEVEL");
     const char *reclaim = getenv("OSBILL_RECLAMATION_PERIOD");
     const char *btimeout = getenv("OSBILL_BROKER_TIMEOUT");
+    const char *sretry = getenv("OSBILL_SUPPORT_RETRY_MAX");
     bool access_log = false;
     int o;
     optind = 1;
@@ -230,10 +239,13 @@ int cli_serve(int argc, char **argv)
         case 'A': access_log = true; break;
         case 'R': reclaim = optarg; break;
         case 'T': btimeout = optarg; break;
-        default: fprintf(stderr, "usage: osbill serve --data DIR [--listen HOST:PORT] [--db URL]"
-                                 " [--public-url URL] [--log-level L] [--access-log]"
-                                 " [--reclamation-period SECONDS] [--broker-timeout SECONDS]\n");
-                 return 2;
+        case 'S': sretry = optarg; break;
+        default:
+            fprintf(stderr, "usage: osbill serve --data DIR [--listen HOST:PORT] [--db URL]"
+                            " [--public-url URL] [--log-level L] [--access-log]"
+                            " [--reclamation-period SECONDS] [--broker-timeout SECONDS]"
+                            " [--support-retry-max SECONDS]\n");
+            return 2;
         }
     }
     log_level lv = LOG_INFO;
@@ -253,6 +265,12 @@ int cli_serve(int argc, char **argv)
         return 2;
     }
     ro.broker_timeout_ms = (long)bt * 1000;
+    int64_t sr = 600;
+    if (sretry && (str_to_i64(sretry, false, &sr) || sr < 1 || sr > 86400)) {
+        fprintf(stderr, "osbill serve: --support-retry-max is 1 to 86400 seconds\n");
+        return 2;
+    }
+    support_config so = {.retry_max_ms = sr * 1000};
     if (!data) {
         fprintf(stderr, "osbill serve: --data DIR is required\n");
         return 2;
@@ -278,6 +296,7 @@ int cli_serve(int argc, char **argv)
     rc_controller *ctl = NULL;
     metering *mt = NULL;
     billing *bl = NULL;
+    support *sup = NULL;
     iam *m = NULL;
     http_router *router = http_router_new();
     ops_ctx ops = {0};
@@ -327,8 +346,15 @@ int cli_serve(int argc, char **argv)
         rc = billing_open(db, m, &bl);
     if (!rc)
         billing_routes(bl, router);
-    http_config hc = {.listen = listen, .listen_fd = fd, .access_log = access_log,
-                      .name = "osbill", .style = HTTP_STYLE_PLATFORM};
+    if (!rc)
+        rc = support_open(db, m, &so, &sup);
+    if (!rc)
+        support_routes(sup, router);
+    http_config hc = {.listen = listen,
+                      .listen_fd = fd,
+                      .access_log = access_log,
+                      .name = "osbill",
+                      .style = HTTP_STYLE_PLATFORM};
     if (!rc)
         rc = http_server_start(&hc, router, &ops.server);
     if (rc) {
@@ -336,6 +362,7 @@ int cli_serve(int argc, char **argv)
         if (fd >= 0 && !ops.server)
             close(fd);
         http_server_stop(ops.server);
+        support_close(sup);
         billing_close(bl);
         metering_close(mt);
         rc_close(ctl);
@@ -365,6 +392,7 @@ int cli_serve(int argc, char **argv)
         pthread_join(keeper, NULL);
     pthread_mutex_destroy(&ops.mu);
     pthread_cond_destroy(&ops.cv);
+    support_close(sup);
     billing_close(bl);
     metering_close(mt);
     rc_close(ctl);
