@@ -144,7 +144,7 @@ static int webhook_cmd(const char **pos, int np, const cli_flag *f, int nf, bool
         printf("offering %s: cases go to %s\n", offering,
                json_string_value(json_object_get(j, "url")));
         printf("  signed in %s: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\">; "
-               "a delivery older than %lld s is a replay\n",
+               "refuse a t more than %lld s off your clock\n",
                json_string_value(json_object_get(j, "signature_header")),
                (long long)json_integer_value(json_object_get(j, "replay_window_seconds")));
         const char *secret = json_string_value(json_object_get(j, "secret"));

@@ -41,6 +41,10 @@ class DemoTest(unittest.TestCase):
                       out)
         self.assertTrue(m, out[-2000:])
         self.assertEqual(int(m.group(1).replace(".", "")) + int(m.group(2).replace(".", "")), 30)
+        # The support case reached the provider's webhook, and both answers are in it.
+        self.assertIn("the broker's receiver verified the signature and kept case.created", out)
+        self.assertIn("A disk was slow; it is replaced.", out)
+        self.assertIn("waiting_on_client -> resolved", out)
         # Secrets stay in the demo's files: none of them is printed.
         with open(os.path.join(tmp, "demo", "accounts.json")) as f:
             secrets = f.read()
@@ -48,8 +52,9 @@ class DemoTest(unittest.TestCase):
         for name in ("platform.log", "broker.log"):
             with open(os.path.join(tmp, "demo", name)) as f:
                 logs += f.read()
-        found = re.findall(r'"(?:password|apikey|sso_client_secret)": "([^"]+)"', secrets)
-        self.assertEqual(len(found), 7)
+        found = re.findall(r'"(?:password|apikey|sso_client_secret|webhook_secret)": "([^"]+)"',
+                           secrets)
+        self.assertEqual(len(found), 8)
         for s in found:
             self.assertNotIn(s, out + r.stderr + logs)
         self.assertEqual(os.stat(os.path.join(tmp, "demo", "accounts.json")).st_mode & 0o777,
