@@ -67,6 +67,12 @@ static void print_case(const json_t *c)
     if (inst)
         printf("  instance %s of offering %s\n", inst,
                json_string_value(json_object_get(c, "offering_id")));
+    const json_t *ps = json_object_get(c, "provider_support");
+    const char *url = json_string_value(json_object_get(ps, "url"));
+    const char *email = json_string_value(json_object_get(ps, "email"));
+    if (url || email)
+        printf("  the provider's support: %s%s%s\n", url ? url : "", url && email ? ", " : "",
+               email ? email : "");
     const char *due = json_string_value(json_object_get(fr, "due_at"));
     const char *at = json_string_value(json_object_get(fr, "responded_at"));
     if (due)

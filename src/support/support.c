@@ -82,7 +82,28 @@ int support_case_json(store_tx *tx, const char *case_id, json_t **out)
     if (st == STORE_ROW && !(*out = case_row(q, time_now_ms())))
         st = OSB_E_NOMEM;
     store_done(q);
-    return st < 0 ? st : st == STORE_ROW ? 0 : OSB_E_NOTFOUND;
+    if (st != STORE_ROW)
+        return st < 0 ? st : OSB_E_NOTFOUND;
+    /* Where the provider's own support is, from the offering's public support model. */
+    const char *offering = json_string_value(json_object_get(*out, "offering_id"));
+    if (offering &&
+        !(rc = store_query(tx, "SELECT doc FROM offerings WHERE id = ?", &q, "s", offering))) {
+        if (store_step(q) == STORE_ROW) {
+            json_t *d = json_loads(store_col_text(q, 0), 0, NULL);
+            const json_t *sm = json_object_get(d, "support");
+            json_t *ps = json_object();
+            static const char *const keep[] = {"url", "email", "hours"};
+            for (size_t i = 0; i < ARRAY_LEN(keep); i++) {
+                const json_t *v = json_object_get(sm, keep[i]);
+                json_object_set_new(ps, keep[i],
+                                    json_is_string(v) ? json_copy((json_t *)v) : json_null());
+            }
+            json_object_set_new(*out, "provider_support", ps);
+            json_decref(d);
+        }
+        store_done(q);
+    }
+    return rc;
 }
 
 static void reply_store_error(http_req *req)

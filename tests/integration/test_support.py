@@ -137,6 +137,9 @@ class SupportTest(AccountsTest):
                           case["offering_id"], case["instance_id"], case["account_id"]),
                          ("new", "provider", self.accounts["acme"]["id"], SERVICE_ID,
                           self.instance["guid"], self.accounts["initech"]["id"]))
+        # the provider's own support, from the offering's public support model
+        self.assertEqual(case["provider_support"], {k: SUPPORT[k] for k in ("url", "email",
+                                                                            "hours")})
         # severity 1's target: 30 minutes from opening
         self.assertEqual(case["first_response"]["missed"], False)
         self.assertIsNotNone(case["first_response"]["due_at"])
@@ -285,6 +288,7 @@ class SupportTest(AccountsTest):
         self.assertEqual((platform["routed_to"], platform["provider_account_id"],
                           platform["offering_id"]), ("operator", None, None))
         self.assertIsNone(platform["first_response"]["due_at"])
+        self.assertNotIn("provider_support", platform)
 
         def ids(who, **q):
             r = self.call(who, "GET", "/v1/support/cases", query=q or None)
