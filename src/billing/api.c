@@ -29,6 +29,12 @@ struct billing {
     bool resuming;
     char (*cut_off)[8];
     size_t ncut_off;
+
+    /* The operators' closes run on threads of their own (under mu): the server's threads
+     * keep serving meanwhile. billing_stop() makes them stop rating. */
+    pthread_cond_t idle;
+    int closes;
+    int stopping; /* atomic */
 };
 
 static void progress_start(billing *b, const char *month)
@@ -48,7 +54,7 @@ static void progress_phase(billing *b, const char *phase)
     pthread_mutex_unlock(&b->mu);
 }
 
-static void on_progress(void *ud, int64_t done, int64_t total)
+static bool on_progress(void *ud, int64_t done, int64_t total)
 {
     billing *b = ud;
     pthread_mutex_lock(&b->mu);
@@ -56,6 +62,7 @@ static void on_progress(void *ud, int64_t done, int64_t total)
     b->closing.done = done;
     b->closing.total = total;
     pthread_mutex_unlock(&b->mu);
+    return !__atomic_load_n(&b->stopping, __ATOMIC_SEQ_CST);
 }
 
 /* The progress of month's close in this process, or NULL. */
@@ -623,7 +630,114 @@ static int close_finish(billing *b, const char *month, int64_t now, char *why, s
     progress_phase(b, NULL);
     if (rc == OSB_E_TOOBIG || rc == OSB_E_NOTFOUND)
         log_error("billing: closing %s stopped: %s", month, why);
+    else if (rc == OSB_E_BUSY)
+        log_warn("billing: the close of %s stops with the platform; it is finished when the"
+                 " platform starts again",
+                 month);
     return rc;
+}
+
+/* The answer to a close once month is finalized (or a refusal of step 2 or 3). */
+static void close_answer(billing *b, http_req *req, const char *month, int64_t to, int rc,
+                         const char *why)
+{
+    if (rc == OSB_E_BUSY) {
+        http_reply_error(req, 503, "unavailable",
+                         "The platform is stopping; the close is finished when it starts again.",
+                         NULL);
+        return;
+    }
+    if (rc) {
+        reply_rate_error(req, rc, why);
+        return;
+    }
+    store_tx *tx;
+    period pd;
+    if (store_begin(b->db, false, &tx)) {
+        reply_store_error(req);
+        return;
+    }
+    rc = period_get(tx, month, &pd);
+    store_stmt *q;
+    int64_t invoices = 0, statements = 0;
+    if (!rc && !(rc = store_query(tx,
+                                  "SELECT (SELECT count(*) FROM invoices WHERE month = ?1"
+                                  " AND kind = 'invoice'), (SELECT count(*) FROM statements"
+                                  " WHERE month = ?1)",
+                                  &q, "s", month))) {
+        if (store_step(q) == STORE_ROW) {
+            invoices = store_col_int(q, 0);
+            statements = store_col_int(q, 1);
+        }
+        store_done(q);
+    }
+    store_rollback(tx);
+    if (rc) {
+        reply_store_error(req);
+        return;
+    }
+    json_t *j = period_json(month, &pd, to);
+    json_object_set_new(j, "invoices", json_integer(invoices));
+    json_object_set_new(j, "statements", json_integer(statements));
+    http_reply_json(req, 200, j);
+    json_decref(j);
+}
+
+static void close_done(billing *b)
+{
+    pthread_mutex_lock(&b->mu);
+    if (--b->closes == 0)
+        pthread_cond_broadcast(&b->idle);
+    pthread_mutex_unlock(&b->mu);
+}
+
+typedef struct {
+    billing *b;
+    http_req *req;
+    char month[8];
+    int64_t now, to;
+} close_job;
+
+static void *close_main(void *ud)
+{
+    close_job *job = ud;
+    billing *b = job->b;
+    char why[400] = "";
+    int rc = close_finish(b, job->month, job->now, why, sizeof why);
+    close_answer(b, job->req, job->month, job->to, rc, why);
+    http_resume(job->req);
+    free(job);
+    close_done(b);
+    return NULL;
+}
+
+/* Steps 2 and 3 on a thread of their own, the request suspended meanwhile; false when that
+ * cannot be (the server is stopping): then the caller runs them itself. */
+static bool close_in_background(billing *b, http_req *req, const char *month, int64_t now,
+                                int64_t to)
+{
+    close_job *job = calloc(1, sizeof *job);
+    pthread_attr_t at;
+    if (!job || pthread_attr_init(&at) != 0) {
+        free(job);
+        return false;
+    }
+    *job = (close_job){.b = b, .req = req, .now = now, .to = to};
+    str_copy(job->month, sizeof job->month, month);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&b->mu);
+    b->closes++;
+    pthread_mutex_unlock(&b->mu);
+    bool deferred = http_defer(req);
+    pthread_t t;
+    if (deferred && pthread_create(&t, &at, close_main, job) != 0)
+        close_main(job); /* no thread: the request is suspended, so answer it from here */
+    pthread_attr_destroy(&at);
+    if (!deferred) {
+        free(job);
+        close_done(b);
+    }
+    return deferred;
 }
 
 static void period_close(http_req *req, void *ud)
@@ -693,39 +807,15 @@ static void period_close(http_req *req, void *ud)
         reply_store_error(req);
         return;
     }
+    if (pd.finalized) {
+        close_answer(b, req, month, to, 0, NULL);
+        return;
+    }
+    if (close_in_background(b, req, month, now, to))
+        return;
     char why[400] = "";
-    if (!pd.finalized && (rc = close_finish(b, month, now, why, sizeof why))) {
-        reply_rate_error(req, rc, why);
-        return;
-    }
-    if (store_begin(b->db, false, &tx)) {
-        reply_store_error(req);
-        return;
-    }
-    rc = period_get(tx, month, &pd);
-    store_stmt *q;
-    int64_t invoices = 0, statements = 0;
-    if (!rc && !(rc = store_query(tx,
-                                  "SELECT (SELECT count(*) FROM invoices WHERE month = ?1"
-                                  " AND kind = 'invoice'), (SELECT count(*) FROM statements"
-                                  " WHERE month = ?1)",
-                                  &q, "s", month))) {
-        if (store_step(q) == STORE_ROW) {
-            invoices = store_col_int(q, 0);
-            statements = store_col_int(q, 1);
-        }
-        store_done(q);
-    }
-    store_rollback(tx);
-    if (rc) {
-        reply_store_error(req);
-        return;
-    }
-    json_t *j = period_json(month, &pd, to);
-    json_object_set_new(j, "invoices", json_integer(invoices));
-    json_object_set_new(j, "statements", json_integer(statements));
-    http_reply_json(req, 200, j);
-    json_decref(j);
+    rc = close_finish(b, month, now, why, sizeof why);
+    close_answer(b, req, month, to, rc, why);
 }
 
 static void period_show(http_req *req, void *ud)
@@ -1466,6 +1556,7 @@ int billing_open(store *db, iam *m, billing **out)
     b->db = db;
     b->iam = m;
     pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->idle, NULL);
     int rc = find_cut_off(b);
     if (rc) {
         log_error("billing: cannot read the billing periods (%s)", base_strerror(rc));
@@ -1494,12 +1585,24 @@ void billing_routes(billing *b, http_router *r)
         log_error("billing: cannot register its routes");
 }
 
+void billing_stop(billing *b)
+{
+    if (b)
+        __atomic_store_n(&b->stopping, 1, __ATOMIC_SEQ_CST);
+}
+
 void billing_close(billing *b)
 {
     if (!b)
         return;
+    billing_stop(b);
     if (b->resuming)
         pthread_join(b->resumer, NULL); /* a close finalizes in one transaction or not at all */
+    pthread_mutex_lock(&b->mu);
+    while (b->closes > 0)
+        pthread_cond_wait(&b->idle, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    pthread_cond_destroy(&b->idle);
     pthread_mutex_destroy(&b->mu);
     free(b->cut_off);
     free(b);

@@ -31,9 +31,10 @@ void bill_lines_free(bill_lines *ls);
  * included); 0 for the whole month, as a close rates it. pg (may be NULL) hears how many of the
  * meters and subscription stretches are done. On an error that concerns a line (a limit passed, a
  * paid plan with no price in the account's currency) why names the line. 0; OSB_E_INVAL for a bad
- * month; OSB_E_TOOBIG, OSB_E_NOTFOUND for a line; a store error. */
+ * month; OSB_E_TOOBIG, OSB_E_NOTFOUND for a line; OSB_E_BUSY when pg stopped it; a store error. */
 typedef struct {
-    void (*fn)(void *ud, int64_t done, int64_t total); /* called now and then, and at the end */
+    /* Called now and then, and at the end; false stops the rating with OSB_E_BUSY. */
+    bool (*fn)(void *ud, int64_t done, int64_t total);
     void *ud;
 } bill_progress;
 
@@ -55,6 +56,10 @@ int billing_open(store *db, iam *m, billing **out) WARN_UNUSED;
  * GET /v1/invoices[/{id}], GET /v1/statements[/{id}],
  * POST /v1/offerings/{id}/plans/{pid}/estimate */
 void billing_routes(billing *b, http_router *r);
+/* Stops the closes running (their rating ends; a month cut off this way is finished when the
+ * platform starts again); called before the HTTP server stops, so that their requests are
+ * answered (503) rather than waited for. */
+void billing_stop(billing *b);
 void billing_close(billing *b);
 
 #endif

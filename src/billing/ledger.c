@@ -364,12 +364,14 @@ typedef struct {
     int64_t done, total;
 } walk;
 
-/* One more meter or stretch walked; the listener hears of every 256th and of the last. */
-static void step_done(walk *w)
+/* One more meter or stretch walked; the listener hears of every 256th and of the last, and
+ * may stop the walk (OSB_E_BUSY). */
+static int step_done(walk *w)
 {
     w->done++;
     if (w->pg && (w->done % 256 == 0 || w->done == w->total))
-        w->pg->fn(w->pg->ud, w->done, w->total);
+        return w->pg->fn(w->pg->ud, w->done, w->total) ? 0 : OSB_E_BUSY;
+    return 0;
 }
 
 /* How many meters and subscription stretches the walks will visit, for the progress. */
@@ -439,7 +441,8 @@ static int usage_walk(walk *w, const char *account)
                       store_col_text(q, 4));
         if (!rc)
             rc = add_records(w->tx, &w->g, store_col_int(q, 0), w->from, w->to);
-        step_done(w);
+        if (!rc)
+            rc = step_done(w);
     }
     if (!rc && st < 0)
         rc = st;
@@ -520,7 +523,8 @@ static int fee_walk(walk *w, const char *account)
     int st;
     while (!rc && (st = store_step(q)) == STORE_ROW) {
         int64_t a = store_col_int(q, 4), b = store_col_null(q, 5) ? INT64_MAX : store_col_int(q, 5);
-        step_done(w);
+        if ((rc = step_done(w)))
+            break;
         if (b <= w->from)
             continue;
         const char *inst = store_col_text(q, 0);
@@ -557,8 +561,8 @@ int bill_rate(store_tx *tx, const char *account, const char *month, int64_t now_
         w.days = (int)((now_ms - w.from) / DAY_MS) + 1;
     why[0] = '\0';
     int rc = pg ? count_work(&w, account) : 0;
-    if (!rc && pg)
-        pg->fn(pg->ud, 0, w.total); /* counted: rating begins */
+    if (!rc && pg && !pg->fn(pg->ud, 0, w.total)) /* counted: rating begins */
+        rc = OSB_E_BUSY;
     if (!rc)
         rc = usage_walk(&w, account);
     int frc = flush_group(&w.g, out, why, whylen); /* clears the group's usage in any case */

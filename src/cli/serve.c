@@ -383,6 +383,7 @@ int cli_serve(int argc, char **argv)
     sigwait(&stop, &sig);
     printf("osbill: stopping\n");
     fflush(stdout);
+    billing_stop(bl); /* a close running answers now; the next start finishes it */
     http_server_stop(ops.server);
     pthread_mutex_lock(&ops.mu);
     ops.stop = true;

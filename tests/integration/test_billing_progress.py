@@ -1,11 +1,13 @@
 """A close that takes a while (1,500,000 records across 10,000 instances, loaded into SQLite the
 way bench/run-billing-bench loads its 10 million): `osbill billing close` on a terminal draws
 its progress (rating n of N, then finalizing) before the answer, and nothing but the answer
-off a terminal (a pipe); a close cut off by the platform's death is finished by the
-platform when it starts again, with every invoice once and gapless numbers."""
+off a terminal (a pipe); a close cut off by the platform's death, or by its stop (which
+answers the close 503 at once), is finished by the platform when it starts again, with every
+invoice once and gapless numbers."""
 
 import importlib.machinery
 import importlib.util
+import json
 import os
 import pty
 import re
@@ -104,11 +106,22 @@ class CloseProgressTest(unittest.TestCase):
                          (self.month, ACCOUNTS))
 
     def test_a_close_cut_off_is_finished_after_a_restart(self):
+        self.cut_off(graceful=False)
+
+    def test_a_close_stopped_with_the_platform_is_finished_after_a_restart(self):
+        self.cut_off(graceful=True)
+
+    def cut_off(self, graceful):
+        """The platform killed (or stopped with SIGTERM) in the middle of a close, then
+        started again: the close is finished once, from the start."""
         path = "/v1/billing/periods/%s" % self.month
+        answer = []
 
         def close():
             try:
-                self.bench.request(self.p.port, "POST", path + "/close", self.op)
+                answer.append(self.bench.request(self.p.port, "POST", path + "/close", self.op))
+            except urllib.error.HTTPError as e:
+                answer.append((e.code, json.loads(e.read())))
             except (urllib.error.URLError, OSError, ValueError):
                 pass  # the platform dies under it
 
@@ -131,8 +144,15 @@ class CloseProgressTest(unittest.TestCase):
         else:
             self.fail("no close in progress: %r" % polls[-50:])
         self.assertEqual(got["state"], "closing", got)
-        self.p.kill()
-        t.join(30)
+        if graceful:
+            # it stops at once, answering the close 503 rather than waiting for it
+            self.p.stop(timeout=30)
+            t.join(30)
+            self.assertEqual(answer and answer[0][0], 503, answer)
+            self.assertIn("it is finished when the platform starts again", self.p.log())
+        else:
+            self.p.kill()
+            t.join(30)
         db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"))
         try:
             row = db.execute("SELECT state, finalized_ms FROM billing_periods WHERE month = ?",
