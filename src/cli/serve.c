@@ -13,6 +13,7 @@
 
 #include "base/base.h"
 #include "cli/cli.h"
+#include "console/console.h"
 #include "http/http.h"
 #include "catalog/catalog.h"
 #include "controller/controller.h"
@@ -297,6 +298,7 @@ int cli_serve(int argc, char **argv)
     metering *mt = NULL;
     billing *bl = NULL;
     support *sup = NULL;
+    console *con = NULL;
     iam *m = NULL;
     http_router *router = http_router_new();
     ops_ctx ops = {0};
@@ -350,6 +352,16 @@ int cli_serve(int argc, char **argv)
         rc = support_open(db, m, &so, &sup);
     if (!rc)
         support_routes(sup, router);
+    if (!rc) {
+        char site[600];
+        snprintf(site, sizeof site, "%s", public_url ? public_url : base);
+        size_t n = strlen(site);
+        while (n > 0 && site[n - 1] == '/')
+            site[--n] = '\0';
+        rc = console_open(m, site, &con);
+    }
+    if (!rc)
+        console_routes(con, router);
     http_config hc = {.listen = listen,
                       .listen_fd = fd,
                       .access_log = access_log,
@@ -362,6 +374,7 @@ int cli_serve(int argc, char **argv)
         if (fd >= 0 && !ops.server)
             close(fd);
         http_server_stop(ops.server);
+        console_close(con);
         support_close(sup);
         billing_close(bl);
         metering_close(mt);
@@ -393,6 +406,7 @@ int cli_serve(int argc, char **argv)
         pthread_join(keeper, NULL);
     pthread_mutex_destroy(&ops.mu);
     pthread_cond_destroy(&ops.cv);
+    console_close(con);
     support_close(sup);
     billing_close(bl);
     metering_close(mt);

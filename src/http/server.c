@@ -81,7 +81,7 @@ int http_route(http_router *r, unsigned methods, const char *pattern, http_error
         return OSB_E_NOMEM;
     int nparams = 0;
     const char *p = pattern + 1;
-    while (*p || p == pattern + 1) {
+    for (;;) { /* a trailing slash is one more, empty, segment */
         const char *slash = strchr(p, '/');
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
         char **segs = realloc(rt->segs, sizeof(char *) * (size_t)(rt->nsegs + 1));

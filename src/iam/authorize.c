@@ -343,6 +343,8 @@ static bool has_consent(iam *m, const char *iam_id, const char *client_id)
     store_tx *tx;
     store_stmt *q;
     bool ok = false;
+    if (str_eq(client_id, IAM_CONSOLE_CLIENT))
+        return true; /* the platform's own console asks nothing of the user */
     if (store_begin(m->db, false, &tx))
         return false;
     if (!store_query(tx, "SELECT 1 FROM consents WHERE iam_id = ? AND client_id = ?", &q, "ss",
@@ -506,7 +508,8 @@ static void authorize_get(iam *m, http_req *req)
     session s;
     if (!check_request(m, req, false, &a))
         return;
-    if (!current_session(m, req, &s)) {
+    /* prompt=login: sign in again (another user, say) whatever session there is */
+    if (str_eq(http_query(req, "prompt"), "login") || !current_session(m, req, &s)) {
         login_page(req, &a, NULL);
         return;
     }
@@ -592,9 +595,37 @@ static void authorize(http_req *req, void *ud)
         authorize_get(ud, req);
 }
 
+/* POST /identity/logout: ends the sign-in session of the cookie (the next authorize asks for
+ * the password again) and clears the cookie. 204 whether or not there was one. */
+static void logout(http_req *req, void *ud)
+{
+    iam *m = ud;
+    const char *cookie = http_cookie(req, COOKIE);
+    if (cookie && *cookie) {
+        unsigned char h[32];
+        iam_hash_secret(m, cookie, h);
+        store_tx *tx;
+        int rc = store_begin(m->db, true, &tx);
+        if (!rc) {
+            rc = store_exec(tx, "DELETE FROM sessions WHERE token_hash = ?", "b", (const void *)h,
+                            sizeof h);
+            rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
+        }
+        if (rc) {
+            http_reply_error(req, 503, "unavailable", "The identity service is unavailable.",
+                             NULL);
+            return;
+        }
+    }
+    http_add_header(req, "Set-Cookie", COOKIE "=; Path=/identity; HttpOnly; SameSite=Lax; Max-Age=0");
+    http_add_header(req, "Cache-Control", "no-store");
+    http_reply(req, 204, NULL, NULL, 0);
+}
+
 void iam_authorize_routes(iam *m, http_router *r)
 {
     if (http_route(r, HTTP_GET | HTTP_POST, "/identity/authorize", HTTP_STYLE_PLATFORM, authorize,
-                   m))
-        log_error("iam: cannot register /identity/authorize");
+                   m) ||
+        http_route(r, HTTP_POST, "/identity/logout", HTTP_STYLE_PLATFORM, logout, m))
+        log_error("iam: cannot register /identity/authorize or /identity/logout");
 }

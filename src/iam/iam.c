@@ -196,6 +196,30 @@ int iam_create_client(iam *m, store_tx *tx, const char *account_id, const char *
     return rc;
 }
 
+int iam_console_client(iam *m, const char *redirect_uri)
+{
+    if (!m->operator_account[0])
+        return OSB_E_NOTFOUND;
+    json_t *u = json_pack("[s]", redirect_uri);
+    char *uris = u ? json_dumps(u, JSON_COMPACT) : NULL;
+    json_decref(u);
+    if (!uris)
+        return OSB_E_NOMEM;
+    store_tx *tx;
+    int rc = store_begin(m->db, true, &tx);
+    if (!rc) {
+        rc = store_exec(tx,
+                        "INSERT INTO oauth_clients (client_id, account_id, name, secret_hash,"
+                        " redirect_uris, created_ms) VALUES (?, ?, 'the osbill console', NULL, ?,"
+                        " ?) ON CONFLICT (client_id) DO UPDATE SET redirect_uris ="
+                        " excluded.redirect_uris, secret_hash = NULL",
+                        "sssi", IAM_CONSOLE_CLIENT, m->operator_account, uris, time_now_ms());
+        rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
+    }
+    free(uris);
+    return rc;
+}
+
 int iam_delete_service_identity(iam *m, store_tx *tx, const char *service_iam_id,
                                 const char *client_id)
 {

@@ -80,6 +80,10 @@ int iam_create_client(iam *m, store_tx *tx, const char *account_id, const char *
                       char *secret, size_t secretsz) WARN_UNUSED;
 /* Removes a service ID with its API keys and policies, and an OAuth client (either may be
  * NULL): what an offering's IAM integration made, when the offering goes away. */
+/* The web console's own OAuth client: public (PKCE), first-party (no consent page), its one
+ * redirect URI the console's address; created or brought up to date. */
+#define IAM_CONSOLE_CLIENT "osbill-console"
+int iam_console_client(iam *m, const char *redirect_uri) WARN_UNUSED;
 int iam_delete_service_identity(iam *m, store_tx *tx, const char *service_iam_id,
                                 const char *client_id) WARN_UNUSED;
 /* The client_id of the tokens the platform sends to brokers (spec/iam.md); the platform's own
