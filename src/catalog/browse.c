@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_QUERY 200
+#define MAX_QUERY     200
 #define DEFAULT_LIMIT 100
-#define MAX_LIMIT 500
+#define MAX_LIMIT     500
 
 /* Case-insensitive substring search (ASCII folding; the rest compares as is). */
 static bool contains(const char *hay, const char *needle)
@@ -60,15 +60,35 @@ static json_t *entry_json(store_tx *tx, const catalog_offering *o, int *rc)
         return NULL;
     json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "id", o->id, "name", o->name, "visibility",
                           o->visibility, "provider_account_id", o->account_id);
-    static const char *const fields[] = {"display_name",      "short_description",
-                                         "long_description",  "tags",
-                                         "icon_url",          "documentation_url",
-                                         "instructions_url",  "terms_url",
-                                         "listing",           "support"};
+    static const char *const fields[] = {
+        "display_name",      "short_description", "long_description", "tags",    "icon_url",
+        "documentation_url", "instructions_url",  "terms_url",        "listing", "support"};
     for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
         json_t *v = json_object_get(o->doc, fields[i]);
         if (v)
             json_object_set(j, fields[i], v);
+    }
+    /* Where each plan can be provisioned: the regions it is deployed in. */
+    size_t i;
+    json_t *pl;
+    json_array_foreach(plans, i, pl)
+    {
+        json_t *regions = json_array();
+        store_stmt *q;
+        if (!(*rc = store_query(tx,
+                                "SELECT region FROM deployments WHERE plan_id = ? ORDER BY"
+                                " region",
+                                &q, "s", json_string_value(json_object_get(pl, "id"))))) {
+            while (store_step(q) == STORE_ROW)
+                json_array_append_new(regions, json_string(store_col_text(q, 0)));
+            store_done(q);
+        }
+        json_object_set_new(pl, "regions", regions);
+        if (*rc) {
+            json_decref(plans);
+            json_decref(j);
+            return NULL;
+        }
     }
     json_object_set_new(j, "plans", plans);
     return j;
@@ -89,14 +109,14 @@ static void catalog_list(http_req *req, void *ud)
         http_reply_error(req, 400, "invalid_query", "'q' is at most 200 characters.", "q");
         return;
     }
-    if (limit_s && ((limit = strtol(limit_s, &end, 10)) < 1 || limit > MAX_LIMIT || *end ||
-                    !*limit_s)) {
+    if (limit_s &&
+        ((limit = strtol(limit_s, &end, 10)) < 1 || limit > MAX_LIMIT || *end || !*limit_s)) {
         http_reply_error(req, 400, "invalid_query", "'limit' must be from 1 to 500.", "limit");
         return;
     }
     errno = 0;
-    if (offset_s && ((offset = strtol(offset_s, &end, 10)) < 0 || *end || !*offset_s ||
-                     errno == ERANGE)) {
+    if (offset_s &&
+        ((offset = strtol(offset_s, &end, 10)) < 0 || *end || !*offset_s || errno == ERANGE)) {
         http_reply_error(req, 400, "invalid_query", "'offset' must be 0 or more.", "offset");
         return;
     }
@@ -106,8 +126,10 @@ static void catalog_list(http_req *req, void *ud)
         return;
     /* The operator sees every offering out of draft; others what visibility allows. */
     json_t *list = json_array(), *ids = json_array();
-    int rc = store_query(tx, "SELECT id FROM offerings WHERE visibility != 'draft' OR"
-                             " account_id = ? ORDER BY name", &q, "s", p.account_id);
+    int rc = store_query(tx,
+                         "SELECT id FROM offerings WHERE visibility != 'draft' OR"
+                         " account_id = ? ORDER BY name",
+                         &q, "s", p.account_id);
     if (!rc) {
         while (store_step(q) == STORE_ROW)
             json_array_append_new(ids, json_string(store_col_text(q, 0)));
@@ -116,7 +138,8 @@ static void catalog_list(http_req *req, void *ud)
     long total = 0;
     size_t i;
     json_t *id;
-    json_array_foreach(ids, i, id) {
+    json_array_foreach(ids, i, id)
+    {
         if (rc)
             break;
         catalog_offering o;
@@ -156,7 +179,7 @@ static void catalog_export(http_req *req, void *ud)
     catalog_offering o;
     if (!catalog_offering_for(c, req, "catalog.offering.read", &o, &p))
         return;
-    if (!p.operator && strcmp(o.account_id, p.account_id) != 0) {
+    if (!p.operator&& strcmp(o.account_id, p.account_id) != 0) {
         http_reply_error(req, 404, "not_found", "No such offering.", NULL);
         catalog_offering_free(&o);
         return;
@@ -177,7 +200,8 @@ static void catalog_export(http_req *req, void *ud)
     bool bindable = false, updateable = false;
     size_t i;
     json_t *pl;
-    json_array_foreach(plans, i, pl) {
+    json_array_foreach(plans, i, pl)
+    {
         bindable = bindable || json_is_true(json_object_get(pl, "bindable"));
         updateable = updateable || json_is_true(json_object_get(pl, "plan_updateable"));
     }
@@ -185,7 +209,7 @@ static void catalog_export(http_req *req, void *ud)
     const char *desc = json_string_value(json_object_get(d, "short_description"));
     json_t *meta = json_object();
     static const char *const map[][2] = {
-        {"display_name", "displayName"},     {"long_description", "longDescription"},
+        {"display_name", "displayName"},           {"long_description", "longDescription"},
         {"documentation_url", "documentationUrl"}, {"icon_url", "imageUrl"},
         {"instructions_url", "instructionsUrl"},   {"terms_url", "termsUrl"}};
     for (size_t k = 0; k < ARRAY_LEN(map); k++) {

@@ -801,10 +801,23 @@ static void offerings_list(http_req *req, void *ud)
     if (!iam_authenticate(c->iam, req, &p))
         return;
     const char *account = http_query(req, "account_id");
+    /* ?awaiting=operator: what waits for the operator (a listing in review, a publication
+     * requested), across accounts; the operator's only. */
+    const char *awaiting = http_query(req, "awaiting");
+    if (awaiting && (!str_eq(awaiting, "operator") || account)) {
+        http_reply_error(req, 400, "invalid_query",
+                         "'awaiting' is 'operator', without 'account_id'.", "awaiting");
+        return;
+    }
+    if (awaiting && !p.operator) {
+        http_reply_error(req, 403, "forbidden", "Only the operator sees what awaits it.",
+                         "awaiting");
+        return;
+    }
     if (!account)
         account = p.account_id;
     iam_resource r = {.account_id = account, .resource_type = "offering"};
-    if (!iam_decide(c->iam, &p, "catalog.offering.list", &r)) {
+    if (!awaiting && !iam_decide(c->iam, &p, "catalog.offering.list", &r)) {
         if (strcmp(account, p.account_id) != 0 && !p.operator)
             http_reply_error(req, 404, "not_found", "No such account.", "account_id");
         else
@@ -816,8 +829,10 @@ static void offerings_list(http_req *req, void *ud)
     if (!catalog_begin(c, req, false, &tx))
         return;
     json_t *list = json_array();
-    int rc = store_query(tx, "SELECT id FROM offerings WHERE account_id = ? ORDER BY name", &q,
-                         "s", account);
+    int rc = awaiting ? store_query(tx, "SELECT id FROM offerings ORDER BY updated_ms", &q, "")
+                      : store_query(tx, "SELECT id FROM offerings WHERE account_id = ? ORDER BY"
+                                        " name",
+                                    &q, "s", account);
     if (!rc) {
         while (!rc && store_step(q) == STORE_ROW) {
             catalog_offering o;
@@ -825,7 +840,10 @@ static void offerings_list(http_req *req, void *ud)
             char id[64];
             str_copy(id, sizeof id, store_col_text(q, 0));
             if (!(rc = catalog_offering_load(tx, id, &o))) {
-                if (!(rc = catalog_steps(tx, &o, &steps, NULL)))
+                const char *review = json_string_value(
+                    json_object_get(json_object_get(o.doc, "listing_review"), "state"));
+                bool waits = str_eq(review, "in_review") || str_eq(o.publication, "requested");
+                if ((!awaiting || waits) && !(rc = catalog_steps(tx, &o, &steps, NULL)))
                     json_array_append_new(list, catalog_offering_json(&o, steps));
                 catalog_offering_free(&o);
             }

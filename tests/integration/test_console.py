@@ -1,21 +1,25 @@
 """The web console end to end: a real osbill serve and the starter broker, and
 tests/e2e/console.mjs driving headless Debian Chromium (playwright-core, executablePath
-/usr/bin/chromium) through it: signing in on the platform's own page (PKCE), the catalog and
-its search, an instance, a support case whose refusal shows next to its field, switching to
-the provider, which answers the case, pages of another account refused, signing out.
+/usr/bin/chromium) through it: the provider takes the starter broker's offering through the
+six steps in the wizard, the operator approves its listing and its publication and closes the
+month, the consumer tests it in limited visibility, provisions it from the plan's form, sees
+its usage charted and its invoice (CSV, print); the API's errors show next to their fields;
+another account's pages show nothing; switching accounts and signing out.
 Screenshots of each page at 1280x800 and 390 pixels wide go to build-*/console-shots (not
 committed). Also checked here without a browser: the console's files and their headers, and
 its OAuth client (public, PKCE, its one redirect URI)."""
 
+import calendar
 import json
 import os
 import shutil
 import subprocess
+import time
 import unittest
 import urllib.parse
 
-from harness import (SERVICE_ID, STANDARD, API_CALLS_METRIC, AccountsTest, Broker, Client,
-                     Platform, make_accounts, metered_offering)
+from harness import (SERVICE_ID, STANDARD, AccountsTest, Broker, Client, Platform,
+                     make_accounts)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 E2E_DIR = os.path.normpath(os.path.join(HERE, "..", "e2e"))
@@ -40,7 +44,8 @@ class ConsoleTest(AccountsTest):
 
     @classmethod
     def setUpClass(cls):
-        cls.p = Platform().start()
+        # deleted instances go at once: the tester's instance completes its lifecycle
+        cls.p = Platform(extra=["--reclamation-period", "0"]).start()
         cls.broker = Broker()
         cls.broker.start()
         try:
@@ -48,15 +53,8 @@ class ConsoleTest(AccountsTest):
             cls.op_token = c.apikey_token(cls.p.init["api_key"])
             cls.accounts = make_accounts(c, cls.op_token, (("acme", "provider"),
                                                            ("initech", "consumer")))
-            tok = cls.accounts["acme"]["token"]
-            metered_offering(c, tok, cls.broker, REGION,
-                             {STANDARD: ("standard", [API_CALLS_METRIC])},
-                             allow=[cls.accounts["initech"]["id"]])
-            r = c.call("POST", "/v2/resource_instances", token=cls.accounts["initech"]["token"],
-                       body={"name": "kv-console", "target": REGION,
-                             "resource_plan_id": STANDARD})
-            assert r.status in (201, 202), r
-            cls.instance = r.json
+            cls.operator_account = c.call("GET", "/v1/accounts/%s" % cls.p.init["account_id"],
+                                          token=cls.op_token).json
             c.close()
         except BaseException:
             cls.tearDownClass()
@@ -127,36 +125,82 @@ class ConsoleTest(AccountsTest):
             raise AssertionError("%s is missing (scripts/install-deps installs chromium)"
                                  % CHROMIUM)
         npm_ci()
-        shots = os.path.join(os.environ.get("OSBILL_SHOTS_DIR",
-                                            os.path.join(os.path.dirname(self.p.bin), "..",
-                                                         "..", "console-shots")))
-        cfg = {"platform": self.p.url, "offering_name": "starter-kv",
-               "offering_display": "Starter KV",
-               "instance": {k: self.instance[k] for k in ("guid", "crn", "name")}}
+        shots = os.path.abspath(os.environ.get("OSBILL_SHOTS_DIR", os.path.join(
+            os.path.dirname(self.p.bin), "..", "..", "console-shots")))
+        month = time.strftime("%Y-%m", time.gmtime())
+        cfg = {"platform": self.p.url, "offering_name": "starter-kv", "service_id": SERVICE_ID,
+               "plan_id": STANDARD, "region": REGION, "month": month,
+               "broker": {"url": "http://127.0.0.1:%d" % self.broker.port,
+                          "user": self.broker.user, "password": self.broker.password},
+               "operator": {"email": "operator@example.com", "password": "operator-pw-1",
+                            "name": self.operator_account["name"], "kind": "operator",
+                            "account_id": self.operator_account["id"]}}
         for who, key in (("consumer", "initech"), ("provider", "acme")):
             cfg[who] = {"email": "%s@example.com" % key, "password": "password-%s" % key,
                         "name": key, "kind": "consumer" if key == "initech" else "provider",
                         "account_id": self.accounts[key]["id"]}
-        out = subprocess.run(["node", os.path.join(E2E_DIR, "console.mjs")], cwd=E2E_DIR,
-                             env=dict(os.environ, OSBILL_E2E=json.dumps(cfg),
-                                      OSBILL_SHOTS=os.path.abspath(shots), CHROMIUM=CHROMIUM),
-                             capture_output=True, text=True, timeout=300)
-        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-        self.assertTrue(lines, out.stdout[-2000:] + out.stderr[-2000:])
-        res = json.loads(lines[-1])
-        self.assertTrue(res["ok"], json.dumps(res, indent=1) + self.p.log()[-2000:])
-        self.assertEqual(out.returncode, 0, out.stderr[-2000:])
-        self.assertGreaterEqual(len(res["checks"]), 20, res["checks"])
-        for page in ("sign-in", "home", "catalog", "instance", "cases", "case", "invoices",
-                     "offerings"):
+        proc = subprocess.Popen(["node", os.path.join(E2E_DIR, "console.mjs")], cwd=E2E_DIR,
+                                env=dict(os.environ, OSBILL_E2E=json.dumps(cfg),
+                                         OSBILL_SHOTS=shots, CHROMIUM=CHROMIUM),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        res, submitted = None, None
+        try:
+            for line in proc.stdout:
+                if not line.startswith("{"):
+                    continue
+                msg = json.loads(line)
+                if msg.get("need") == "usage":
+                    # the provider's metering: 4,000 calls of the consumer's instance
+                    submitted, why = self.submit_usage(msg["instance"], 4000)
+                    proc.stdin.write("ok\n" if submitted else "refused: %s\n" % why)
+                    proc.stdin.flush()
+                else:
+                    res = msg
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err = proc.stderr.read()
+        self.assertIsNotNone(res, err[-3000:])
+        self.assertTrue(res["ok"], json.dumps(res, indent=1) + err[-2000:] +
+                        self.p.log()[-3000:])
+        self.assertEqual(proc.returncode, 0, err[-2000:])
+        self.assertTrue(submitted)
+        self.assertGreaterEqual(len(res["checks"]), 60, res["checks"])
+        for page in ("sign-in", "home", "wizard-listing", "wizard-offering", "wizard-broker",
+                     "wizard-limited", "approvals", "catalog", "create-instance", "instance",
+                     "usage", "case", "wizard-publication", "billing", "accounts", "invoices",
+                     "invoice"):
             for size in ("desktop", "phone"):
-                self.assertTrue(os.path.getsize(os.path.join(shots, "%s-%s.png" % (page, size)))
-                                > 1000, (page, size))
-        # what the browser did went through the API: the case and the provider's answer
-        r = self.call("initech", "GET", "/v1/support/cases")
-        case = [c for c in r.json["resources"] if c["subject"] == "Slow writes"]
-        self.assertEqual(len(case), 1, r.json)
-        self.assertEqual(case[0]["status"], "waiting_on_client")
+                self.assertGreater(os.path.getsize(os.path.join(shots, "%s-%s.png" % (
+                    page, size))), 1000, (page, size))
+        # what the browser did is what the API holds
+        o = self.call("operator", "GET", "/v1/offerings/%s" % SERVICE_ID).json
+        self.assertEqual(o["visibility"], "public")
+        self.assertTrue(all(s["complete"] for s in o["steps"]), o["steps"])
+        inv = self.call("initech", "GET", "/v1/invoices").json["resources"]
+        self.assertEqual([(i["month"], i["total"], i["currency"]) for i in inv],
+                         [(month, "2.00", "USD")])
+        cases = self.call("initech", "GET", "/v1/support/cases").json["resources"]
+        self.assertEqual([(c["subject"], c["status"]) for c in cases],
+                         [("Slow writes", "waiting_on_client")])
+        # the broker's password typed in the wizard is in no log
+        self.assertNotIn(self.broker.password, self.p.log())
+
+    def submit_usage(self, instance, calls):
+        inst = self.call("initech", "GET", "/v2/resource_instances/%s" % instance).json
+        created = calendar.timegm(time.strptime(inst["created_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+        start = (created + 1) * 1000  # inside the instance's time on its plan
+        while int(time.time() * 1000) <= start + 1:
+            time.sleep(0.1)
+        rec = {"resource_instance_id": instance, "plan_id": inst["resource_plan_id"],
+               "start": start, "end": int(time.time() * 1000),
+               "measured_usage": [{"measure": "API_CALLS", "quantity": calls}]}
+        r = self.call("acme", "POST", "/v4/metering/resources/%s/usage" % SERVICE_ID, [rec])
+        ok = r.status == 202 and r.json["resources"][0]["status"] == 201
+        return ok, json.dumps(r.json)[:300]
 
 
 if __name__ == "__main__":
