@@ -25,9 +25,14 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+let notice = null; // what the last action did, shown once on the page it leads to
+
 function show(title, ...kids) {
   document.title = title + " - osbill console";
+  const said = notice;
+  notice = null;
   view.replaceChildren(el("h1", {}, title),
+                       said ? el("p", {class: "ok notice", role: "status"}, said) : null,
                        ...kids.flat(Infinity).filter(k => k !== null && k !== undefined &&
                                                           k !== false));
   view.focus({preventScroll: true});
@@ -583,11 +588,16 @@ function apiForm(title, kids, submitLabel, send, then) {
   const form = el("form", {class: "card", novalidate: true});
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
+    for (const n of view.querySelectorAll("p.notice")) n.remove(); // the last action's
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
       const r = await send(form.elements, form);
-      if (then) await then(r, form); else route();
+      if (then) await then(r, form);
+      else {
+        notice = "Saved.";
+        route();
+      }
     } catch (err) {
       showErrors(form, err);
     } finally {
@@ -777,8 +787,35 @@ async function wizardStep(n, o, base) {
                      onclick: () => setTimeout(route)}, "Done"));
         }));
     }
+    // after launch: a published plan's prices change from a coming month on, or it is
+    // deprecated (no new instances; the running ones stay)
+    const live = plans.filter(p => p.published && p.state !== "deprecated" && p.kind !== "lite");
+    const nextMonth = (() => {
+      const d = new Date();
+      return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)).toISOString()
+        .slice(0, 7);
+    })();
+    const later = me.account.kind === "provider" && live.length ? [
+      apiForm("A scheduled price change", [
+        field("change-plan", "Plan", {tag: "select", name: "plan",
+                                      options: live.map(p => [p.id, p.name])}),
+        field("change-month", "From the month", {type: "month", name: "effective_month",
+                                                 value: nextMonth}),
+        field("change-price", "New price in USD", {name: "price", "data-targets": "pricing"},
+              "Months already begun keep their prices.")],
+        "Schedule the change", (f) => {
+          const p = live.find(x => x.id === f.plan.value);
+          const metric = p.kind === "subscription" ? "MONTHLY_FEE" : (p.metrics || [])[0].id;
+          return api("PUT", `${base}/plans/${p.id}/pricing`, {effective_month:
+            f.effective_month.value, pricing: {[metric]: {USD: {model: "linear",
+              tiers: [{up_to: null, price: val(f.price)}]}}}});
+        }),
+      el("div", {class: "card"}, el("h2", {}, "Deprecating a plan"),
+        el("p", {}, "No new instances of a deprecated plan; the running ones keep running."),
+        el("div", {class: "actions"}, live.map(p => button(`Deprecate ${p.name}`, async () => {
+          await api("POST", `${base}/plans/${p.id}/deprecate`, {}); route(); }, true))))] : null;
     return [meta, el("h2", {}, "Plans and pricing"), planRows,
-            me.account.kind === "provider" ? planForm : null, iam];
+            me.account.kind === "provider" ? planForm : null, later, iam];
   }
   if (n === 3) {
     const [brokers, deps, plans, cards] = await Promise.all([
@@ -914,6 +951,49 @@ function scorecardView(sc) {
               (c.actual.status !== undefined ? `status ${c.actual.status}` : "") +
               (c.actual.reason ? ` (${c.actual.reason})` : ""))}], "No checks yet.")];
 }
+
+page("/statements", ["provider", "operator"], "Statements", async () => {
+  const r = await api("GET", "/v1/statements?limit=100");
+  show("Revenue statements", table(r.resources, [
+    {label: "Month", value: st => el("a", {href: "#/statements/" + st.id}, st.month)},
+    {label: "Gross", num: true, value: st => `${st.gross} ${st.currency}`},
+    {label: "Your share", num: true, value: st => `${st.provider_share} ${st.currency}`},
+    {label: "Platform's share", num: true, value: st => `${st.platform_share} ${st.currency}`},
+    {label: "Issued", value: st => when(st.issued_at)}], "No statements yet: one comes with " +
+                                                       "each closed month that had revenue."));
+});
+
+page("/statements/([^/]+)", ["provider", "operator"], null, async (params, id) => {
+  const st = await api("GET", "/v1/statements/" + encodeURIComponent(id));
+  show(`Statement of ${st.month}`,
+    el("div", {class: "card"}, el("dl", {class: "facts"},
+      el("dt", {}, "Gross"), el("dd", {}, `${st.gross} ${st.currency}`),
+      el("dt", {}, "Your share"), el("dd", {}, el("strong", {}, `${st.provider_share} ` +
+                                                             st.currency)),
+      el("dt", {}, "Platform's share"), el("dd", {}, `${st.platform_share} ${st.currency}`))),
+    table(st.plans || [], [
+      {label: "Offering", id: true, value: l => l.offering_id},
+      {label: "Plan", id: true, value: l => l.plan_id},
+      {label: "Lines", num: true, value: l => String(l.lines)},
+      {label: "Gross", num: true, value: l => l.gross},
+      {label: "Your share", num: true, value: l => l.provider_share}], "No lines."),
+    el("div", {class: "actions"},
+       el("button", {type: "button", class: "secondary", onclick: () => print()}, "Print")));
+});
+
+// A provider's usage: the records its metering reported this month, of all its offerings.
+page("/provider-usage", ["provider"], "Usage", async () => {
+  const month = new Date().toISOString().slice(0, 7);
+  const r = await api("GET", `/v1/usage/records?month=${month}&limit=1000`);
+  show(`Usage reported in ${month}`, table(r.resources.slice().reverse(), [
+    {label: "Instance", id: true, value: u => u.resource_instance_id},
+    {label: "Plan", id: true, value: u => u.plan_id},
+    {label: "From", value: u => when(new Date(u.start).toISOString())},
+    {label: "To", value: u => when(new Date(u.end).toISOString())},
+    {label: "Measures", value: u => u.measured_usage.map(m => `${m.measure} ${m.quantity}`)
+                                     .join(", ")}], "No usage reported this month."),
+    r.next_url ? el("p", {class: "muted"}, "The month's first 1,000 records are shown, newest first.") : null);
+});
 
 page("/approvals", ["operator"], "Approvals", async () => {
   const r = await api("GET", "/v1/offerings?awaiting=operator");

@@ -1666,10 +1666,9 @@ static void pricing_put(http_req *req, void *ud)
         store_rollback(tx);
         goto out;
     }
+    /* Prices are the platform's business, not the broker's: the plan itself is unchanged
+     * (its updated_at, and the broker's validation, stand); the version has its own time. */
     int rc = put_pricing(tx, p.id, p.published ? month : DRAFT_MONTH, pricing);
-    if (!rc)
-        rc = store_exec(tx, "UPDATE plans SET updated_ms = ? WHERE id = ?", "is", time_now_ms(),
-                        p.id);
     if (!rc)
         rc = catalog_touch(tx, o.id);
     if (!rc)

@@ -65,6 +65,11 @@ async function switchTo(page, who) {
   await login(page, who);
 }
 
+// a form saved: the page shows it again with the notice
+async function saved(page) {
+  await page.locator("p.notice").getByText("Saved.").waitFor();
+}
+
 async function navTo(page, name) {
   await page.locator("#nav").getByRole("link", {name, exact: true}).click();
 }
@@ -136,6 +141,7 @@ try {
   await page.fill("#listing\\.bullets\\[0\\]\\.title", "A namespace per instance");
   await page.fill("#listing\\.bullets\\[0\\]\\.description", "Each instance is a key-value store.");
   await page.getByRole("button", {name: "Save the listing"}).click();
+  await saved(page);
   await page.getByRole("button", {name: "Submit the listing for review"}).click();
   await page.getByText("State: in review.").waitFor();
   check(true, "the listing is submitted for review");
@@ -154,6 +160,7 @@ try {
   for (const [k, v] of [["1", "60"], ["2", "240"], ["3", "1440"], ["4", "2880"]])
     await page.fill(`#support\\.severity_targets\\.${k}`, v);
   await page.getByRole("button", {name: "Save", exact: true}).click();
+  await saved(page);
   await page.getByRole("heading", {level: 2, name: "Add a plan"}).waitFor();
   // a negative price: the API's error next to the price
   await page.fill("#plan-name", "standard");
@@ -166,6 +173,7 @@ try {
   check(true, "a negative price is shown next to the price field");
   await page.fill("#plan-price", "0.50");
   await page.getByRole("button", {name: "Add the plan"}).click();
+  await saved(page);
   await page.getByRole("cell", {name: "standard", exact: true}).waitFor();
   // the live billing preview: 10,000 calls at 0.50 per 1,000
   await page.locator("#preview-standard-total").getByText("= 5.00 USD").waitFor();
@@ -189,6 +197,7 @@ try {
   await page.fill("#broker-user", cfg.broker.user);
   await page.fill("#broker-password", cfg.broker.password);
   await page.getByRole("button", {name: "Register"}).click();
+  await saved(page);
   await page.getByRole("button", {name: `Deploy standard in ${cfg.region}`}).click();
   await page.getByRole("cell", {name: "deployed"}).waitFor();
   await page.getByRole("button", {name: `Validate the ${cfg.region} broker`}).click();
@@ -206,6 +215,7 @@ try {
   await page.goto(`${base}#/offerings/${cfg.offering_id}/step/4`);
   await page.fill("#redirect_uris", cfg.broker.url + "/sso/callback");
   await page.getByRole("button", {name: "Save", exact: true}).click();
+  await saved(page);
   await stepDone(page, 4);
   await stepDone(page, 2);
 
@@ -215,6 +225,7 @@ try {
   await page.getByText("The offering is limited.").waitFor();
   await page.fill("#allow-account", cfg.consumer.account_id);
   await page.getByRole("button", {name: "Add to the allowlist"}).click();
+  await saved(page);
   await page.getByRole("cell", {name: cfg.consumer.account_id}).waitFor();
   check(true, "the consumer is on the allowlist");
   await shoot(page, "wizard-limited");
@@ -347,8 +358,26 @@ try {
   await shoot(page, "invoice");
   const invoiceUrl = page.url();
 
-  // ================================================================ isolation, sign out
+  // ================================================================ the provider, after launch
   await switchTo(page, "provider");
+  await navTo(page, "Statements");
+  await page.getByRole("link", {name: cfg.month}).click();
+  await heading(page, `Statement of ${cfg.month}`);
+  check(await page.getByText("1.74 USD").isVisible(), "the revenue statement: 87% of 2.00 USD");
+  await shoot(page, "statement");
+  await navTo(page, "Usage");
+  await page.getByRole("cell", {name: "API_CALLS 4000"}).waitFor();
+  check(true, "the provider sees the usage it reported");
+  await page.goto(`${base}#/offerings/${cfg.offering_id}/step/2`);
+  await page.getByRole("heading", {level: 2, name: "A scheduled price change"}).waitFor();
+  await page.fill("#change-price", "0.40");
+  await page.getByRole("button", {name: "Schedule the change"}).click();
+  await saved(page);
+  await page.getByRole("heading", {level: 2, name: "A scheduled price change"}).waitFor();
+  check(true, "a price change is scheduled for next month");
+  await shoot(page, "wizard-after-launch");
+
+  // ================================================================ isolation, sign out
   await page.goto(invoiceUrl);
   await heading(page, "Something went wrong");
   check(!(await page.getByText("2.00 USD").count()), "another account's invoice is not shown");

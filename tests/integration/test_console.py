@@ -172,7 +172,7 @@ class ConsoleTest(AccountsTest):
         for page in ("sign-in", "home", "wizard-listing", "wizard-offering", "wizard-broker",
                      "wizard-limited", "approvals", "catalog", "create-instance", "instance",
                      "usage", "case", "wizard-publication", "billing", "accounts", "invoices",
-                     "invoice"):
+                     "invoice", "statement", "wizard-after-launch"):
             for size in ("desktop", "phone"):
                 self.assertGreater(os.path.getsize(os.path.join(shots, "%s-%s.png" % (
                     page, size))), 1000, (page, size))
@@ -183,6 +183,15 @@ class ConsoleTest(AccountsTest):
         inv = self.call("initech", "GET", "/v1/invoices").json["resources"]
         self.assertEqual([(i["month"], i["total"], i["currency"]) for i in inv],
                          [(month, "2.00", "USD")])
+        # the price scheduled from next month on, the current month's kept
+        pr = self.call("acme", "GET", "/v1/offerings/%s/plans/%s/pricing" % (SERVICE_ID,
+                                                                            STANDARD)).json
+        prices = [(v.get("effective_month"), v["pricing"]["API_CALLS"]["USD"]["tiers"][0]["price"])
+                  for v in pr["versions"]]
+        self.assertEqual(len(prices), 2, pr)
+        y, m = map(int, month.split("-"))
+        following = "%04d-%02d" % (y + m // 12, m % 12 + 1)
+        self.assertEqual(prices[-1], (following, "0.4"), pr)
         cases = self.call("initech", "GET", "/v1/support/cases").json["resources"]
         self.assertEqual([(c["subject"], c["status"]) for c in cases],
                          [("Slow writes", "waiting_on_client")])
