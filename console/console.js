@@ -235,11 +235,12 @@ page("/", null, "Home", async () => {
   const k = me.account.kind;
   const links = {
     consumer: [["#/catalog", "Browse the catalog"], ["#/instances", "Your instances"],
-               ["#/invoices", "Invoices"], ["#/cases", "Support cases"]],
-    provider: [["#/offerings", "Your offerings"], ["#/catalog", "The catalog"],
+               ["#/usage", "Usage this month"], ["#/invoices", "Invoices"],
                ["#/cases", "Support cases"]],
-    operator: [["#/accounts", "Accounts"], ["#/catalog", "The catalog"],
-               ["#/cases", "Support cases"]]}[k] || [];
+    provider: [["#/offerings", "Your offerings"], ["#/statements", "Revenue statements"],
+               ["#/cases", "Support cases"]],
+    operator: [["#/approvals", "Approvals"], ["#/accounts", "Accounts"],
+               ["#/billing", "Closing a month"], ["#/cases", "Support cases"]]}[k] || [];
   show("Welcome",
     el("div", {class: "card"}, el("dl", {class: "facts"},
       el("dt", {}, "Account"), el("dd", {}, me.account.name),
@@ -551,7 +552,7 @@ page("/cases/([^/]+)", null, null, async (params, id) => {
     c.status === "closed" ? el("p", {class: "muted"}, "The case is closed.") : form);
 });
 
-page("/offerings", ["provider", "operator"], "Offerings", async () => {
+page("/offerings", ["provider"], "Offerings", async () => {
   const r = await api("GET", "/v1/offerings");
   show("Offerings", me.account.kind === "provider"
          ? el("div", {class: "actions"}, el("a", {class: "button", href: "#/offerings/new"},
