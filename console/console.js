@@ -55,6 +55,12 @@ function when(iso) {
   return isNaN(d) ? iso : d.toISOString().replace("T", " ").slice(0, 16) + " UTC";
 }
 
+// Only http(s) addresses from the API become links (never javascript: or data:).
+function web(url) {
+  try { return !!url && ["http:", "https:"].includes(new URL(url).protocol); }
+  catch { return false; }
+}
+
 function failure(err) {
   return el("p", {class: "error", role: "alert"}, err.message || String(err));
 }
@@ -138,10 +144,12 @@ async function refresh() {
 async function signOut(switching) {
   const s = session();
   sessionStorage.removeItem(KEY + ".session");
-  if (s && s.refresh_token)
-    await fetch(config.revoke_url, {method: "POST", body: new URLSearchParams({
-      token: s.refresh_token, token_type_hint: "refresh_token", client_id: config.client_id})})
-      .catch(() => {});
+  // both tokens: the refresh token's family and the access token (by its id)
+  for (const [token, hint] of [[s && s.refresh_token, "refresh_token"],
+                               [s && s.access_token, "access_token"]])
+    if (token)
+      await fetch(config.revoke_url, {method: "POST", body: new URLSearchParams({
+        token, token_type_hint: hint, client_id: config.client_id})}).catch(() => {});
   // ends the platform's sign-in session too, so that the next sign-in asks again
   await fetch(config.logout_url, {method: "POST", credentials: "same-origin"}).catch(() => {});
   me = null;
@@ -270,7 +278,7 @@ page("/catalog", null, "Catalog", async (params) => {
       (o.plans || []).filter(p => (p.regions || []).length).map(p =>
         el("a", {class: "button secondary", href: `#/create/${o.id}/${p.id}`},
            `Create ${p.name}`))),
-    o.support && o.support.url ? el("p", {}, el("a", {href: o.support.url, rel: "noopener"},
+    web(o.support && o.support.url) ? el("p", {}, el("a", {href: o.support.url, rel: "noopener"},
                                                 "The provider's support")) : null));
   show("Catalog", form,
        el("p", {class: "muted"}, `${r.total_count} offering${r.total_count === 1 ? "" : "s"}` +
@@ -301,8 +309,8 @@ page("/instances/([^/]+)", ["consumer", "provider"], null, async (params, id) =>
       el("dt", {}, "GUID"), el("dd", {class: "id"}, i.guid),
       el("dt", {}, "CRN"), el("dd", {class: "id"}, i.crn),
       el("dt", {}, "Created"), el("dd", {}, when(i.created_at)),
-      i.dashboard_url ? el("dt", {}, "Dashboard") : null,
-      i.dashboard_url ? el("dd", {}, el("a", {href: i.dashboard_url, rel: "noopener"},
+      web(i.dashboard_url) ? el("dt", {}, "Dashboard") : null,
+      web(i.dashboard_url) ? el("dd", {}, el("a", {href: i.dashboard_url, rel: "noopener"},
                                          "Open the dashboard")) : null)),
     el("h2", {}, "Keys"),
     table(keys.resources || [], [
@@ -541,8 +549,9 @@ page("/cases/([^/]+)", null, null, async (params, id) => {
       el("dt", {}, "Routed to"), el("dd", {}, c.routed_to),
       el("dt", {}, "First response due"), el("dd", {}, when(c.first_response.due_at) +
                                                     (c.first_response.missed ? " (missed)" : "")),
-      ps && ps.url ? el("dt", {}, "The provider's support") : null,
-      ps && ps.url ? el("dd", {}, el("a", {href: ps.url, rel: "noopener"}, ps.url)) : null)),
+      web(ps && ps.url) ? el("dt", {}, "The provider's support") : null,
+      web(ps && ps.url) ? el("dd", {}, el("a", {href: ps.url, rel: "noopener"}, ps.url))
+                        : null)),
     el("h2", {}, "Updates"),
     (c.updates || []).map(u => el("div", {class: "card"},
       el("p", {class: "muted"}, `#${u.seq} · ${when(u.created_at)} · ${u.side}` +
@@ -842,9 +851,16 @@ async function wizardStep(n, o, base) {
               await api("PUT", `${base}/plans/${p.id}/deployments/${b.region}`); route(); })}))],
       "No plans.") : null;
     const runs = brokers.brokers.map(b => button(`Validate the ${b.region} broker`, async () => {
-      const sc = await api("POST", base + "/validate?wait=25", {broker_id: b.id, timeout_s: 10});
+      const here = location.hash;
+      let sc = await api("POST", base + "/validate?wait=25", {broker_id: b.id, timeout_s: 10});
+      // a slow broker: the run goes on; its scorecard fills in as the checks finish
+      while (sc.state === "running" && location.hash === here) {
+        scorecard.replaceChildren(...scorecardView(sc));
+        await new Promise(r => setTimeout(r, 1000));
+        sc = await api("GET", `${base}/scorecards/${sc.id}`);
+      }
       scorecard.replaceChildren(...scorecardView(sc));
-      if (sc.state !== "running") setTimeout(route, 0);
+      if (location.hash === here) setTimeout(route, 0);
     }));
     const newest = cards.scorecards.length
       ? await api("GET", `${base}/scorecards/${cards.scorecards[0].id}`) : null;

@@ -37,14 +37,20 @@ struct billing {
     int stopping; /* atomic */
 };
 
-static void progress_start(billing *b, const char *month)
+/* Takes the node's one close slot for month; false when a close runs already. */
+static bool progress_start(billing *b, const char *month)
 {
     pthread_mutex_lock(&b->mu);
+    if (b->closing.phase) {
+        pthread_mutex_unlock(&b->mu);
+        return false;
+    }
     str_copy(b->closing.month, sizeof b->closing.month, month);
     b->closing.phase = "counting"; /* until the walks know how much they will visit */
     b->closing.done = b->closing.total = 0;
     b->closing.started_ms = time_now_ms();
     pthread_mutex_unlock(&b->mu);
+    return true;
 }
 
 static void progress_phase(billing *b, const char *phase)
@@ -603,10 +609,13 @@ static int close_finish(billing *b, const char *month, int64_t now, char *why, s
 {
     bill_lines ls = {0};
     store_tx *tx;
+    if (!progress_start(b, month))
+        return OSB_E_CONFLICT; /* one close at a time on a node */
     int rc = store_begin(b->db, false, &tx);
-    if (rc)
+    if (rc) {
+        progress_phase(b, NULL);
         return rc;
-    progress_start(b, month);
+    }
     bill_progress pg = {on_progress, b};
     rc = bill_rate(tx, NULL, month, 0, &pg, &ls, why, whylen);
     progress_phase(b, "finalizing");
@@ -644,6 +653,13 @@ static void close_answer(billing *b, http_req *req, const char *month, int64_t t
     if (rc == OSB_E_BUSY) {
         http_reply_error(req, 503, "unavailable",
                          "The platform is stopping; the close is finished when it starts again.",
+                         NULL);
+        return;
+    }
+    if (rc == OSB_E_CONFLICT) {
+        http_reply_error(req, 409, "close_running",
+                         "A close runs on this node already; follow it with GET"
+                         " /v1/billing/periods/{month} and ask again once it is done.",
                          NULL);
         return;
     }
@@ -1587,8 +1603,15 @@ void billing_routes(billing *b, http_router *r)
 
 void billing_stop(billing *b)
 {
-    if (b)
-        __atomic_store_n(&b->stopping, 1, __ATOMIC_SEQ_CST);
+    if (!b)
+        return;
+    __atomic_store_n(&b->stopping, 1, __ATOMIC_SEQ_CST);
+    /* the closes answer their requests (their rating ends at once; a finalizing one commits
+     * first), before the server that holds the requests stops */
+    pthread_mutex_lock(&b->mu);
+    while (b->closes > 0)
+        pthread_cond_wait(&b->idle, &b->mu);
+    pthread_mutex_unlock(&b->mu);
 }
 
 void billing_close(billing *b)

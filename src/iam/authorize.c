@@ -519,10 +519,31 @@ static void authorize_get(iam *m, http_req *req)
         consent_page(m, req, &a, s.token);
 }
 
+/* A POST sent by a page of another origin (login CSRF: signing the victim in as someone
+ * else), by the browser's own word: Sec-Fetch-Site when it sends one (only same-origin
+ * passes), else an Origin whose host is not the one asked. Clients that are not browsers
+ * send neither. ("Origin: null" is what a same-origin page with no-referrer sends.) */
+static bool cross_site(http_req *req)
+{
+    const char *site = http_header(req, "Sec-Fetch-Site");
+    if (site)
+        return !str_eq(site, "same-origin");
+    const char *origin = http_header(req, "Origin"), *host = http_header(req, "Host");
+    if (!origin || str_eq(origin, "null"))
+        return false;
+    const char *sep = strstr(origin, "://");
+    return !host || !sep || !str_eq(sep + 3, host);
+}
+
 static void authorize_post(iam *m, http_req *req)
 {
     authz_req a;
     session s;
+    if (cross_site(req)) {
+        error_page(req, 403, "This form was sent from another site; sign in from the page "
+                             "itself.");
+        return;
+    }
     if (!http_is_form(req)) {
         error_page(req, 400, "The form was not sent as a form.");
         return;
@@ -600,6 +621,11 @@ static void authorize(http_req *req, void *ud)
 static void logout(http_req *req, void *ud)
 {
     iam *m = ud;
+    if (cross_site(req)) {
+        http_reply_error(req, 403, "forbidden", "Signing out is for the platform's own pages.",
+                         NULL);
+        return;
+    }
     const char *cookie = http_cookie(req, COOKIE);
     if (cookie && *cookie) {
         unsigned char h[32];

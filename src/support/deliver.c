@@ -70,7 +70,7 @@ static void on_answer(void *ud, const http_client_response *r)
     support *s = a->s;
     bool ok = !r->error && r->status >= 200 && r->status < 300;
     int64_t now = time_now_ms(), wait = ok ? 0 : backoff_ms(s, a->attempt);
-    store_tx *tx;
+    store_tx *tx = NULL;
     int rc = store_begin(s->db, true, &tx);
     if (!rc)
         rc = store_exec(tx,
@@ -174,7 +174,7 @@ static int64_t send_due(support *s)
     int64_t now = time_now_ms(), next = now + POLL_MS;
     outgoing out[BATCH];
     int n = 0;
-    store_tx *tx;
+    store_tx *tx = NULL;
     if (store_begin(s->db, true, &tx))
         return now + FIRST_WAIT;
     store_stmt *q;
@@ -202,22 +202,23 @@ static int64_t send_due(support *s)
         size_t sn = 0;
         const void *sealed = store_col_blob(q, 6, &sn);
         char secret[128];
-        if (open_secret(s->seal_key, store_col_text(q, 7), sealed, sn, secret, sizeof secret,
-                        NULL)) {
-            log_error("support: the webhook secret of offering %s does not open",
-                      store_col_text(q, 7));
-            free(a);
-            continue;
-        }
         out[n].a = a;
         str_copy(out[n].event, sizeof out[n].event, store_col_text(q, 3));
         out[n].body = NULL;
         out[n].signature[0] = '\0';
-        /* the secret is used here, inside the loop, and wiped at once */
-        out[n].body = payload(tx, a->id, a->case_id, a->seq, out[n].event, a->attempt);
-        if (out[n].body)
-            sign(secret, now / 1000, out[n].body, out[n].signature);
-        secure_wipe(secret, sizeof secret);
+        /* A secret that does not open, or a body that cannot be made, leaves the delivery
+         * leased and unsent: it is tried again after the lease, not at once. */
+        if (open_secret(s->seal_key, store_col_text(q, 7), sealed, sn, secret, sizeof secret,
+                        NULL)) {
+            log_error("support: the webhook secret of offering %s does not open",
+                      store_col_text(q, 7));
+        } else {
+            /* the secret is used here, inside the loop, and wiped at once */
+            out[n].body = payload(tx, a->id, a->case_id, a->seq, out[n].event, a->attempt);
+            if (out[n].body)
+                sign(secret, now / 1000, out[n].body, out[n].signature);
+            secure_wipe(secret, sizeof secret);
+        }
         n++;
     }
     if (!rc)

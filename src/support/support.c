@@ -103,6 +103,10 @@ int support_case_json(store_tx *tx, const char *case_id, json_t **out)
         }
         store_done(q);
     }
+    if (rc) {
+        json_decref(*out);
+        *out = NULL;
+    }
     return rc;
 }
 
@@ -114,7 +118,7 @@ static void reply_store_error(http_req *req)
 /* ---------------------------------------------------------------- who sees a case */
 
 typedef struct {
-    char id[37], account[64], provider[64], offering[64], status[24];
+    char id[37], account[64], provider[64], offering[64], service[64], status[24];
     bool exists;
 } case_ref;
 
@@ -123,8 +127,9 @@ static int case_get(store_tx *tx, const char *id, case_ref *c)
     memset(c, 0, sizeof *c);
     store_stmt *q;
     int rc = store_query(tx,
-                         "SELECT id, account_id, provider_account_id, offering_id, status"
-                         " FROM support_cases WHERE id = ?",
+                         "SELECT c.id, c.account_id, c.provider_account_id, c.offering_id,"
+                         " c.status, o.name FROM support_cases c LEFT JOIN offerings o"
+                         " ON o.id = c.offering_id WHERE c.id = ?",
                          &q, "s", id);
     if (rc)
         return rc;
@@ -136,6 +141,7 @@ static int case_get(store_tx *tx, const char *id, case_ref *c)
         str_copy(c->provider, sizeof c->provider, store_col_text(q, 2));
         str_copy(c->offering, sizeof c->offering, store_col_text(q, 3));
         str_copy(c->status, sizeof c->status, store_col_text(q, 4));
+        str_copy(c->service, sizeof c->service, store_col_text(q, 5));
     }
     store_done(q);
     return st < 0 ? st : 0;
@@ -151,6 +157,27 @@ static const char *side_of(const iam_principal *p, const case_ref *c)
     if (str_eq(p->account_id, c->account))
         return "consumer";
     return NULL;
+}
+
+/* Whether p's roles allow action (support.case.read, support.case.update) on case c from
+ * side: the consumer's account's policies, the provider's (narrowed to the offering's
+ * service, as its service ID's policy is), or the operator's. */
+static bool may(support *s, const iam_principal *p, const case_ref *c, const char *side,
+                const char *action)
+{
+    bool provider = str_eq(side, "provider");
+    iam_resource r = {.account_id = provider ? c->provider : c->account,
+                      .service_name = provider && c->service[0] ? c->service : NULL,
+                      .resource_type = "support-case",
+                      .resource = c->id};
+    return iam_decide(s->iam, p, action, &r);
+}
+
+/* The same on the caller's own account, for listing and opening cases. */
+static bool may_own(support *s, const iam_principal *p, const char *action)
+{
+    iam_resource r = {.account_id = p->account_id, .resource_type = "support-case"};
+    return iam_decide(s->iam, p, action, &r);
 }
 
 /* ---------------------------------------------------------------- checks */
@@ -306,6 +333,10 @@ static void cases_create(http_req *req, void *ud)
     iam_principal p;
     if (!iam_authenticate(s->iam, req, &p))
         return;
+    if (!may_own(s, &p, "support.case.create")) {
+        http_reply_error(req, 403, "forbidden", "Not allowed to support.case.create.", NULL);
+        return;
+    }
     json_t *body = object_body(req);
     if (!body)
         return;
@@ -340,7 +371,7 @@ static void cases_create(http_req *req, void *ud)
     }
     if (w.delivering)
         support_deliver_poke(s);
-    store_tx *tx;
+    store_tx *tx = NULL;
     json_t *j = NULL;
     if (!store_begin(s->db, false, &tx)) {
         rc = support_case_json(tx, w.id, &j);
@@ -376,6 +407,10 @@ static void cases_list(http_req *req, void *ud)
     iam_principal p;
     if (!iam_authenticate(s->iam, req, &p))
         return;
+    if (!may_own(s, &p, "support.case.list")) {
+        http_reply_error(req, 403, "forbidden", "Not allowed to support.case.list.", NULL);
+        return;
+    }
     const char *status = http_query(req, "status"), *offering = http_query(req, "offering_id");
     const char *instance = http_query(req, "instance_id"), *fr = http_query(req, "first_response");
     const char *account = http_query(req, "account_id");
@@ -403,7 +438,7 @@ static void cases_list(http_req *req, void *ud)
                          "account_id");
         return;
     }
-    store_tx *tx;
+    store_tx *tx = NULL;
     if (store_begin(s->db, false, &tx)) {
         reply_store_error(req);
         return;
@@ -508,7 +543,7 @@ static void cases_show(http_req *req, void *ud)
     iam_principal p;
     if (!iam_authenticate(s->iam, req, &p))
         return;
-    store_tx *tx;
+    store_tx *tx = NULL;
     if (store_begin(s->db, false, &tx)) {
         reply_store_error(req);
         return;
@@ -517,7 +552,8 @@ static void cases_show(http_req *req, void *ud)
     json_t *j = NULL;
     int rc = case_get(tx, req->params[0], &c);
     const char *side = !rc && c.exists ? side_of(&p, &c) : NULL;
-    if (side && !(rc = support_case_json(tx, c.id, &j)))
+    bool allowed = side && may(s, &p, &c, side, "support.case.read");
+    if (allowed && !(rc = support_case_json(tx, c.id, &j)))
         rc = case_details(tx, j, c.id, !str_eq(side, "consumer"));
     store_rollback(tx);
     if (rc) {
@@ -529,6 +565,10 @@ static void cases_show(http_req *req, void *ud)
         http_reply_error(req, 404, "not_found", "No such support case.", "id");
         return;
     }
+    if (!allowed) {
+        http_reply_error(req, 403, "forbidden", "Not allowed to support.case.read.", NULL);
+        return;
+    }
     http_reply_json(req, 200, j);
     json_decref(j);
 }
@@ -536,6 +576,7 @@ static void cases_show(http_req *req, void *ud)
 /* ---------------------------------------------------------------- updates */
 
 typedef struct {
+    support *s;
     const iam_principal *p;
     const char *id, *comment, *status;
     int64_t now;
@@ -557,6 +598,11 @@ static int add_update(store_tx *tx, void *ud)
     if (!side) {
         w->refusal = 404;
         return OSB_E_NOTFOUND;
+    }
+    if (!may(w->s, w->p, &c, side, "support.case.update")) {
+        w->refusal = 403;
+        snprintf(w->why, sizeof w->why, "Not allowed to support.case.update.");
+        return OSB_E_INVAL;
     }
     if (str_eq(c.status, "closed")) {
         w->refusal = 409;
@@ -623,7 +669,7 @@ static void cases_update(http_req *req, void *ud)
     if (!body)
         return;
     static const char *const fields[] = {"comment", "status", NULL};
-    update_work w = {.p = &p, .id = req->params[0], .now = time_now_ms()};
+    update_work w = {.s = s, .p = &p, .id = req->params[0], .now = time_now_ms()};
     const json_t *st = json_object_get(body, "status");
     bool ok = only_fields(req, body, fields) &&
               text_field(req, body, "comment", MAX_COMMENT, false, &w.comment);
@@ -651,6 +697,10 @@ static void cases_update(http_req *req, void *ud)
         http_reply_error(req, 404, "not_found", "No such support case.", "id");
         return;
     }
+    if (rc && w.refusal == 403) {
+        http_reply_error(req, 403, "forbidden", w.why, NULL);
+        return;
+    }
     if (rc && w.refusal) {
         http_reply_error(req, w.refusal, w.refusal == 409 ? "conflict" : "invalid_field", w.why,
                          w.refusal == 409 ? "id" : "status");
@@ -662,7 +712,7 @@ static void cases_update(http_req *req, void *ud)
     }
     if (w.delivering)
         support_deliver_poke(s);
-    store_tx *tx;
+    store_tx *tx = NULL;
     json_t *j = NULL;
     if (!store_begin(s->db, false, &tx)) {
         if (!support_case_json(tx, w.id, &j) && case_details(tx, j, w.id, false)) {
@@ -681,22 +731,28 @@ static void cases_update(http_req *req, void *ud)
 
 /* ---------------------------------------------------------------- the webhook */
 
-/* The offering's owner (or the operator) may manage its webhook: false (answered) otherwise. */
-static bool offering_owner(support *s, http_req *req, iam_principal *p, const char *offering)
+/* The offering's account (or the operator) reads its webhook, and its administrators change
+ * it (action support.webhook.read or .manage, on the offering's service): false (answered)
+ * otherwise. */
+static bool offering_owner(support *s, http_req *req, iam_principal *p, const char *offering,
+                           const char *action)
 {
     if (!iam_authenticate(s->iam, req, p))
         return false;
-    store_tx *tx;
+    store_tx *tx = NULL;
     if (store_begin(s->db, false, &tx)) {
         reply_store_error(req);
         return false;
     }
     store_stmt *q;
-    char owner[64] = "";
-    int rc = store_query(tx, "SELECT account_id FROM offerings WHERE id = ?", &q, "s", offering);
+    char owner[64] = "", name[64] = "";
+    int rc =
+        store_query(tx, "SELECT account_id, name FROM offerings WHERE id = ?", &q, "s", offering);
     if (!rc) {
-        if (store_step(q) == STORE_ROW)
+        if (store_step(q) == STORE_ROW) {
             str_copy(owner, sizeof owner, store_col_text(q, 0));
+            str_copy(name, sizeof name, store_col_text(q, 1));
+        }
         store_done(q);
     }
     store_rollback(tx);
@@ -706,6 +762,14 @@ static bool offering_owner(support *s, http_req *req, iam_principal *p, const ch
     }
     if (!owner[0] || (!p->operator&& !str_eq(owner, p->account_id))) {
         http_reply_error(req, 404, "not_found", "No such offering of your account.", "id");
+        return false;
+    }
+    iam_resource r = {.account_id = owner,
+                      .service_name = name,
+                      .resource_type = "offering",
+                      .resource = offering};
+    if (!iam_decide(s->iam, p, action, &r)) {
+        http_reply_errorf(req, 403, "forbidden", "Not allowed to %s.", action);
         return false;
     }
     return true;
@@ -732,7 +796,7 @@ static void webhook_put(http_req *req, void *ud)
     support *s = ud;
     const char *offering = req->params[0];
     iam_principal p;
-    if (!offering_owner(s, req, &p, offering))
+    if (!offering_owner(s, req, &p, offering, "support.webhook.manage"))
         return;
     json_t *body = object_body(req);
     if (!body)
@@ -754,7 +818,7 @@ static void webhook_put(http_req *req, void *ud)
     }
     int64_t now = time_now_ms();
     char secret[8 + 2 * SUPPORT_SECRET_BYTES + 1] = "";
-    store_tx *tx;
+    store_tx *tx = NULL;
     int rc = store_begin(s->db, true, &tx);
     store_stmt *q;
     bool exists = false;
@@ -821,9 +885,9 @@ static void webhook_get(http_req *req, void *ud)
     support *s = ud;
     const char *offering = req->params[0];
     iam_principal p;
-    if (!offering_owner(s, req, &p, offering))
+    if (!offering_owner(s, req, &p, offering, "support.webhook.read"))
         return;
-    store_tx *tx;
+    store_tx *tx = NULL;
     if (store_begin(s->db, false, &tx)) {
         reply_store_error(req);
         return;
@@ -859,9 +923,9 @@ static void webhook_delete(http_req *req, void *ud)
     support *s = ud;
     const char *offering = req->params[0];
     iam_principal p;
-    if (!offering_owner(s, req, &p, offering))
+    if (!offering_owner(s, req, &p, offering, "support.webhook.manage"))
         return;
-    store_tx *tx;
+    store_tx *tx = NULL;
     int rc = store_begin(s->db, true, &tx);
     if (!rc)
         rc = store_exec(tx, "DELETE FROM support_webhooks WHERE offering_id = ?", "s", offering);

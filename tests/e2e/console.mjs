@@ -186,7 +186,7 @@ try {
         "IAM shows the client secret once");
   await shoot(page, "wizard-offering");
   await page.getByRole("link", {name: "Done"}).click();
-  await page.getByRole("heading", {level: 2, name: "IAM"}).waitFor();
+  await page.getByRole("heading", {level: 2, name: "IAM", exact: true}).waitFor();
   check(!(await page.locator("#iam-client-secret").count()), "and never again");
 
   // ---------------------------------------------------------------- step 3

@@ -117,6 +117,23 @@ class ConsoleTest(AccountsTest):
             r = c.request("POST", "/identity/logout")
             self.assertEqual(r.status, 204)
             self.assertIn("Max-Age=0", r.header("Set-Cookie"))
+            # a form posted by another site's page is refused (login CSRF), by the browser's
+            # Sec-Fetch-Site or by an Origin that is not this host
+            form = urllib.parse.urlencode(dict(q, action="login", email="acme@example.com",
+                                               password="password-acme")).encode()
+            hdr = {"Content-Type": "application/x-www-form-urlencoded"}
+            for extra in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                          {"Origin": "https://evil.example"}):
+                r = c.request("POST", "/identity/authorize", raw=form, headers=dict(hdr, **extra))
+                self.assertEqual(r.status, 403, extra)
+                self.assertIsNone(r.header("Set-Cookie"), extra)
+                r = c.request("POST", "/identity/logout", headers=extra)
+                self.assertEqual(r.status, 403, extra)
+            # the platform's own page: signed in, redirected back with a code
+            r = c.request("POST", "/identity/authorize", raw=form, headers=dict(
+                hdr, **{"Sec-Fetch-Site": "same-origin", "Origin": self.p.url}))
+            self.assertEqual(r.status, 302, r)
+            self.assertIn("code=", r.header("Location"))
         finally:
             c.close()
 

@@ -333,6 +333,42 @@ class SupportTest(AccountsTest):
                           body)
             self.assertEqual(r.status, 404, (method, r))
 
+    def test_roles_limit_what_members_do(self):
+        """A Viewer of the provider's account reads its cases but answers none and cannot
+        touch the webhook; the offering's service ID answers cases but cannot redirect
+        them; a consumer's Viewer reads its account's cases but opens none."""
+        case = self.open_case(subject="Who may answer?")
+        tokens = {}
+        for who in ("acme", "initech"):
+            acc = self.accounts[who]
+            r = self.call(who, "POST", "/v1/users",
+                          {"account_id": acc["id"], "email": "viewer@%s.example" % who,
+                           "name": "Viewer", "password": "viewer-pass-1"})
+            self.assertEqual(r.status, 201, r)
+            key = self.call(who, "POST", "/v1/apikeys",
+                            {"name": "viewer", "iam_id": r.json["iam_id"]}).json["apikey"]
+            tokens[who] = self.c.apikey_token(key)
+        path = "/v1/support/cases/%s" % case["id"]
+        as_ = lambda tok, method, p, body=None: self.c.call(method, p, body=body, token=tok)
+        self.assertEqual(as_(tokens["acme"], "GET", path).status, 200)
+        r = as_(tokens["acme"], "POST", path + "/updates", {"comment": "a viewer's word"})
+        self.assertEqual(r.status, 403, r)
+        hook = "/v1/offerings/%s/support/webhook" % SERVICE_ID
+        self.assertEqual(as_(tokens["acme"], "GET", hook).status, 200)
+        for method, body in (("PUT", {"url": "https://elsewhere.example/"}), ("DELETE", None)):
+            self.assertEqual(as_(tokens["acme"], method, hook, body).status, 403, method)
+            self.assertEqual(as_(self.service_token, method, hook, body).status, 403, method)
+        self.assertEqual(self.call("acme", "GET", hook).json["url"], self.hook)
+        self.assertEqual(as_(tokens["initech"], "GET", path).status, 200)
+        r = as_(tokens["initech"], "POST", "/v1/support/cases",
+                {"severity": 4, "subject": "x", "description": "y"})
+        self.assertEqual(r.status, 403, r)
+        r = as_(tokens["initech"], "POST", path + "/updates", {"comment": "me too"})
+        self.assertEqual(r.status, 403, r)
+        # nothing of it changed the case
+        r = self.call("initech", "GET", path)
+        self.assertEqual([u["seq"] for u in r.json["updates"]], [1])
+
     def test_a_missed_first_response_shows_to_the_operator(self):
         late = self.open_case(severity=1, subject="Urgent and ignored")
         answered = self.open_case(severity=4, subject="A question")
