@@ -467,7 +467,10 @@ static void support_webhook(osb_http *h, void *ud)
     json_t *j = json_loadb(body, n, 0, NULL);
     const char *case_id = json_string_value(json_object_get(json_object_get(j, "case"), "id"));
     const char *inner = json_string_value(json_object_get(j, "delivery_id"));
-    if (!id || !event || !case_id || !inner || strcmp(id, inner) != 0 || strlen(id) > 64) {
+    /* what is kept comes from the signed body; the headers only have to agree with it */
+    const char *signed_event = json_string_value(json_object_get(j, "event"));
+    if (!id || !event || !case_id || !inner || strcmp(id, inner) != 0 || strlen(id) > 64 ||
+        !signed_event || strcmp(event, signed_event) != 0) {
         json_decref(j);
         osb_http_reply_error(h, 400, "BadRequest", "Not a support delivery.");
         return;

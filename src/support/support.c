@@ -783,10 +783,16 @@ static json_t *webhook_json(const char *offering, store_stmt *q)
                      "replay_window_seconds", SUPPORT_REPLAY_WINDOW_S);
 }
 
+/* An absolute http(s) URL without user information (credentials in a URL end up in logs:
+ * the signature is the webhook's authentication). */
 static bool webhook_url_ok(const char *url)
 {
-    return url && (str_has_prefix(url, "https://") || str_has_prefix(url, "http://")) &&
-           strlen(url) <= 1000 && !strpbrk(url, " \t\r\n");
+    if (!url || !(str_has_prefix(url, "https://") || str_has_prefix(url, "http://")) ||
+        strlen(url) > 1000 || strpbrk(url, " \t\r\n\\"))
+        return false;
+    const char *host = strstr(url, "://") + 3;
+    size_t authority = strcspn(host, "/?#");
+    return authority > 0 && !memchr(host, '@', authority);
 }
 
 /* PUT /v1/offerings/{id}/support/webhook {"url", "rotate_secret"?}: sets where the offering's
@@ -810,7 +816,8 @@ static void webhook_put(http_req *req, void *ud)
     }
     if (!webhook_url_ok(url) || (rot && !json_is_boolean(rot))) {
         http_reply_error(req, 400, "invalid_field",
-                         !webhook_url_ok(url) ? "'url' is required: an http(s) URL."
+                         !webhook_url_ok(url) ? "'url' is required: an http(s) URL, with no"
+                                                " user name or password in it."
                                               : "'rotate_secret' is true or false.",
                          !webhook_url_ok(url) ? "url" : "rotate_secret");
         json_decref(body);

@@ -504,8 +504,8 @@ class SupportTest(AccountsTest):
         self.assertEqual((r.status, r.json["url"]), (200, self.hook), r)
         self.assertNotIn("secret", r.json)
         self.assertEqual(r.json["signature_header"], "X-Osbill-Signature")
-        for body in ({"url": "ftp://x"}, {"url": ""}, {}, {"url": self.hook, "rotate_secret": 1},
-                     {"url": self.hook, "secret": "mine"}):
+        for body in ({"url": "ftp://x"}, {"url": ""}, {}, {"url": "https://u:p@hooks.example/"},
+                     {"url": self.hook, "rotate_secret": 1}, {"url": self.hook, "secret": "mine"}):
             self.assertEqual(self.call("acme", "PUT", path, body).status, 400, body)
         # the same URL again keeps the secret (none shown); the stored one is sealed
         r = self.call("acme", "PUT", path, {"url": self.hook})
