@@ -483,11 +483,20 @@ static bool sign_in(iam *m, http_req *req, session *s, int64_t *retry_s)
     unsigned char h[32];
     iam_new_secret("", s->token, sizeof s->token);
     iam_hash_secret(m, s->token, h);
+    /* a sign-in over an older session (prompt=login, another user) ends the older one */
+    const char *old = http_cookie(req, COOKIE);
+    unsigned char oh[32];
+    if (old && *old)
+        iam_hash_secret(m, old, oh);
     int rc = store_begin(m->db, true, &tx);
     if (!rc) {
-        rc = store_exec(tx, "INSERT INTO sessions (token_hash, iam_id, account_id, expires_ms)"
-                            " VALUES (?, ?, ?, ?)", "bssi", (const void *)h, sizeof h, s->iam_id,
-                        s->account_id, time_now_ms() + SESSION_TTL_MS);
+        if (old && *old)
+            rc = store_exec(tx, "DELETE FROM sessions WHERE token_hash = ?", "b",
+                            (const void *)oh, sizeof oh);
+        if (!rc)
+            rc = store_exec(tx, "INSERT INTO sessions (token_hash, iam_id, account_id,"
+                                " expires_ms) VALUES (?, ?, ?, ?)", "bssi", (const void *)h,
+                            sizeof h, s->iam_id, s->account_id, time_now_ms() + SESSION_TTL_MS);
         rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
     }
     if (rc)
