@@ -1145,7 +1145,8 @@ static void invoice_show(http_req *req, void *ud)
 // clang-format off
 #define NEGATED(c) \
     "CASE WHEN " c " LIKE '-%' THEN substr(" c ", 2)" \
-    " WHEN " c " GLOB '*[1-9]*' THEN '-' || " c " ELSE " c " END"
+    " WHEN replace(replace(replace(" c ", '0', ''), '.', ''), '-', '') <> ''" \
+    " THEN '-' || " c " ELSE " c " END"
 
 /* A credit note's lines: the voided invoice's, with every amount negated. */
 static const char CREDIT_LINES_SQL[] =

@@ -562,16 +562,23 @@ static int meters_usage(store_tx *tx, const char *offering_id, bool *yes)
 {
     store_stmt *q;
     *yes = false;
-    int rc = store_query(tx,
-                         "SELECT 1 FROM plans p, json_each(p.doc, '$.metrics') m WHERE"
-                         " p.offering_id = ? AND json_extract(m.value, '$.id') != 'MONTHLY_FEE'"
-                         " LIMIT 1",
-                         &q, "s", offering_id);
+    int rc = store_query(tx, "SELECT doc FROM plans WHERE offering_id = ?", &q, "s", offering_id);
     if (rc)
         return rc;
-    *yes = store_step(q) == STORE_ROW;
+    int st = STORE_DONE;
+    while (!*yes && (st = store_step(q)) == STORE_ROW) {
+        json_t *d = json_loads(store_col_text(q, 0), 0, NULL);
+        size_t i;
+        const json_t *m;
+        json_array_foreach(json_object_get(d, "metrics"), i, m) {
+            const char *id = json_string_value(json_object_get(m, "id"));
+            if (id && strcmp(id, "MONTHLY_FEE") != 0)
+                *yes = true;
+        }
+        json_decref(d);
+    }
     store_done(q);
-    return 0;
+    return *yes || st >= 0 ? 0 : st;
 }
 
 static json_t *step(int n, const char *id, const char *title, json_t *missing)

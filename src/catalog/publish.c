@@ -288,8 +288,9 @@ static void allowlist_change(http_req *req, void *ud, bool add)
             http_reply_error(req, 404, "not_found", "No such account.", "account_id");
         } else {
             if (!rc)
-                rc = add ? store_exec(tx, "INSERT OR IGNORE INTO offering_allowlist (offering_id,"
-                                          " account_id, created_ms) VALUES (?, ?, ?)", "ssi",
+                rc = add ? store_exec(tx, "INSERT INTO offering_allowlist (offering_id,"
+                                          " account_id, created_ms) VALUES (?, ?, ?)"
+                                          " ON CONFLICT DO NOTHING", "ssi",
                                       o.id, account, time_now_ms())
                          : store_exec(tx, "DELETE FROM offering_allowlist WHERE offering_id = ?"
                                           " AND account_id = ?", "ss", o.id, account);

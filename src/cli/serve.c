@@ -25,26 +25,53 @@
 
 extern const store_migration osbill_migrations[];
 extern const size_t osbill_migrations_count;
+extern const store_migration osbill_migrations_pg[];
+extern const size_t osbill_migrations_pg_count;
 
-static int open_store(const char *data, store **out)
+static bool is_postgres(const char *db_url)
+{
+    return db_url && (str_has_prefix(db_url, "postgres://") ||
+                      str_has_prefix(db_url, "postgresql://"));
+}
+
+/* The database: a PostgreSQL URL, sqlite:PATH, or DATA/osbill.db; migrated to this version. */
+static int open_store(const char *data, const char *db_url, store **out)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/osbill.db", data);
+    if (is_postgres(db_url))
+        snprintf(path, sizeof path, "%s", db_url);
+    else if (db_url)
+        snprintf(path, sizeof path, "%s", db_url + strlen("sqlite:"));
+    else
+        snprintf(path, sizeof path, "%s/osbill.db", data);
     int rc = store_open(path, NULL, out);
     if (rc)
         return rc;
-    if ((rc = store_migrate(*out, osbill_migrations, osbill_migrations_count))) {
+    rc = is_postgres(db_url)
+             ? store_migrate(*out, osbill_migrations_pg, osbill_migrations_pg_count)
+             : store_migrate(*out, osbill_migrations, osbill_migrations_count);
+    if (rc) {
         store_close(*out);
         *out = NULL;
     }
     return rc;
 }
 
-static bool initialized(const char *data)
+/* A data directory is initialised once its secret key is there (osbill init writes it with
+ * the operator's account, in whichever database). */
+static bool initialized(const char *data, const char *db_url)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/osbill.db", data);
+    if (db_url)
+        snprintf(path, sizeof path, "%s/secret.key", data);
+    else
+        snprintf(path, sizeof path, "%s/osbill.db", data);
     return access(path, F_OK) == 0;
+}
+
+static bool db_url_ok(const char *db_url)
+{
+    return !db_url || is_postgres(db_url) || (str_has_prefix(db_url, "sqlite:") && db_url[7]);
 }
 
 /* ---------------------------------------------------------------- init */
@@ -55,8 +82,10 @@ int cli_init(int argc, char **argv)
                                          {"email", required_argument, 0, 'e'},
                                          {"password", required_argument, 0, 'p'},
                                          {"output", required_argument, 0, 'o'},
+                                         {"db", required_argument, 0, 'b'},
                                          {0, 0, 0, 0}};
     const char *data = getenv("OSBILL_DATA"), *email = "admin@osbill.local", *password = NULL;
+    const char *db_url = getenv("OSBILL_DB");
     bool json_out = false;
     int o;
     optind = 1;
@@ -66,9 +95,10 @@ int cli_init(int argc, char **argv)
         case 'e': email = optarg; break;
         case 'p': password = optarg; break;
         case 'o': json_out = strcmp(optarg, "json") == 0; break;
+        case 'b': db_url = optarg; break;
         default:
-            fprintf(stderr, "usage: osbill init --data DIR [--email E] [--password P] "
-                            "[--output json]\n");
+            fprintf(stderr, "usage: osbill init --data DIR [--db postgres://...|sqlite:PATH]"
+                            " [--email E] [--password P] [--output json]\n");
             return 2;
         }
     }
@@ -76,7 +106,11 @@ int cli_init(int argc, char **argv)
         fprintf(stderr, "osbill init: --data DIR is required\n");
         return 2;
     }
-    if (initialized(data)) {
+    if (!db_url_ok(db_url)) {
+        fprintf(stderr, "osbill init: --db is postgres://... or sqlite:PATH\n");
+        return 2;
+    }
+    if (initialized(data, db_url)) {
         fprintf(stderr, "osbill init: %s is initialised already\n", data);
         return 1;
     }
@@ -101,7 +135,7 @@ int cli_init(int argc, char **argv)
     iam *m = NULL;
     json_t *result = NULL;
     iam_config ic = {.data_dir = data, .issuer = "http://127.0.0.1:8080/identity"};
-    int rc = open_store(data, &db);
+    int rc = open_store(data, db_url, &db);
     if (!rc)
         rc = iam_open(db, &ic, &m);
     if (!rc)
@@ -276,11 +310,11 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "osbill serve: --data DIR is required\n");
         return 2;
     }
-    if (db_url && !str_has_prefix(db_url, "sqlite:")) {
-        fprintf(stderr, "osbill serve: --db supports sqlite:PATH in this version\n");
+    if (!db_url_ok(db_url)) {
+        fprintf(stderr, "osbill serve: --db is postgres://... or sqlite:PATH\n");
         return 2;
     }
-    if (!initialized(data)) {
+    if (!initialized(data, db_url)) {
         fprintf(stderr, "osbill serve: %s is not initialised; run osbill init --data %s\n", data,
                 data);
         return 1;
@@ -302,7 +336,7 @@ int cli_serve(int argc, char **argv)
     iam *m = NULL;
     http_router *router = http_router_new();
     ops_ctx ops = {0};
-    int rc = router ? open_store(data, &db) : OSB_E_NOMEM;
+    int rc = router ? open_store(data, db_url, &db) : OSB_E_NOMEM;
     if (rc) {
         fprintf(stderr, "osbill serve: cannot open the store in %s\n", data);
         http_router_free(router);

@@ -606,9 +606,10 @@ static void authorize_post(iam *m, http_req *req)
     store_tx *tx;
     int rc = store_begin(m->db, true, &tx);
     if (!rc) {
-        rc = store_exec(tx, "INSERT OR REPLACE INTO consents (iam_id, client_id, scope,"
-                            " created_ms) VALUES (?, ?, ?, ?)", "sssi", s.iam_id, a.client_id,
-                        a.scope, time_now_ms());
+        rc = store_exec(tx, "INSERT INTO consents (iam_id, client_id, scope, created_ms)"
+                            " VALUES (?, ?, ?, ?) ON CONFLICT (iam_id, client_id) DO UPDATE"
+                            " SET scope = excluded.scope, created_ms = excluded.created_ms",
+                        "sssi", s.iam_id, a.client_id, a.scope, time_now_ms());
         rc = rc ? (store_rollback(tx), rc) : store_commit(tx);
     }
     if (rc)

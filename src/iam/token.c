@@ -424,8 +424,8 @@ static void grant_refresh(iam *m, http_req *req)
     if (!rc && state == 1) {
         /* A used token presented again: someone holds a copy. End the whole family; no
          * token of it outlives now + the refresh lifetime. */
-        rc = store_exec(tx, "INSERT OR IGNORE INTO refresh_revoked (family, expires_ms)"
-                            " VALUES (?, ?)", "si", t.family, time_now_ms() + REFRESH_TTL_MS);
+        rc = store_exec(tx, "INSERT INTO refresh_revoked (family, expires_ms)"
+                            " VALUES (?, ?) ON CONFLICT DO NOTHING", "si", t.family, time_now_ms() + REFRESH_TTL_MS);
         log_warn("iam: refresh token reuse for %s; its token family is revoked", t.iam_id);
     } else if (!rc && state == 0) {
         rc = store_exec(tx, "INSERT INTO refresh_used (jti, family, expires_ms) VALUES (?, ?, ?)",
@@ -715,15 +715,15 @@ static void revoke(http_req *req, void *ud)
         const char *cid = json_string_value(json_object_get(claims, "client_id"));
         const char *jti = json_string_value(json_object_get(claims, "jti"));
         if (jti && str_eq(cid, c.client_id))
-            rc = store_exec(tx, "INSERT OR IGNORE INTO revoked_tokens (jti, expires_ms)"
-                                " VALUES (?, ?)", "si", jti,
+            rc = store_exec(tx, "INSERT INTO revoked_tokens (jti, expires_ms)"
+                                " VALUES (?, ?) ON CONFLICT DO NOTHING", "si", jti,
                             (int64_t)json_integer_value(json_object_get(claims, "exp")) * 1000);
         json_decref(claims);
     } else {
         refresh_claims t;
         if (refresh_open(m, token, &t) && str_eq(t.client, c.client_id))
-            rc = store_exec(tx, "INSERT OR IGNORE INTO refresh_revoked (family, expires_ms)"
-                                " VALUES (?, ?)", "si", t.family,
+            rc = store_exec(tx, "INSERT INTO refresh_revoked (family, expires_ms)"
+                                " VALUES (?, ?) ON CONFLICT DO NOTHING", "si", t.family,
                             time_now_ms() + REFRESH_TTL_MS);
         secure_wipe(&t, sizeof t);
     }

@@ -1,7 +1,7 @@
 /* store, SQLite backend: one writer connection and a few reader connections on one WAL
  * file. A transaction holds one connection exclusively; statements are prepared once per
  * connection and cached by the address of their SQL text. */
-#include "store/store.h"
+#include "store/store_int.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -14,11 +14,13 @@
 #define NREADERS   4
 
 struct store_stmt {
+    bool pg;         /* false: SQLite's (store_int.h) */
     const char *sql; /* cache key */
     sqlite3_stmt *s;
 };
 
 struct store_tx {
+    bool pg;
     struct conn *c;
     bool write;
     int64_t changes;
@@ -37,6 +39,7 @@ typedef struct conn {
 } conn;
 
 struct store {
+    bool pg;
     conn writer;
     conn readers[NREADERS];
     unsigned next_reader;
@@ -100,6 +103,8 @@ static void close_conn(conn *c)
 
 int store_open(const char *path, const store_options *opt, store **out)
 {
+    if (path && (str_has_prefix(path, "postgres://") || str_has_prefix(path, "postgresql://")))
+        return pg_open(path, out);
     store_options defaults = {0};
     if (!opt)
         opt = &defaults;
@@ -121,6 +126,10 @@ int store_open(const char *path, const store_options *opt, store **out)
 
 void store_close(store *st)
 {
+    if (st && store_is_pg(st)) {
+        pg_close(st);
+        return;
+    }
     if (!st)
         return;
     close_conn(&st->writer);
@@ -186,6 +195,8 @@ static conn *held_by_this_thread(store *st)
 
 int store_begin(store *st, bool write, store_tx **out)
 {
+    if (store_is_pg(st))
+        return pg_begin(st, write, out);
     conn *c;
     if (!write && (c = held_by_this_thread(st))) {
         c->depth++;
@@ -226,6 +237,8 @@ int store_begin(store *st, bool write, store_tx **out)
 
 int store_commit(store_tx *tx)
 {
+    if (store_is_pg(tx))
+        return pg_commit(tx);
     conn *c = tx->c;
     if (c->depth > 0) { /* a read inside this thread's transaction ends; the outer goes on */
         c->depth--;
@@ -241,6 +254,10 @@ int store_commit(store_tx *tx)
 
 void store_rollback(store_tx *tx)
 {
+    if (store_is_pg(tx)) {
+        pg_rollback(tx);
+        return;
+    }
     conn *c = tx->c;
     if (c->depth > 0) {
         c->depth--;
@@ -254,11 +271,15 @@ void store_rollback(store_tx *tx)
 
 const char *store_errmsg(store_tx *tx)
 {
+    if (store_is_pg(tx))
+        return pg_errmsg(tx);
     return sqlite3_errmsg(tx->c->db);
 }
 
 sqlite3 *store_tx_sqlite(store_tx *tx)
 {
+    if (store_is_pg(tx))
+        return NULL;
     return tx->c->db;
 }
 
@@ -334,6 +355,13 @@ static int map_step_error(conn *c, int r)
 
 int store_exec(store_tx *tx, const char *sql, const char *types, ...)
 {
+    if (store_is_pg(tx)) {
+        va_list ap;
+        va_start(ap, types);
+        int rc = pg_vexec(tx, sql, types, ap);
+        va_end(ap);
+        return rc;
+    }
     conn *c = tx->c;
     store_stmt *e = cached(c, sql);
     if (!e)
@@ -359,11 +387,20 @@ int store_exec(store_tx *tx, const char *sql, const char *types, ...)
 
 int64_t store_changes(store_tx *tx)
 {
+    if (store_is_pg(tx))
+        return pg_changes(tx);
     return tx->changes;
 }
 
 int store_query(store_tx *tx, const char *sql, store_stmt **out, const char *types, ...)
 {
+    if (store_is_pg(tx)) {
+        va_list ap;
+        va_start(ap, types);
+        int rc = pg_vquery(tx, sql, out, types, ap);
+        va_end(ap);
+        return rc;
+    }
     conn *c = tx->c;
     store_stmt *e = cached(c, sql);
     if (!e)
@@ -383,6 +420,8 @@ int store_query(store_tx *tx, const char *sql, store_stmt **out, const char *typ
 
 int store_step(store_stmt *q)
 {
+    if (store_is_pg(q))
+        return pg_step(q);
     int r = sqlite3_step(q->s);
     if (r == SQLITE_ROW)
         return STORE_ROW;
@@ -395,21 +434,29 @@ int store_step(store_stmt *q)
 
 bool store_col_null(store_stmt *q, int col)
 {
+    if (store_is_pg(q))
+        return pg_col_null(q, col);
     return sqlite3_column_type(q->s, col) == SQLITE_NULL;
 }
 
 const char *store_col_text(store_stmt *q, int col)
 {
+    if (store_is_pg(q))
+        return pg_col_text(q, col);
     return (const char *)sqlite3_column_text(q->s, col);
 }
 
 int64_t store_col_int(store_stmt *q, int col)
 {
+    if (store_is_pg(q))
+        return pg_col_int(q, col);
     return sqlite3_column_int64(q->s, col);
 }
 
 const void *store_col_blob(store_stmt *q, int col, size_t *len)
 {
+    if (store_is_pg(q))
+        return pg_col_blob(q, col, len);
     const void *p = sqlite3_column_blob(q->s, col);
     *len = (size_t)sqlite3_column_bytes(q->s, col);
     return p;
@@ -417,6 +464,10 @@ const void *store_col_blob(store_stmt *q, int col, size_t *len)
 
 void store_done(store_stmt *q)
 {
+    if (store_is_pg(q)) {
+        pg_done(q);
+        return;
+    }
     sqlite3_reset(q->s);
     sqlite3_clear_bindings(q->s);
 }
@@ -425,6 +476,8 @@ void store_done(store_stmt *q)
 
 int store_schema_version(store *st, int *out)
 {
+    if (store_is_pg(st))
+        return pg_schema_version(st, out);
     conn *c = &st->writer;
     pthread_mutex_lock(&c->mu);
     int rc = raw_exec(c->db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -462,6 +515,8 @@ static int bump_schema_version(sqlite3 *db)
 
 int store_migrate(store *st, const store_migration *m, size_t n)
 {
+    if (store_is_pg(st))
+        return pg_migrate(st, m, n);
     int current;
     int rc = store_schema_version(st, &current);
     if (rc)

@@ -74,9 +74,12 @@ static void on_answer(void *ud, const http_client_response *r)
     int rc = store_begin(s->db, true, &tx);
     if (!rc)
         rc = store_exec(tx,
-                        "INSERT OR REPLACE INTO support_delivery_attempts (delivery_id, attempt,"
-                        " at_ms, url, status, error, elapsed_ms) VALUES (?, ?, ?, ?,"
-                        " CASE WHEN ? > 0 THEN ? END, ?, ?)",
+                        "INSERT INTO support_delivery_attempts (delivery_id, attempt, at_ms,"
+                        " url, status, error, elapsed_ms) VALUES (?, ?, ?, ?,"
+                        " CASE WHEN ? > 0 THEN ? END, ?, ?) ON CONFLICT (delivery_id, attempt)"
+                        " DO UPDATE SET at_ms = excluded.at_ms, url = excluded.url, status ="
+                        " excluded.status, error = excluded.error, elapsed_ms ="
+                        " excluded.elapsed_ms",
                         "siisiisi", a->id, a->attempt, now, a->url, (int64_t)r->status,
                         (int64_t)r->status, r->error, r->elapsed_us / 1000);
     if (!rc && ok)

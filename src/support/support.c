@@ -647,7 +647,7 @@ static int add_update(store_tx *tx, void *ud)
     if (!rc)
         rc = store_exec(tx,
                         "UPDATE support_cases SET status = coalesce(?, status), updated_ms = ?,"
-                        " first_response_ms = CASE WHEN first_response_ms IS NULL AND ? THEN ?"
+                        " first_response_ms = CASE WHEN first_response_ms IS NULL AND ? <> 0 THEN ?"
                         " ELSE first_response_ms END WHERE id = ?",
                         "sidis", to, w->now, consumer ? 0 : 1, w->now, c.id);
     /* The provider's own answers come from it: only the others' go to its webhook. */

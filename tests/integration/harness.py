@@ -17,6 +17,7 @@ import threading
 import time
 import unittest
 import urllib.parse
+import uuid
 
 SERVICE_ID = "b98be605-e947-4476-8e9c-a62c55ffcb87"
 LITE = "4b794e00-7040-4b83-b421-f699fb59eda5"
@@ -212,6 +213,18 @@ class Broker(Process):
         shutil.rmtree(self.data, ignore_errors=True)
 
 
+def postgres_database():
+    """A fresh database on the server of tests/pg/with-postgres ($OSBILL_TEST_PG); its URL."""
+    base = os.environ["OSBILL_TEST_PG"]
+    name = "osbill_%s" % uuid.uuid4().hex[:12]
+    out = subprocess.run(["psql", base, "-qAtc", "CREATE DATABASE %s" % name],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise AssertionError("cannot create a PostgreSQL database: %s" % out.stderr)
+    head, sep, query = base.partition("?")
+    return head.rsplit("/", 1)[0] + "/" + name + sep + query
+
+
 class Platform(Process):
     """osbill serve on its own data directory, initialised with an operator account."""
 
@@ -219,15 +232,21 @@ class Platform(Process):
         self.data = data or tempfile.mkdtemp(prefix="osbill-")
         self.bin = binary("OSBILL", "src/cli/osbill")
         self.init = None
-        argv = [self.bin, "serve", "--data", self.data, "--listen", "127.0.0.1:0"]
+        # Under tests/pg/with-postgres every platform has a PostgreSQL database of its own.
+        self.db = postgres_database() if os.environ.get("OSBILL_TEST_PG") else None
+        db = ["--db", self.db] if self.db else []
+        argv = [self.bin, "serve", "--data", self.data, "--listen", "127.0.0.1:0"] + db
         argv += extra or []
         super().__init__(argv, env=env, name="osbill")
 
     def start(self, timeout=15):
-        if self.init is None and not os.path.exists(os.path.join(self.data, "osbill.db")):
+        marker = "secret.key" if self.db else "osbill.db"
+        if self.init is None and not os.path.exists(os.path.join(self.data, marker)):
+            db = ["--db", self.db] if self.db else []
             out = subprocess.run([self.bin, "init", "--data", self.data, "--email",
                                   "operator@example.com", "--password", "operator-pw-1",
-                                  "--output", "json"], capture_output=True, text=True, timeout=60)
+                                  "--output", "json"] + db, capture_output=True, text=True,
+                                 timeout=60)
             if out.returncode != 0:
                 raise AssertionError("osbill init failed: %s %s" % (out.stdout, out.stderr))
             self.init = json.loads(out.stdout)

@@ -1,0 +1,3 @@
+-- PostgreSQL: controller checks. Nothing to do: no PostgreSQL database predates the schema
+-- SQLite has after this migration, which the other files here create directly.
+SELECT 1;
