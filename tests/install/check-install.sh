@@ -15,7 +15,7 @@ cc -std=c17 -Wall -Werror "$src/minimal_broker.c" $(pkg-config --cflags --libs l
 # libcurl's dependencies, are not what a broker wants to carry).
 cc -std=c17 -Wall -Werror "$src/minimal_broker.c" -o "$tmp/static" \
    $(pkg-config --cflags libosb) "$(dirname "$libdir")/libosb.a" \
-   $(pkg-config --libs jansson libmicrohttpd libcurl libcrypto libsodium sqlite3 libpcre2-8) -lpthread -lm
+   $(pkg-config --libs jansson libmicrohttpd libcurl libcrypto libsodium sqlite3 libpq libpcre2-8) -lpthread -lm
 catalog="$src/../../examples/starter-broker/catalog.json"
 out=$(LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/shared" "$catalog" "$tmp/d1")
 echo "shared: $out"
