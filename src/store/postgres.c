@@ -243,8 +243,8 @@ const char *pg_errmsg(store_tx *t)
 
 /* ---------------------------------------------------------------- statements */
 
-/* SQLite's placeholders as PostgreSQL's: '?' is the next one, '?N' the N-th; quoted text
- * and identifiers are left alone. */
+/* SQLite's placeholders as PostgreSQL's: '?N' is the N-th, '?' one more than the largest
+ * number so far; quoted text and identifiers are left alone. */
 static char *rewrite(const char *sql, int *nparams)
 {
     size_t n = strlen(sql);
@@ -252,7 +252,7 @@ static char *rewrite(const char *sql, int *nparams)
     if (!out)
         return NULL;
     size_t o = 0;
-    int next = 0, max = 0;
+    int max = 0;
     char quote = 0;
     for (size_t i = 0; i < n; i++) {
         char ch = sql[i];
@@ -277,7 +277,7 @@ static char *rewrite(const char *sql, int *nparams)
             while (sql[i + 1] >= '0' && sql[i + 1] <= '9')
                 k = k * 10 + (sql[++i] - '0');
         } else {
-            k = ++next;
+            k = max + 1; /* SQLite's rule: one more than the largest number so far */
         }
         if (k > max)
             max = k;
