@@ -228,12 +228,16 @@ def postgres_database():
 class Platform(Process):
     """osbill serve on its own data directory, initialised with an operator account."""
 
+    databases = {}  # data directory -> PostgreSQL URL, for tools that open the database
+
     def __init__(self, data=None, extra=None, env=None):
         self.data = data or tempfile.mkdtemp(prefix="osbill-")
         self.bin = binary("OSBILL", "src/cli/osbill")
         self.init = None
         # Under tests/pg/with-postgres every platform has a PostgreSQL database of its own.
         self.db = postgres_database() if os.environ.get("OSBILL_TEST_PG") else None
+        if self.db:
+            Platform.databases[self.data] = self.db
         db = ["--db", self.db] if self.db else []
         argv = [self.bin, "serve", "--data", self.data, "--listen", "127.0.0.1:0"] + db
         argv += extra or []

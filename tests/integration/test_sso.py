@@ -36,8 +36,9 @@ def mint_tool():
 
 
 def mint(data, *args):
-    out = subprocess.run([mint_tool(), data] + list(args), capture_output=True, text=True,
-                         timeout=60)
+    db = Platform.databases.get(data)
+    out = subprocess.run([mint_tool(), data] + (["--db", db] if db else []) + list(args),
+                         capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
         raise AssertionError("mint_token %s failed (%d): %s" % (args[:1], out.returncode,
                                                                 out.stderr))

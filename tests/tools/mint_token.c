@@ -7,7 +7,9 @@
  *   mint_token DATA_DIR CLAIMS_JSON      a JWT {"alg":"RS256","typ":"JWT","kid":<active>}
  *   mint_token DATA_DIR --sign INPUT     base64url(RS256(INPUT)), for hand-made tokens
  *   mint_token DATA_DIR --kid            the active key's kid
- *   mint_token DATA_DIR --public-pem     the active key's public key (SPKI PEM) */
+ *   mint_token DATA_DIR --public-pem     the active key's public key (SPKI PEM)
+ * DATA_DIR may be followed by --db URL: the platform's database when it is elsewhere
+ * (PostgreSQL). */
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -57,6 +59,14 @@ static int sign_input(const jose_key *k, const char *input)
 
 int main(int argc, char **argv)
 {
+    /* DATA_DIR [--db URL] ...: the platform's database when it is not DATA_DIR/osbill.db */
+    const char *db_url = NULL;
+    if (argc >= 4 && strcmp(argv[2], "--db") == 0) {
+        db_url = argv[3];
+        argv[3] = argv[1];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 3 && argc != 4)
         return usage();
     const char *dir = argv[1], *what = argv[2];
@@ -66,7 +76,7 @@ int main(int argc, char **argv)
     log_set_level(LOG_WARN);
 
     char path[4096];
-    snprintf(path, sizeof path, "%s/osbill.db", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, db_url ? "secret.key" : "osbill.db");
     if (access(path, R_OK) != 0) {
         fprintf(stderr, "mint_token: %s: no osbill data directory\n", dir);
         return 1;
@@ -74,7 +84,9 @@ int main(int argc, char **argv)
     store *db = NULL;
     iam *m = NULL;
     iam_config ic = {.data_dir = dir, .issuer = "mint_token"};
-    if (store_open(path, NULL, &db) || iam_open(db, &ic, &m)) {
+    if (!db_url)
+        snprintf(path, sizeof path, "%s/osbill.db", dir);
+    if (store_open(db_url ? db_url : path, NULL, &db) || iam_open(db, &ic, &m)) {
         fprintf(stderr, "mint_token: cannot load the signing keys of %s\n", dir);
         store_close(db);
         return 1;
