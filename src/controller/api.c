@@ -14,26 +14,11 @@
 
 /* ---------------------------------------------------------------- instance JSON */
 
-json_t *rc_time_or_null(store_stmt *q, int col)
-{
-    if (store_col_null(q, col))
-        return json_null();
-    char t[32];
-    time_format_rfc3339(store_col_int(q, col), t);
-    return json_string(t);
-}
-
 json_t *rc_json_col(store_stmt *q, int col)
 {
     const char *s = store_col_text(q, col);
     json_t *j = s ? json_loads(s, 0, NULL) : NULL;
     return j ? j : json_null();
-}
-
-static json_t *text_or_null(store_stmt *q, int col)
-{
-    const char *s = store_col_text(q, col);
-    return s ? json_string(s) : json_null();
 }
 
 json_t *rc_instance_json(store_tx *tx, const char *guid)
@@ -58,9 +43,9 @@ json_t *rc_instance_json(store_tx *tx, const char *guid)
                       "resource_id", store_col_text(q, 5), "resource_plan_id", store_col_text(q, 6),
                       "region_id", store_col_text(q, 7), "target", store_col_text(q, 7),
                       "parameters", rc_json_col(q, 8), "state", store_col_text(q, 9),
-                      "dashboard_url", text_or_null(q, 10), "last_operation", rc_json_col(q, 11),
-                      "created_at", rc_time_or_null(q, 12), "updated_at", rc_time_or_null(q, 13),
-                      "deleted_at", rc_time_or_null(q, 14));
+                      "dashboard_url", store_col_json_text(q, 10), "last_operation", rc_json_col(q, 11),
+                      "created_at", store_col_json_time(q, 12), "updated_at", store_col_json_time(q, 13),
+                      "deleted_at", store_col_json_time(q, 14));
     }
     store_done(q);
     if (j && strcmp(json_string_value(json_object_get(j, "state")), "removed") != 0) {
@@ -72,7 +57,7 @@ json_t *rc_instance_json(store_tx *tx, const char *guid)
             while (store_step(q) == STORE_ROW)
                 json_array_append_new(hist, json_pack("{s:s,s:o}", "resource_plan_id",
                                                       store_col_text(q, 0), "from",
-                                                      rc_time_or_null(q, 1)));
+                                                      store_col_json_time(q, 1)));
             store_done(q);
         }
         json_object_set_new(j, "plan_history", hist);
@@ -85,7 +70,7 @@ json_t *rc_instance_json(store_tx *tx, const char *guid)
                          &q, "s", guid)) {
             while (store_step(q) == STORE_ROW)
                 json_array_append_new(hist, json_pack("{s:s,s:o}", "state", store_col_text(q, 0),
-                                                      "from", rc_time_or_null(q, 1)));
+                                                      "from", store_col_json_time(q, 1)));
             store_done(q);
         }
         json_object_set_new(j, "state_history", hist);

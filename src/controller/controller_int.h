@@ -8,6 +8,7 @@
 #include "catalog/catalog_int.h"
 #include "controller/controller.h"
 #include "http/client.h"
+#include "store/store_json.h"
 
 #define RC_WAIT_MS            2000 /* a request waits this long for the broker, then gets 202 */
 #define RC_DEFAULT_MAX_POLL_S (7LL * 86400)
@@ -155,7 +156,6 @@ void rc_page_reply(rc_controller *c, http_req *req, store_tx *tx, store_stmt *q,
                    const rc_page *pg,
                    json_t *(*row)(rc_controller *c, store_tx *tx, const char *guid));
 /* A column as RFC 3339 time or null; a column of JSON text as JSON or null. */
-json_t *rc_time_or_null(store_stmt *q, int col);
 json_t *rc_json_col(store_stmt *q, int col);
 
 /* Percent-encodes s for a URL's path segment or query value. */

@@ -30,8 +30,8 @@ json_t *rc_key_json(rc_controller *c, store_tx *tx, const char *guid, bool with_
                       "role", store_col_text(q, 4), "source_crn", store_col_text(q, 12),
                       "resource_instance_url", iurl, "state", store_col_text(q, 6), "parameters",
                       rc_json_col(q, 5), "last_operation_type", "", "last_operation",
-                      rc_json_col(q, 7), "created_at", rc_time_or_null(q, 8), "updated_at",
-                      rc_time_or_null(q, 9), "deleted_at", rc_time_or_null(q, 10));
+                      rc_json_col(q, 7), "created_at", store_col_json_time(q, 8), "updated_at",
+                      store_col_json_time(q, 9), "deleted_at", store_col_json_time(q, 10));
         json_object_del(j, "last_operation_type");
         if (j && with_credentials) {
             size_t n = 0;

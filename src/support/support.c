@@ -19,21 +19,6 @@
     " c.provider_account_id, c.severity, c.subject, c.description, c.status, c.created_ms,"        \
     " c.updated_ms, c.first_response_due_ms, c.first_response_ms"
 
-static json_t *time_or_null(store_stmt *q, int col)
-{
-    if (store_col_null(q, col))
-        return json_null();
-    char t[32];
-    time_format_rfc3339(store_col_int(q, col), t);
-    return json_string(t);
-}
-
-static json_t *text_or_null(store_stmt *q, int col)
-{
-    const char *s = store_col_text(q, col);
-    return s ? json_string(s) : json_null();
-}
-
 /* A case row (CASE_COLS) as JSON; now decides whether an unanswered case missed its target. */
 static json_t *case_row(store_stmt *q, int64_t now)
 {
@@ -47,13 +32,13 @@ static json_t *case_row(store_stmt *q, int64_t now)
                      " s:{s:o, s:o, s:b}}",
                      "id", store_col_text(q, 0), "number", (json_int_t)store_col_int(q, 1),
                      "account_id", store_col_text(q, 2), "opened_by", store_col_text(q, 3),
-                     "instance_id", text_or_null(q, 4), "offering_id", text_or_null(q, 5),
+                     "instance_id", store_col_json_text(q, 4), "offering_id", store_col_json_text(q, 5),
                      "routed_to", store_col_null(q, 6) ? "operator" : "provider",
-                     "provider_account_id", text_or_null(q, 6), "severity",
+                     "provider_account_id", store_col_json_text(q, 6), "severity",
                      (json_int_t)store_col_int(q, 7), "subject", store_col_text(q, 8),
                      "description", store_col_text(q, 9), "status", store_col_text(q, 10),
                      "created_at", created, "updated_at", updated, "first_response", "due_at",
-                     time_or_null(q, 13), "responded_at", time_or_null(q, 14), "missed", missed);
+                     store_col_json_time(q, 13), "responded_at", store_col_json_time(q, 14), "missed", missed);
 }
 
 #define UPDATE_COLS                                                                                \
@@ -66,8 +51,8 @@ json_t *support_update_json(store_stmt *q, int col)
     return json_pack(
         "{s:I, s:s, s:s, s:s, s:o, s:o, s:o, s:s}", "seq", (json_int_t)store_col_int(q, col),
         "author", store_col_text(q, col + 1), "author_account_id", store_col_text(q, col + 2),
-        "side", store_col_text(q, col + 3), "comment", text_or_null(q, col + 4), "status_from",
-        text_or_null(q, col + 5), "status_to", text_or_null(q, col + 6), "created_at", at);
+        "side", store_col_text(q, col + 3), "comment", store_col_json_text(q, col + 4), "status_from",
+        store_col_json_text(q, col + 5), "status_to", store_col_json_text(q, col + 6), "created_at", at);
 }
 
 int support_case_json(store_tx *tx, const char *case_id, json_t **out)
@@ -521,14 +506,14 @@ static int case_details(store_tx *tx, json_t *j, const char *id, bool deliveries
                 ? json_null()
                 : json_pack("{s:o, s:o, s:o}", "status",
                             store_col_null(q, 7) ? json_null() : json_integer(store_col_int(q, 7)),
-                            "error", text_or_null(q, 8), "at", time_or_null(q, 9));
+                            "error", store_col_json_text(q, 8), "at", store_col_json_time(q, 9));
         json_array_append_new(
             ds,
             json_pack("{s:s, s:I, s:s, s:s, s:I, s:o, s:o, s:o}", "id", store_col_text(q, 0), "seq",
                       (json_int_t)store_col_int(q, 1), "event", store_col_text(q, 2), "state",
                       store_col_text(q, 3), "attempts", (json_int_t)store_col_int(q, 4),
-                      "next_attempt_at", pending ? time_or_null(q, 5) : json_null(), "delivered_at",
-                      time_or_null(q, 6), "last_attempt", lastj));
+                      "next_attempt_at", pending ? store_col_json_time(q, 5) : json_null(), "delivered_at",
+                      store_col_json_time(q, 6), "last_attempt", lastj));
     }
     if (!rc)
         store_done(q);
@@ -778,8 +763,8 @@ static bool offering_owner(support *s, http_req *req, iam_principal *p, const ch
 static json_t *webhook_json(const char *offering, store_stmt *q)
 {
     return json_pack("{s:s, s:s, s:o, s:o, s:s, s:i}", "offering_id", offering, "url",
-                     store_col_text(q, 0), "created_at", time_or_null(q, 1), "updated_at",
-                     time_or_null(q, 2), "signature_header", SUPPORT_SIGNATURE_HEADER,
+                     store_col_text(q, 0), "created_at", store_col_json_time(q, 1), "updated_at",
+                     store_col_json_time(q, 2), "signature_header", SUPPORT_SIGNATURE_HEADER,
                      "replay_window_seconds", SUPPORT_REPLAY_WINDOW_S);
 }
 

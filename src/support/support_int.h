@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include "http/client.h"
+#include "store/store_json.h"
 #include "support/support.h"
 
 #define SUPPORT_SECRET_BYTES 32 /* a webhook secret: 32 random bytes, hex; "whsec_" before */
