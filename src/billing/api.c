@@ -1619,13 +1619,9 @@ void billing_close(billing *b)
 {
     if (!b)
         return;
-    billing_stop(b);
+    billing_stop(b); /* the closes of requests are over when it returns */
     if (b->resuming)
         pthread_join(b->resumer, NULL); /* a close finalizes in one transaction or not at all */
-    pthread_mutex_lock(&b->mu);
-    while (b->closes > 0)
-        pthread_cond_wait(&b->idle, &b->mu);
-    pthread_mutex_unlock(&b->mu);
     pthread_cond_destroy(&b->idle);
     pthread_mutex_destroy(&b->mu);
     free(b->cut_off);
