@@ -19,6 +19,7 @@
 #define PG_STMT_CACHE 1024
 #define PG_MAX_PARAMS 64
 #define WRITER_LOCK   7207317 /* the advisory lock every write transaction takes */
+#define LOCK_TIMEOUT_MS 5000  /* as SQLite's busy timeout */
 
 typedef struct pg_conn pg_conn;
 
@@ -71,6 +72,20 @@ static void quiet(void *ud, const char *message)
     (void)message;
 }
 
+/* The session's settings: UTC, quiet notices, and a write that waits for another node's
+ * write lock at most as long as SQLite waits for its writer (then OSB_E_BUSY). */
+static int session(pg_conn *c)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET lock_timeout = %d",
+             LOCK_TIMEOUT_MS);
+    PGresult *r = PQexec(c->db, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok ? 0 : OSB_E_STORE;
+}
+
 static int connect_one(pg_conn *c, const char *url)
 {
     pthread_mutex_init(&c->mu, NULL);
@@ -81,10 +96,28 @@ static int connect_one(pg_conn *c, const char *url)
     }
     /* notices (a table that exists already, say) are not the log's business */
     PQsetNoticeProcessor(c->db, quiet, NULL);
-    PGresult *r = PQexec(c->db, "SET client_min_messages = warning; SET TIME ZONE 'UTC'");
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    return ok ? 0 : OSB_E_STORE;
+    return session(c);
+}
+
+/* A connection lost (the server restarted, the network cut) is opened again before the next
+ * transaction, with its session settings; what was prepared on it is prepared again. */
+static int reconnect(pg_conn *c)
+{
+    if (PQstatus(c->db) == CONNECTION_OK)
+        return 0;
+    for (unsigned i = 0; i < PG_STMT_CACHE; i++) {
+        PQclear(c->cache[i].res);
+        free(c->cache[i].blob);
+        c->cache[i] = (pg_stmt){0};
+    }
+    c->nprepared = 0;
+    PQreset(c->db);
+    if (PQstatus(c->db) != CONNECTION_OK) {
+        log_error("store: the connection to PostgreSQL is lost: %s", PQerrorMessage(c->db));
+        return OSB_E_STORE;
+    }
+    log_info("store: connected to PostgreSQL again");
+    return session(c);
 }
 
 static void close_one(pg_conn *c)
@@ -126,13 +159,13 @@ void pg_close(store *s)
     free(st);
 }
 
+static int map_error(PGresult *r, const char *sql);
+
 static int simple(pg_conn *c, const char *sql)
 {
     PGresult *r = PQexec(c->db, sql);
     ExecStatusType s = PQresultStatus(r);
-    int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : OSB_E_STORE;
-    if (rc)
-        log_error("store: %s: %s", sql, PQresultErrorMessage(r));
+    int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : map_error(r, sql);
     PQclear(r);
     return rc;
 }
@@ -196,10 +229,12 @@ int pg_begin(store *s, bool write, store_tx **out)
              write ? "BEGIN; SELECT pg_advisory_xact_lock(%d)"
                    : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
              WRITER_LOCK);
-    if (simple(c, begin)) {
+    int rc = reconnect(c);
+    if (!rc && (rc = simple(c, begin)) != 0)
         simple(c, "ROLLBACK");
+    if (rc) {
         pthread_mutex_unlock(&c->mu);
-        return OSB_E_STORE;
+        return rc;
     }
     c->tx = (pg_tx){.pg = true, .c = c, .write = write};
     c->depth = 0;

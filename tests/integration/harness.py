@@ -235,7 +235,9 @@ class Platform(Process):
         self.bin = binary("OSBILL", "src/cli/osbill")
         self.init = None
         # Under tests/pg/with-postgres every platform has a PostgreSQL database of its own.
-        self.db = postgres_database() if os.environ.get("OSBILL_TEST_PG") else None
+        self.db = None
+        if os.environ.get("OSBILL_TEST_PG"):
+            self.db = Platform.databases.get(self.data) or postgres_database()
         if self.db:
             Platform.databases[self.data] = self.db
         db = ["--db", self.db] if self.db else []
@@ -273,6 +275,80 @@ class Platform(Process):
 
     def cleanup(self):
         shutil.rmtree(self.data, ignore_errors=True)
+
+    # The platform's database, for what a test checks or arranges beside the API: SQLite's
+    # file or the platform's PostgreSQL database. Queries are written with SQLite's '?'.
+
+    def _pg(self):
+        import psycopg2
+        return psycopg2.connect(self.db)
+
+    def sql(self, query, params=()):
+        """Runs one statement and commits; its rows (bytea and blobs as bytes)."""
+        return self.sql_all([(query, params)])
+
+    def sql_all(self, statements):
+        """Runs [(query, params)] in one transaction; the rows of the last."""
+        rows = []
+        if not self.db:
+            import sqlite3
+            db = sqlite3.connect(os.path.join(self.data, "osbill.db"), timeout=30)
+            try:
+                with db:
+                    for query, params in statements:
+                        rows = db.execute(query, params).fetchall()
+            finally:
+                db.close()
+            return rows
+        db = self._pg()
+        try:
+            with db, db.cursor() as cur:
+                for query, params in statements:
+                    cur.execute(query.replace("%", "%%").replace("?", "%s"), tuple(params))
+                    rows = cur.fetchall() if cur.description else []
+        finally:
+            db.close()
+        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]
+
+    def write_lock(self):
+        """A context holding the store's write lock, as another writer would."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def held():
+            if not self.db:
+                import sqlite3
+                db = sqlite3.connect(os.path.join(self.data, "osbill.db"), timeout=10,
+                                     isolation_level=None)
+                db.execute("BEGIN IMMEDIATE")
+                rollback = db.execute
+            else:
+                db = self._pg()
+                db.cursor().execute("SELECT pg_advisory_xact_lock(7207317)")
+
+                def rollback(_):
+                    db.rollback()
+            try:
+                yield
+            finally:
+                rollback("ROLLBACK")
+                db.close()
+        return held()
+
+    def stored_bytes(self):
+        """Everything the platform has stored, as bytes: a test looks for secrets in clear."""
+        if not self.db:
+            out = b""
+            for name in sorted(os.listdir(self.data)):
+                if name.startswith("osbill.db"):
+                    with open(os.path.join(self.data, name), "rb") as f:
+                        out += f.read()
+            return out
+        out = subprocess.run(["pg_dump", "--data-only", self.db], capture_output=True,
+                             timeout=60)
+        if out.returncode != 0:
+            raise AssertionError("pg_dump failed: %s" % out.stderr.decode(errors="replace"))
+        return out.stdout
 
 
 class API(Client):

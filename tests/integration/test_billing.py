@@ -13,7 +13,6 @@ import decimal
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import time
 import unittest
@@ -134,9 +133,6 @@ class BillingTest(AccountsTest):
 
     # ------------------------------------------------------------ helpers
 
-    def db(self):
-        return sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=30)
-
     def instance(self, who, plan=STANDARD, since=None):
         """A new instance of who's; with since, its plan history begins then."""
         r = self.call(who, "POST", "/v2/resource_instances",
@@ -152,23 +148,18 @@ class BillingTest(AccountsTest):
         else:
             self.fail("instance %s never became active" % inst["guid"])
         if since is not None:
-            db = self.db()
-            with db:
-                db.execute("UPDATE instance_plan_history SET from_ms = ? WHERE instance_id = ?",
-                           (since, inst["guid"]))
-                db.execute("UPDATE resource_instances SET created_ms = ? WHERE guid = ?",
-                           (since, inst["guid"]))
-                db.execute("UPDATE instance_state_history SET from_ms = ? WHERE instance_id = ?",
-                           (since, inst["guid"]))
-            db.close()
+            self.p.sql_all([
+                ("UPDATE instance_plan_history SET from_ms = ? WHERE instance_id = ?",
+                 (since, inst["guid"])),
+                ("UPDATE resource_instances SET created_ms = ? WHERE guid = ?",
+                 (since, inst["guid"])),
+                ("UPDATE instance_state_history SET from_ms = ? WHERE instance_id = ?",
+                 (since, inst["guid"]))])
         return inst
 
     def change_plan_at(self, inst, plan, at):
-        db = self.db()
-        with db:
-            db.execute("INSERT INTO instance_plan_history (instance_id, plan_id, from_ms)"
-                       " VALUES (?, ?, ?)", (inst["guid"], plan, at))
-        db.close()
+        self.p.sql("INSERT INTO instance_plan_history (instance_id, plan_id, from_ms)"
+                   " VALUES (?, ?, ?)", (inst["guid"], plan, at))
 
     def submit(self, inst, start, end, usage, plan=None, consumer=None):
         rec = {"resource_instance_id": inst["guid"], "plan_id": plan or inst["resource_plan_id"],

@@ -13,7 +13,6 @@ import pty
 import re
 import select
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -153,14 +152,10 @@ class CloseProgressTest(unittest.TestCase):
         else:
             self.p.kill()
             t.join(30)
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"))
-        try:
-            row = db.execute("SELECT state, finalized_ms FROM billing_periods WHERE month = ?",
-                             (self.month,)).fetchone()
-            self.assertEqual(row, ("closed", None))  # closed to usage, nothing issued
-            self.assertEqual(db.execute("SELECT count(*) FROM invoices").fetchone()[0], 0)
-        finally:
-            db.close()
+        row = self.p.sql("SELECT state, finalized_ms FROM billing_periods WHERE month = ?",
+                         (self.month,))
+        self.assertEqual(row, [("closed", None)])  # closed to usage, nothing issued
+        self.assertEqual(self.p.sql("SELECT count(*) FROM invoices"), [(0,)])
 
         self.p.start()
         c = self.p.client()
@@ -176,16 +171,12 @@ class CloseProgressTest(unittest.TestCase):
         self.assertTrue(got["finalized_at"], got)
         self.assertIn("finishing the close of %s, cut off before the restart" % self.month,
                       self.p.log())
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"))
-        try:
-            numbers = [r[0] for r in db.execute(
-                "SELECT number FROM invoices WHERE month = ? ORDER BY number", (self.month,))]
-            self.assertEqual(numbers, list(range(1, ACCOUNTS + 1)))
-            self.assertEqual(db.execute(
-                "SELECT count(DISTINCT account_id) FROM invoices").fetchone()[0], ACCOUNTS)
-            self.assertEqual(db.execute("SELECT count(*) FROM statements").fetchone()[0], 1)
-        finally:
-            db.close()
+        numbers = [r[0] for r in self.p.sql(
+            "SELECT number FROM invoices WHERE month = ? ORDER BY number", (self.month,))]
+        self.assertEqual(numbers, list(range(1, ACCOUNTS + 1)))
+        self.assertEqual(self.p.sql("SELECT count(DISTINCT account_id) FROM invoices"),
+                         [(ACCOUNTS,)])
+        self.assertEqual(self.p.sql("SELECT count(*) FROM statements"), [(1,)])
         # the operator's close now answers at once with what the platform finished
         st, again = self.bench.request(self.p.port, "POST", path + "/close", op)
         self.assertEqual((st, again["state"], again["invoices"], again["statements"]),

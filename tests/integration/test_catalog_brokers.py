@@ -10,7 +10,6 @@ import copy
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 import threading
 import time
@@ -271,14 +270,13 @@ class BrokerRegistrationTest(BrokersBase):
                     data = f.read()
                 self.assertNotIn(secret.encode(), data, "a broker password in clear in " + name)
                 self.assertNotIn(second.encode(), data, "a broker password in clear in " + name)
+        stored = self.p.stored_bytes()
+        self.assertNotIn(secret.encode(), stored, "a broker password in clear in the database")
+        self.assertNotIn(second.encode(), stored, "a broker password in clear in the database")
         self.assertNotIn(secret, self.p.log())
         self.assertNotIn(second, self.p.log())
         # What is stored is sealed: version byte, 24-byte nonce, ciphertext and tag.
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10)
-        try:
-            (blob,) = db.execute("SELECT secret FROM brokers WHERE id = ?", (b["id"],)).fetchone()
-        finally:
-            db.close()
+        [(blob,)] = self.p.sql("SELECT secret FROM brokers WHERE id = ?", (b["id"],))
         self.assertEqual(blob[0], 1)
         self.assertEqual(len(blob), 1 + 24 + len(second) + 16)
 
@@ -288,13 +286,8 @@ class BrokerRegistrationTest(BrokersBase):
         bb = self.bad(o, [], "good")
         a = self.register(o["id"], bb.url, region="us-south")
         b = self.register(o["id"], bb.url, region="eu-de", password="another-password")
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10)
-        try:
-            with db:
-                db.execute("UPDATE brokers SET secret = (SELECT secret FROM brokers WHERE id = ?)"
-                           " WHERE id = ?", (a["id"], b["id"]))
-        finally:
-            db.close()
+        self.p.sql("UPDATE brokers SET secret = (SELECT secret FROM brokers WHERE id = ?)"
+                   " WHERE id = ?", (a["id"], b["id"]))
         r = self.validate(o["id"], {"broker_id": b["id"]}, status=409)
         self.assertIn("password", r.json["errors"][0]["message"])
 

@@ -4,7 +4,6 @@ visibility and the allowlist, the listing's review, the publication gates and re
 global catalog with its search, the catalog.json export, and who may do what."""
 
 import os
-import sqlite3
 import time
 import unittest
 
@@ -353,12 +352,9 @@ class CatalogOfferingsTest(unittest.TestCase):
                                                          j["client"]["client_secret"])})
         self.assertEqual(cc.status, 401, cc)
         # The secrets are not kept in clear.
-        for name in os.listdir(self.p.data):
-            if name.startswith("osbill.db"):
-                with open(os.path.join(self.p.data, name), "rb") as f:
-                    data = f.read()
-                self.assertNotIn(j["apikey"]["apikey"].encode(), data)
-                self.assertNotIn(j["client"]["client_secret"].encode(), data)
+        data = self.p.stored_bytes()
+        self.assertNotIn(j["apikey"]["apikey"].encode(), data)
+        self.assertNotIn(j["client"]["client_secret"].encode(), data)
 
     # ------------------------------------------------------------ listing review
 
@@ -538,22 +534,18 @@ class CatalogOfferingsTest(unittest.TestCase):
                          {"name": "lite", "kind": "lite", "display_name": "Lite",
                           "description": "Free."})
         self.assertEqual(plan.status, 201, plan)
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10)
-        try:
-            with db:
-                db.execute("INSERT INTO brokers (id, offering_id, region, url, auth, created_ms,"
-                           " updated_ms) VALUES (?, ?, 'us-south', 'http://127.0.0.1:9',"
-                           " 'bearer', 0, 0)", ("broker-" + oid, oid))
-                db.execute("INSERT INTO deployments (plan_id, region, broker_id, created_ms)"
-                           " VALUES (?, 'us-south', ?, 0)", (plan.json["id"], "broker-" + oid))
-                now = int(time.time() * 1000) + 1000
-                db.execute("INSERT INTO scorecards (id, offering_id, broker_id, state,"
-                           " started_ms, finished_ms) VALUES (?, ?, ?, 'passed', ?, ?)",
-                           ("sc-" + oid, oid, "broker-" + oid, now, now))
-                db.execute("INSERT INTO offering_evidence (offering_id, kind, created_ms)"
-                           " VALUES (?, 'instance_lifecycle', 0)", (oid,))
-        finally:
-            db.close()
+        now = int(time.time() * 1000) + 1000
+        self.p.sql_all([
+            ("INSERT INTO brokers (id, offering_id, region, url, auth, created_ms, updated_ms)"
+             " VALUES (?, ?, 'us-south', 'http://127.0.0.1:9', 'bearer', 0, 0)",
+             ("broker-" + oid, oid)),
+            ("INSERT INTO deployments (plan_id, region, broker_id, created_ms)"
+             " VALUES (?, 'us-south', ?, 0)", (plan.json["id"], "broker-" + oid)),
+            ("INSERT INTO scorecards (id, offering_id, broker_id, state, started_ms,"
+             " finished_ms) VALUES (?, ?, ?, 'passed', ?, ?)",
+             ("sc-" + oid, oid, "broker-" + oid, now, now)),
+            ("INSERT INTO offering_evidence (offering_id, kind, created_ms)"
+             " VALUES (?, 'instance_lifecycle', 0)", (oid,))])
         cur = self.call("acme", "GET", "/v1/offerings/" + oid).json
         self.assertEqual([s["complete"] for s in cur["steps"]], [True] * 5 + [False],
                          cur["steps"])

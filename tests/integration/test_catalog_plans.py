@@ -7,7 +7,6 @@ of onboarding still misses."""
 import datetime
 import json
 import os
-import sqlite3
 import subprocess
 import unittest
 import uuid
@@ -113,12 +112,7 @@ class CatalogPlansTest(unittest.TestCase):
         # The visibility and publication workflow is built in another file (publish.c); until
         # it lands, flip the offering to public in the store the way its approval will, so
         # that the plan approval and the published price rules can be tested here.
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10)
-        try:
-            with db:
-                db.execute("UPDATE offerings SET visibility = 'public' WHERE id = ?", (oid,))
-        finally:
-            db.close()
+        self.p.sql("UPDATE offerings SET visibility = 'public' WHERE id = ?", (oid,))
 
     def approve(self, oid, pid, token=None):
         return self.c.call("POST", "%s/%s/approve" % (self.plans(oid), pid),

@@ -157,8 +157,7 @@ class IAMTest(unittest.TestCase):
         self.assertNotIn("apikey", got.json)
         listed = self.c.call("GET", "/v1/apikeys", token=t["token"], query={"iam_id": t["owner"]})
         self.assertNotIn(key.encode(), listed.raw)
-        with open(self.p.data + "/osbill.db", "rb") as f:
-            self.assertNotIn(key.encode(), f.read(), "an API key in clear in the database")
+        self.assertNotIn(key.encode(), self.p.stored_bytes(), "an API key in clear in the database")
 
     # ------------------------------------------------------------ refresh tokens
 
@@ -236,7 +235,6 @@ class IAMTest(unittest.TestCase):
     def test_refresh_stops_when_the_account_is_suspended(self):
         # No suspend API yet (the resource controller adds it): flip the state in the store
         # the way that API will, and check the refresh grant reads it.
-        import sqlite3
         c = self.c
         r = c.call("POST", "/v1/accounts", token=self.op_token,
                    body={"name": "initech", "kind": "consumer",
@@ -247,16 +245,12 @@ class IAMTest(unittest.TestCase):
         k = c.call("POST", "/v1/apikeys", token=self.op_token,
                    body={"name": "k", "iam_id": acct["owner_iam_id"], "account_id": acct["id"]})
         rt = self.token_form({"grant_type": APIKEY_GRANT, "apikey": k.json["apikey"]}).json["refresh_token"]
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10)
+        self.p.sql("UPDATE accounts SET state = 'suspended' WHERE id = ?", (acct["id"],))
         try:
-            with db:
-                db.execute("UPDATE accounts SET state = 'suspended' WHERE id = ?", (acct["id"],))
             self.assertOAuthError(self.token_form({"grant_type": "refresh_token", "refresh_token": rt}),
                                   400, "invalid_grant")
-            with db:
-                db.execute("UPDATE accounts SET state = 'active' WHERE id = ?", (acct["id"],))
         finally:
-            db.close()
+            self.p.sql("UPDATE accounts SET state = 'active' WHERE id = ?", (acct["id"],))
         # Refused, not consumed: the token works again once the account is back.
         self.assertEqual(self.token_form({"grant_type": "refresh_token", "refresh_token": rt}).status, 200)
 
@@ -264,13 +258,10 @@ class IAMTest(unittest.TestCase):
         # Another process holds the database's write lock longer than the server waits for
         # it (5 s): writes fail with the RFC 6749 / RFC 7009 server errors, reads go on, and
         # the refused redemption did not use the refresh token up.
-        import sqlite3
         import threading
         t = self.tenants["globex"]
         rt = self.token_form({"grant_type": APIKEY_GRANT, "apikey": t["apikey"]}).json["refresh_token"]
         access = self.token_form({"grant_type": APIKEY_GRANT, "apikey": t["apikey"]}).json["access_token"]
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10,
-                             isolation_level=None)
         results = {}
 
         def call(name, path, fields):
@@ -279,8 +270,7 @@ class IAMTest(unittest.TestCase):
                 results[name] = c.form(path, fields)
             finally:
                 c.close()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self.p.write_lock():
             threads = [threading.Thread(target=call, args=a) for a in (
                 ("refresh", "/identity/token", {"grant_type": "refresh_token", "refresh_token": rt}),
                 ("revoke", "/identity/revoke", {"token": access, "client_id": "osbill"}))]
@@ -291,9 +281,6 @@ class IAMTest(unittest.TestCase):
                                               "apikey": t["apikey"]}).status, 200)
             for th in threads:
                 th.join(30)
-        finally:
-            db.execute("ROLLBACK")
-            db.close()
         self.assertOAuthError(results["refresh"], 500, "server_error")
         self.assertOAuthError(results["revoke"], 503, "temporarily_unavailable")
         r = self.token_form({"grant_type": "refresh_token", "refresh_token": rt})
@@ -305,12 +292,9 @@ class IAMTest(unittest.TestCase):
                               "apikey": self.tenants["globex"]["apikey"]}).json["refresh_token"]
         r = self.token_form({"grant_type": "refresh_token", "refresh_token": rt})
         self.assertEqual(r.status, 200, r)
-        for name in os.listdir(self.p.data):
-            if name.startswith("osbill.db"):
-                with open(os.path.join(self.p.data, name), "rb") as f:
-                    data = f.read()
-                self.assertNotIn(rt.encode(), data)
-                self.assertNotIn(r.json["refresh_token"].encode(), data)
+        data = self.p.stored_bytes()
+        self.assertNotIn(rt.encode(), data)
+        self.assertNotIn(r.json["refresh_token"].encode(), data)
 
     def test_service_id_keys_get_no_refresh_token(self):
         t = self.tenants["acme"]

@@ -7,7 +7,6 @@ plan change, and records stored once and only after their 201."""
 import calendar
 import json
 import os
-import sqlite3
 import threading
 import time
 import unittest
@@ -97,14 +96,8 @@ class MeteringTest(AccountsTest):
         return [(e["status"], e.get("code")) for e in r.json["resources"]]
 
     def stored(self, guid):
-        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.p.data, "osbill.db"),
-                             uri=True)
-        try:
-            return db.execute("SELECT start_ms, end_ms, measured_usage, consumer_id, region"
-                              " FROM usage_records_full WHERE instance_id = ? ORDER BY id",
-                              (guid,)).fetchall()
-        finally:
-            db.close()
+        return self.p.sql("SELECT start_ms, end_ms, measured_usage, consumer_id, region"
+                          " FROM usage_records_full WHERE instance_id = ? ORDER BY id", (guid,))
 
     # ------------------------------------------------------------ who and what
 
@@ -338,18 +331,14 @@ class MeteringTest(AccountsTest):
         inst = self.instance()
         t = now_ms()
         month = time.strftime("%Y-%m", time.gmtime(t / 1000))
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10)
+        self.p.sql("INSERT INTO billing_periods (month, state, closed_ms) VALUES"
+                   " (?, 'closed', ?)", (month, t))
         try:
-            db.execute("INSERT INTO billing_periods (month, state, closed_ms) VALUES"
-                       " (?, 'closed', ?)", (month, t))
-            db.commit()
             r = self.submit([self.record(inst, end=t - 1)])
             self.assertEqual(self.outcomes(r), [(400, "month_closed")])
             self.assertIn(month, r.json["resources"][0]["message"])
         finally:
-            db.execute("DELETE FROM billing_periods WHERE month = ?", (month,))
-            db.commit()
-            db.close()
+            self.p.sql("DELETE FROM billing_periods WHERE month = ?", (month,))
         self.assertEqual(self.stored(inst["guid"]), [])
         self.assertEqual(self.outcomes(self.submit([self.record(inst, end=t - 1)])),
                          [(201, None)])
@@ -357,19 +346,15 @@ class MeteringTest(AccountsTest):
         # in an open one; its batch mates in open months are taken.
         first = int(calendar.timegm(time.strptime(month + "-01", "%Y-%m-%d"))) * 1000
         prev = time.strftime("%Y-%m", time.gmtime((first - 1) / 1000))
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10)
+        self.p.sql("INSERT INTO billing_periods (month, state, closed_ms) VALUES"
+                   " (?, 'closed', ?)", (prev, t))
         try:
-            db.execute("INSERT INTO billing_periods (month, state, closed_ms) VALUES"
-                       " (?, 'closed', ?)", (prev, t))
-            db.commit()
             r = self.submit([self.record(inst, start=first - 10, end=t - 2),
                              self.record(inst, start=first, end=t - 3)])
             self.assertEqual(self.outcomes(r), [(400, "month_closed"), (201, None)])
             self.assertIn(prev, r.json["resources"][0]["message"])
         finally:
-            db.execute("DELETE FROM billing_periods WHERE month = ?", (prev,))
-            db.commit()
-            db.close()
+            self.p.sql("DELETE FROM billing_periods WHERE month = ?", (prev,))
 
     def test_accepted_usage_is_onboarding_evidence(self):
         def step5():

@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import random
-import sqlite3
 import threading
 import time
 import unittest
@@ -137,12 +136,8 @@ class CrashTest(unittest.TestCase):
         self.assertEqual(errors, [])
 
         self.p.stop()
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"))
-        try:
-            rows = db.execute("SELECT start_ms, measured_usage FROM usage_records_full WHERE"
-                              " instance_id = ?", (self.guid,)).fetchall()
-        finally:
-            db.close()
+        rows = self.p.sql("SELECT start_ms, measured_usage FROM usage_records_full WHERE"
+                          " instance_id = ?", (self.guid,))
         stored = {}
         for start, mu in rows:
             n = start - self.t0

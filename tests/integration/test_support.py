@@ -11,7 +11,6 @@ import hmac
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -373,11 +372,8 @@ class SupportTest(AccountsTest):
         late = self.open_case(severity=1, subject="Urgent and ignored")
         answered = self.open_case(severity=4, subject="A question")
         # the target passes (the clock moved on): moved back here, in the platform's file
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10)
-        with db:
-            db.execute("UPDATE support_cases SET first_response_due_ms = created_ms - 1,"
-                       " created_ms = created_ms - 3600000 WHERE id = ?", (late["id"],))
-        db.close()
+        self.p.sql("UPDATE support_cases SET first_response_due_ms = created_ms - 1,"
+                   " created_ms = created_ms - 3600000 WHERE id = ?", (late["id"],))
         r = self.call("operator", "GET", "/v1/support/cases", query={"first_response": "missed"})
         self.assertEqual(r.status, 200, r)
         missed = {c["id"]: c for c in r.json["resources"]}
@@ -511,9 +507,7 @@ class SupportTest(AccountsTest):
         r = self.call("acme", "PUT", path, {"url": self.hook})
         self.assertEqual(r.status, 200, r)
         self.assertNotIn("secret", r.json)
-        db = sqlite3.connect(os.path.join(self.p.data, "osbill.db"), timeout=10)
-        sealed = db.execute("SELECT secret_sealed FROM support_webhooks").fetchone()[0]
-        db.close()
+        [(sealed,)] = self.p.sql("SELECT secret_sealed FROM support_webhooks")
         self.assertNotIn(self.secret.encode(), bytes(sealed))
         self.assertNotIn(self.secret[6:].encode(), bytes(sealed))
 

@@ -109,13 +109,8 @@ class UsageClientTest(unittest.TestCase):
 
     def stored(self, iid):
         """The platform's accepted records of an instance: [(start, end, {measure: qty})]."""
-        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.p.data, "osbill.db"),
-                             uri=True, timeout=10)
-        try:
-            rows = db.execute("SELECT start_ms, end_ms, measured_usage FROM usage_records_full"
-                              " WHERE instance_id = ? ORDER BY start_ms", (iid,)).fetchall()
-        finally:
-            db.close()
+        rows = self.p.sql("SELECT start_ms, end_ms, measured_usage FROM usage_records_full"
+                          " WHERE instance_id = ? ORDER BY start_ms", (iid,))
         out = []
         for start, end, mu in rows:
             out.append((start, end, {m["measure"]: m["quantity"] for m in json.loads(mu)}))
