@@ -22,6 +22,7 @@ bench:
 	@bench/run-controller-bench
 	@bench/run-metering-bench
 	@bench/run-billing-bench
+	@bench/run-postgres-bench
 
 demo:
 	@scripts/install-deps

@@ -11,6 +11,11 @@
 #include "billing/rate.h"
 
 #define DAY_MS 86400000LL
+/* Nodes sharing the store close a month once: the one holding its lease, renewed while it
+ * rates; the others take a close over once a dead node's lease has expired. */
+#define CLOSE_HOLD_MS   15000
+#define CLOSE_RENEW_MS  3000
+#define RESUME_EVERY_MS 5000
 
 struct billing {
     store *db;
@@ -22,6 +27,8 @@ struct billing {
         char month[8];
         const char *phase; /* "rating", "finalizing"; NULL when none runs */
         int64_t done, total, started_ms;
+        int64_t renewed_ms; /* its lease's, when the store is shared */
+        bool lost;          /* the lease went to another node: the rating stops */
     } closing;
 
     /* Closes a restart cut off (closed to usage, not finalized), finished from the start. */
@@ -35,7 +42,49 @@ struct billing {
     pthread_cond_t idle;
     int closes;
     int stopping; /* atomic */
+    pthread_cond_t wake; /* the resumer's sleep, cut short by billing_stop() */
 };
+
+static void close_lease_name(char name[32], const char *month)
+{
+    snprintf(name, 32, "billing.close.%.7s", month);
+}
+
+/* Takes or renews month's close lease in a transaction of its own: 1 taken, 0 another node
+ * holds it, or an error. */
+static int close_lease(billing *b, const char *month)
+{
+    char name[32], holder[96];
+    close_lease_name(name, month);
+    store_tx *tx;
+    int rc = store_begin(b->db, true, &tx);
+    if (rc)
+        return rc;
+    int64_t now = time_now_ms();
+    int held = store_lease_take(tx, name, now, now + CLOSE_HOLD_MS, holder, sizeof holder);
+    if (held < 0) {
+        store_rollback(tx);
+        return held;
+    }
+    if ((rc = store_commit(tx)))
+        return rc;
+    if (!held)
+        log_info("billing: the close of %s runs on node %s", month, holder);
+    return held;
+}
+
+static void close_lease_drop(billing *b, const char *month)
+{
+    char name[32];
+    close_lease_name(name, month);
+    store_tx *tx;
+    if (store_begin(b->db, true, &tx))
+        return;
+    if (store_lease_drop(tx, name))
+        store_rollback(tx);
+    else if (store_commit(tx))
+        log_warn("billing: the close lease of %s is kept until it expires", month);
+}
 
 /* Takes the node's one close slot for month; false when a close runs already. */
 static bool progress_start(billing *b, const char *month)
@@ -48,7 +97,8 @@ static bool progress_start(billing *b, const char *month)
     str_copy(b->closing.month, sizeof b->closing.month, month);
     b->closing.phase = "counting"; /* until the walks know how much they will visit */
     b->closing.done = b->closing.total = 0;
-    b->closing.started_ms = time_now_ms();
+    b->closing.started_ms = b->closing.renewed_ms = time_now_ms();
+    b->closing.lost = false;
     pthread_mutex_unlock(&b->mu);
     return true;
 }
@@ -63,11 +113,24 @@ static void progress_phase(billing *b, const char *phase)
 static bool on_progress(void *ud, int64_t done, int64_t total)
 {
     billing *b = ud;
+    char month[8] = "";
+    int64_t now = time_now_ms();
     pthread_mutex_lock(&b->mu);
     b->closing.phase = "rating";
     b->closing.done = done;
     b->closing.total = total;
+    if (store_shared(b->db) && now - b->closing.renewed_ms >= CLOSE_RENEW_MS) {
+        b->closing.renewed_ms = now;
+        str_copy(month, sizeof month, b->closing.month);
+    }
     pthread_mutex_unlock(&b->mu);
+    /* the lease renewed, or the rating stops: another node has the close now */
+    if (month[0] && close_lease(b, month) == 0) {
+        pthread_mutex_lock(&b->mu);
+        b->closing.lost = true;
+        pthread_mutex_unlock(&b->mu);
+        return false;
+    }
     return !__atomic_load_n(&b->stopping, __ATOMIC_SEQ_CST);
 }
 
@@ -611,15 +674,30 @@ static int close_finish(billing *b, const char *month, int64_t now, char *why, s
     store_tx *tx;
     if (!progress_start(b, month))
         return OSB_E_CONFLICT; /* one close at a time on a node */
-    int rc = store_begin(b->db, false, &tx);
+    bool shared = store_shared(b->db);
+    int rc = shared ? close_lease(b, month) : 1;
+    if (rc != 1) {
+        progress_phase(b, NULL);
+        return rc == 0 ? OSB_E_CONFLICT : rc;
+    }
+    rc = store_begin(b->db, false, &tx);
     if (rc) {
         progress_phase(b, NULL);
+        if (shared)
+            close_lease_drop(b, month);
         return rc;
     }
     bill_progress pg = {on_progress, b};
     rc = bill_rate(tx, NULL, month, 0, &pg, &ls, why, whylen);
     progress_phase(b, "finalizing");
     store_rollback(tx);
+    pthread_mutex_lock(&b->mu);
+    if (rc && b->closing.lost)
+        rc = OSB_E_CONFLICT; /* another node finishes it */
+    pthread_mutex_unlock(&b->mu);
+    /* held on through the finalizing, which can take seconds of its own */
+    if (!rc && shared && (rc = close_lease(b, month)) >= 0)
+        rc = rc == 1 ? 0 : OSB_E_CONFLICT;
     if (!rc && !(rc = store_begin(b->db, true, &tx))) {
         period again;
         int ninv = 0, nst = 0;
@@ -636,6 +714,8 @@ static int close_finish(billing *b, const char *month, int64_t now, char *why, s
             store_rollback(tx);
     }
     bill_lines_free(&ls);
+    if (shared)
+        close_lease_drop(b, month);
     progress_phase(b, NULL);
     if (rc == OSB_E_TOOBIG || rc == OSB_E_NOTFOUND)
         log_error("billing: closing %s stopped: %s", month, why);
@@ -658,7 +738,7 @@ static void close_answer(billing *b, http_req *req, const char *month, int64_t t
     }
     if (rc == OSB_E_CONFLICT) {
         http_reply_error(req, 409, "close_running",
-                         "A close runs on this node already; follow it with GET"
+                         "A close runs already, on this node or another; follow it with GET"
                          " /v1/billing/periods/{month} and ask again once it is done.",
                          NULL);
         return;
@@ -812,6 +892,12 @@ static void period_close(http_req *req, void *ud)
                         " DO UPDATE SET state = 'closed', closed_ms = excluded.closed_ms,"
                         " forced = excluded.forced, closed_by = excluded.closed_by",
                         "sids", month, now, force ? 1 : 0, p.iam_id);
+        if (!rc && store_shared(b->db)) { /* claimed with it: no other node takes it over */
+            char name[32];
+            close_lease_name(name, month);
+            int held = store_lease_take(tx, name, now, now + CLOSE_HOLD_MS, NULL, 0);
+            rc = held < 0 ? held : 0;
+        }
         if (!rc)
             rc = store_commit(tx);
         else
@@ -1514,24 +1600,70 @@ static void plan_estimate(http_req *req, void *ud)
 
 /* ---------------------------------------------------------------- life cycle */
 
+static void resume_one(billing *b, const char *month, const char *what)
+{
+    char why[400] = "";
+    log_info("billing: finishing the close of %s, %s", month, what);
+    int rc = close_finish(b, month, time_now_ms(), why, sizeof why);
+    if (rc == OSB_E_CONFLICT)
+        return; /* another node has it */
+    if (rc)
+        log_error("billing: the close of %s is still unfinished (%s); POST"
+                  " /v1/billing/periods/%s/close finishes it",
+                  month, rc == OSB_E_TOOBIG || rc == OSB_E_NOTFOUND ? why : base_strerror(rc),
+                  month);
+    else
+        log_info("billing: the close of %s is finished", month);
+}
+
+/* The months closed to usage, not finalized, whose close no node holds (shared store). */
+static size_t find_orphaned(billing *b, char months[][8], size_t max)
+{
+    store_tx *tx;
+    store_stmt *q;
+    size_t n = 0;
+    if (store_begin(b->db, false, &tx))
+        return 0;
+    if (!store_query(tx,
+                     "SELECT month FROM billing_periods p WHERE state = 'closed' AND finalized_ms"
+                     " IS NULL AND NOT EXISTS (SELECT 1 FROM store_leases l WHERE l.name ="
+                     " 'billing.close.' || p.month AND l.until_ms >= ?) ORDER BY month",
+                     &q, "i", time_now_ms())) {
+        while (n < max && store_step(q) == STORE_ROW)
+            str_copy(months[n++], 8, store_col_text(q, 0));
+        store_done(q);
+    }
+    store_rollback(tx);
+    return n;
+}
+
 /* Finishes the closes that were cut off, oldest month first; an operator's POST meanwhile
- * finishes them as well (whichever finalizes first, the other finds it done). */
+ * finishes them as well (whichever finalizes first, the other finds it done). On a shared
+ * store it then keeps watching for closes a node stopped in, and takes them over once their
+ * lease has expired. */
 static void *resume_closes(void *ud)
 {
     billing *b = ud;
-    for (size_t i = 0; i < b->ncut_off; i++) {
-        const char *month = b->cut_off[i];
-        char why[400] = "";
-        log_info("billing: finishing the close of %s, cut off before the restart", month);
-        int rc = close_finish(b, month, time_now_ms(), why, sizeof why);
-        if (rc)
-            log_error("billing: the close of %s is still unfinished (%s); POST"
-                      " /v1/billing/periods/%s/close finishes it",
-                      month, rc == OSB_E_TOOBIG || rc == OSB_E_NOTFOUND ? why : base_strerror(rc),
-                      month);
-        else
-            log_info("billing: the close of %s is finished", month);
+    for (size_t i = 0; i < b->ncut_off; i++)
+        resume_one(b, b->cut_off[i], "cut off before the restart");
+    if (!store_shared(b->db))
+        return NULL;
+    pthread_mutex_lock(&b->mu);
+    while (!__atomic_load_n(&b->stopping, __ATOMIC_SEQ_CST)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += RESUME_EVERY_MS / 1000;
+        pthread_cond_timedwait(&b->wake, &b->mu, &until);
+        if (__atomic_load_n(&b->stopping, __ATOMIC_SEQ_CST))
+            break;
+        pthread_mutex_unlock(&b->mu);
+        char months[4][8];
+        size_t n = find_orphaned(b, months, 4);
+        for (size_t i = 0; i < n && !__atomic_load_n(&b->stopping, __ATOMIC_SEQ_CST); i++)
+            resume_one(b, months[i], "left by a node that stopped");
+        pthread_mutex_lock(&b->mu);
     }
+    pthread_mutex_unlock(&b->mu);
     return NULL;
 }
 
@@ -1574,13 +1706,14 @@ int billing_open(store *db, iam *m, billing **out)
     b->iam = m;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->idle, NULL);
+    pthread_cond_init(&b->wake, NULL);
     int rc = find_cut_off(b);
     if (rc) {
         log_error("billing: cannot read the billing periods (%s)", base_strerror(rc));
         billing_close(b);
         return rc;
     }
-    if (b->ncut_off)
+    if (b->ncut_off || store_shared(db))
         b->resuming = pthread_create(&b->resumer, NULL, resume_closes, b) == 0;
     *out = b;
     return 0;
@@ -1610,6 +1743,7 @@ void billing_stop(billing *b)
     /* the closes answer their requests (their rating ends at once; a finalizing one commits
      * first), before the server that holds the requests stops */
     pthread_mutex_lock(&b->mu);
+    pthread_cond_broadcast(&b->wake);
     while (b->closes > 0)
         pthread_cond_wait(&b->idle, &b->mu);
     pthread_mutex_unlock(&b->mu);
@@ -1623,6 +1757,7 @@ void billing_close(billing *b)
     if (b->resuming)
         pthread_join(b->resumer, NULL); /* a close finalizes in one transaction or not at all */
     pthread_cond_destroy(&b->idle);
+    pthread_cond_destroy(&b->wake);
     pthread_mutex_destroy(&b->mu);
     free(b->cut_off);
     free(b);

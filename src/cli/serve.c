@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +57,32 @@ static int open_store(const char *data, const char *db_url, store **out)
         *out = NULL;
     }
     return rc;
+}
+
+/* A SQLite file serves one process: nodes that share work share a PostgreSQL database. The
+ * lock (beside the file) goes with the process, however it ends. The descriptor, -2 when
+ * another process holds it (said on stderr), -1 when it cannot be taken (then unlocked). */
+static int lock_sqlite(const char *data, const char *db_url)
+{
+    char path[4096];
+    if (db_url)
+        snprintf(path, sizeof path, "%s.serve-lock", db_url + strlen("sqlite:"));
+    else
+        snprintf(path, sizeof path, "%s/osbill.db.serve-lock", data);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return fd;
+    int e = errno;
+    close(fd);
+    if (e != EWOULDBLOCK)
+        return -1;
+    fprintf(stderr,
+            "osbill serve: another osbill serve uses %s already (several nodes share a"
+            " PostgreSQL database: --db postgres://...)\n",
+            path);
+    return -2;
 }
 
 /* A data directory is initialised once its secret key is there (osbill init writes it with
@@ -336,10 +364,17 @@ int cli_serve(int argc, char **argv)
     iam *m = NULL;
     http_router *router = http_router_new();
     ops_ctx ops = {0};
+    int lock = is_postgres(db_url) ? -1 : lock_sqlite(data, db_url);
+    if (lock == -2) {
+        http_router_free(router);
+        return 1;
+    }
     int rc = router ? open_store(data, db_url, &db) : OSB_E_NOMEM;
     if (rc) {
         fprintf(stderr, "osbill serve: cannot open the store in %s\n", data);
         http_router_free(router);
+        if (lock >= 0)
+            close(lock);
         return 1;
     }
     ops.db = db;
@@ -417,6 +452,8 @@ int cli_serve(int argc, char **argv)
         iam_close(m);
         http_router_free(router);
         store_close(db);
+        if (lock >= 0)
+            close(lock);
         return 1;
     }
     ops.iam = m;
@@ -449,5 +486,7 @@ int cli_serve(int argc, char **argv)
     iam_close(m);
     http_router_free(router);
     store_close(db);
+    if (lock >= 0)
+        close(lock);
     return 0;
 }

@@ -343,12 +343,27 @@ static int set_key_state(store_tx *tx, const char *guid, const char *state)
                       "sis", state, time_now_ms(), guid);
 }
 
+/* The lease a node holds on an operation while it calls the broker for it (store_shared):
+ * longer than the call may take, so that it is never lost mid-call to a live node. */
+static void op_lease_name(char name[48], const char *id)
+{
+    snprintf(name, 48, "rc.op.%.36s", id);
+}
+
+static int64_t op_hold_ms(const rc_controller *c)
+{
+    return c->opt.broker_timeout_ms + 10000;
+}
+
 static int finish_op(store_tx *tx, const char *id, const char *state, const char *error)
 {
-    return store_exec(tx,
-                      "UPDATE rc_operations SET state = ?, error = ?, updated_ms = ? WHERE"
-                      " id = ?",
-                      "ssis", state, error, time_now_ms(), id);
+    char name[48];
+    op_lease_name(name, id);
+    int rc = store_exec(tx,
+                        "UPDATE rc_operations SET state = ?, error = ?, updated_ms = ? WHERE"
+                        " id = ?",
+                        "ssis", state, error, time_now_ms(), id);
+    return rc ? rc : store_lease_drop(tx, name);
 }
 
 static int reschedule(store_tx *tx, const char *id, const char *state, int64_t at_ms,
@@ -1109,6 +1124,13 @@ static int apply_work(store_tx *tx, void *ud)
     int rc = load_op(c, tx, r->op_id, &o);
     if (!rc && strcmp(o.state, "pending") && strcmp(o.state, "in_progress"))
         rc = OSB_E_CONFLICT; /* finished meanwhile: the answer is stale */
+    if (!rc && store_shared(c->db)) { /* another node took the operation over: stale too */
+        char name[48];
+        int64_t t = time_now_ms();
+        op_lease_name(name, r->op_id);
+        int held = store_lease_take(tx, name, t, t + op_hold_ms(c), NULL, 0);
+        rc = held == 1 ? 0 : held < 0 ? held : OSB_E_CONFLICT;
+    }
     if (!rc) {
         if (strcmp(o.kind, "create") == 0)
             rc = apply_create(tx, &o, r, body, oc);
@@ -1592,6 +1614,7 @@ static void start_due(rc_controller *c, bool scan, const rc_idset *fresh)
     if (store_begin(c->db, false, &tx))
         return;
     int64_t now = time_now_ms(), after_at = INT64_MIN;
+    bool shared = store_shared(c->db);
     pthread_mutex_lock(&c->mu);
     for (; nfresh < fresh->n && nids < DUE_BATCH; nfresh++)
         pick(c, ids, &nids, fresh->ids[nfresh]);
@@ -1601,11 +1624,19 @@ static void start_due(rc_controller *c, bool scan, const rc_idset *fresh)
     char after_id[37] = "";
     for (int page = 0; scan && page < 16 && nids < DUE_BATCH; page++) {
         size_t seen = 0;
+        /* shared: past those another node has claimed, too */
         if (store_query(tx,
-                        "SELECT id, next_at_ms FROM rc_operations WHERE state IN ('pending',"
-                        " 'in_progress') AND next_at_ms <= ? AND (next_at_ms > ? OR (next_at_ms"
-                        " = ? AND id > ?)) ORDER BY next_at_ms, id LIMIT 256",
-                        &q, "iiis", now, after_at, after_at, after_id))
+                        shared ? "SELECT id, next_at_ms FROM rc_operations o WHERE state IN"
+                                 " ('pending', 'in_progress') AND next_at_ms <= ?1 AND"
+                                 " (next_at_ms > ?2 OR (next_at_ms = ?2 AND id > ?3)) AND NOT"
+                                 " EXISTS (SELECT 1 FROM store_leases l WHERE l.name = 'rc.op.'"
+                                 " || o.id AND l.until_ms >= ?1 AND l.node <> ?4) ORDER BY"
+                                 " next_at_ms, id LIMIT 256"
+                               : "SELECT id, next_at_ms FROM rc_operations WHERE state IN"
+                                 " ('pending', 'in_progress') AND next_at_ms <= ?1 AND"
+                                 " (next_at_ms > ?2 OR (next_at_ms = ?2 AND id > ?3)) ORDER BY"
+                                 " next_at_ms, id LIMIT 256",
+                        &q, shared ? "iiss" : "iis", now, after_at, after_id, store_node()))
             break;
         pthread_mutex_lock(&c->mu);
         while (nids < DUE_BATCH && store_step(q) == STORE_ROW) {
@@ -1634,6 +1665,39 @@ static void start_due(rc_controller *c, bool scan, const rc_idset *fresh)
         store_done(q);
     }
     store_rollback(tx);
+    /* Nodes sharing the store start an operation once: the one whose claim on it commits.
+     * The claim outlives the broker's call, so a node that dies mid-call leaves it to the
+     * others once it expires; a claim already held (this node's, from its last call) is
+     * renewed. */
+    if (n && shared) {
+        bool mine[DUE_BATCH] = {false};
+        int64_t t = time_now_ms();
+        if (!store_begin(c->db, true, &tx)) {
+            int rc = 0;
+            for (size_t i = 0; i < n && rc >= 0; i++) {
+                char name[48];
+                op_lease_name(name, d[i]->o.id);
+                rc = store_lease_take(tx, name, t, t + op_hold_ms(c), NULL, 0);
+                mine[i] = rc == 1;
+            }
+            if (rc < 0 || store_commit(tx)) {
+                if (rc < 0)
+                    store_rollback(tx);
+                memset(mine, 0, sizeof mine);
+            }
+        }
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (mine[i]) {
+                d[kept++] = d[i];
+            } else {
+                op_row_free(&d[i]->o);
+                secure_wipe(d[i], sizeof *d[i]);
+                free(d[i]);
+            }
+        }
+        n = kept;
+    }
     for (size_t i = 0; i < n; i++) {
         start_op(c, &d[i]->o, d[i]->password, sizeof d[i]->password);
         secure_wipe(d[i], sizeof *d[i]);

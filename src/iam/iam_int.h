@@ -22,6 +22,7 @@ struct iam {
     jose_key *active;                /* signs */
     jose_key *published[IAM_MAX_KEYS]; /* verify: active, next, retired until expiry */
     int npublished;
+    int64_t keys_loaded_ms; /* atomic: when they were last read from the store */
     char *jwks;                      /* serialised {"keys":[...]} */
 
     /* Tokens already verified, by SHA-256 of the token, until they expire: a client sends the
@@ -39,6 +40,9 @@ struct iam {
 
 /* Reloads the signing keys from the store into memory (after init or rotation). */
 int iam_keys_load(iam *m) WARN_UNUSED;
+/* On a shared store another node may rotate the keys: they are read again every 10 s when
+ * used, and within a second of a token signed by a key this node does not know (missed). */
+void iam_keys_fresh(iam *m, bool missed);
 /* Creates an active and a next key when the store has none. */
 int iam_keys_ensure(iam *m) WARN_UNUSED;
 /* A referenced public key by kid, or NULL. */

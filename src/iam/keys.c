@@ -162,6 +162,7 @@ int iam_keys_load(iam *m)
     m->npublished = npub;
     m->jwks = jwks;
     pthread_rwlock_unlock(&m->keys_lock);
+    __atomic_store_n(&m->keys_loaded_ms, time_now_ms(), __ATOMIC_RELEASE);
     for (int i = 0; i < old_n; i++)
         jose_key_free(old_pub[i]);
     jose_key_free(old_active);
@@ -169,9 +170,23 @@ int iam_keys_load(iam *m)
     return 0;
 }
 
-jose_key *iam_key_lookup(void *ud, const char *kid)
+void iam_keys_fresh(iam *m, bool missed)
 {
-    iam *m = ud;
+    if (!store_shared(m->db))
+        return;
+    int64_t now = time_now_ms(), at = __atomic_load_n(&m->keys_loaded_ms, __ATOMIC_ACQUIRE);
+    if (now - at < (missed ? 1000 : 10000))
+        return;
+    /* one thread reads them; the others go on with the keys they have */
+    if (!__atomic_compare_exchange_n(&m->keys_loaded_ms, &at, now, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return;
+    if (iam_keys_load(m))
+        log_warn("iam: cannot read the signing keys again; the ones loaded stay");
+}
+
+static jose_key *lookup(iam *m, const char *kid)
+{
     jose_key *found = NULL;
     pthread_rwlock_rdlock(&m->keys_lock);
     for (int i = 0; i < m->npublished; i++) {
@@ -181,6 +196,17 @@ jose_key *iam_key_lookup(void *ud, const char *kid)
         }
     }
     pthread_rwlock_unlock(&m->keys_lock);
+    return found;
+}
+
+jose_key *iam_key_lookup(void *ud, const char *kid)
+{
+    iam *m = ud;
+    jose_key *found = lookup(m, kid);
+    if (!found && store_shared(m->db)) { /* rotated on another node, perhaps */
+        iam_keys_fresh(m, true);
+        found = lookup(m, kid);
+    }
     return found;
 }
 

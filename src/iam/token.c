@@ -31,6 +31,7 @@ int iam_issue_access_token(iam *m, const char *iam_id, const char *account_id,
         return OSB_E_NOMEM;
     if (str_has_prefix(iam_id, "iam-ServiceId-"))
         json_object_set_new(claims, "sub_type", json_string("ServiceId"));
+    iam_keys_fresh(m, false);
     pthread_rwlock_rdlock(&m->keys_lock);
     jose_key *k = jose_key_ref(m->active);
     pthread_rwlock_unlock(&m->keys_lock);
@@ -575,6 +576,7 @@ static void token_endpoint(http_req *req, void *ud)
 static void keys_endpoint(http_req *req, void *ud)
 {
     iam *m = ud;
+    iam_keys_fresh(m, false);
     pthread_rwlock_rdlock(&m->keys_lock);
     http_reply(req, 200, "application/json", m->jwks, strlen(m->jwks));
     pthread_rwlock_unlock(&m->keys_lock);

@@ -93,6 +93,20 @@ int store_group_submit(store_group *g, store_work_fn work, store_done_fn done, v
 /* Finishes the queued work, then stops the thread. */
 void store_group_stop(store_group *g);
 
+/* Whether other osbill processes may share this store (PostgreSQL: several nodes): work that
+ * must happen once across them is claimed with a lease first (store_lease_*). A SQLite file
+ * belongs to one process (osbill serve locks its data directory). */
+bool store_shared(store *st);
+/* This process's name in leases: host, process id and a random part, fixed for its life. */
+const char *store_node(void);
+/* Leases on named work ("billing.close.2026-11"), in the store_leases table of the schema:
+ * taken when free, expired or this node's already, until until_ms. 1 when taken, 0 when
+ * another node holds it (its name in holder, if given), or an error. */
+int store_lease_take(store_tx *tx, const char *name, int64_t now_ms, int64_t until_ms,
+                     char *holder, size_t holder_len) WARN_UNUSED;
+/* Gives it up, if this node holds it. */
+int store_lease_drop(store_tx *tx, const char *name) WARN_UNUSED;
+
 /* The message of the backend's last error on this transaction, for logs. */
 const char *store_errmsg(store_tx *tx);
 /* The SQLite connection a transaction runs on, for SQL of another module's own (libosb's
