@@ -170,7 +170,10 @@ class TwoNodesTest(unittest.TestCase):
         for th in threads:
             th.join(120)
         self.assertEqual(errors, [])
-        self.assertEqual(created, [1] * len(records))
+        # Every record was answered 201 or duplicate; at most one 201 each (a node killed
+        # after its commit but before its answer leaves a record with only 409s to hear).
+        self.assertEqual([n for n in created if n > 1], [])
+        self.assertGreater(sum(created), len(records) // 2)
         rows = q("SELECT r.start_ms, r.measured_usage FROM usage_records r JOIN usage_meters m"
                  " ON m.id = r.meter WHERE m.instance_id IN (%s)" % ",".join("?" * len(made)),
                  made)
