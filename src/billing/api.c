@@ -498,31 +498,32 @@ static int next_number(store_tx *tx, int64_t *number)
     return st < 0 ? st : 0;
 }
 
-/* One invoice of lines [i, j) of ls (one account, one currency), numbered next. */
-static int insert_invoice(store_tx *tx, const char *month, const bill_lines *ls, size_t i, size_t j,
-                          const char *refers_to, int64_t now, char id[37])
+#define INVOICE_INSERT                                                                             \
+    "INSERT INTO invoices (id, number, account_id, month, currency, state, total, refers_to,"      \
+    " issued_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define LINES_INSERT                                                                               \
+    "INSERT INTO invoice_lines (invoice_id, line, instance_id, offering_id, provider_account_id,"  \
+    " plan_id, metric, unit, metering_model, pricing_model, billable_quantity,"                   \
+    " charge_unit_quantity, rated_quantity, exact_amount, amount, provider_share,"               \
+    " platform_share, revenue_share) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"  \
+    " ?)"
+
+/* The total of lines [i, j) of ls in their currency's minor units; NULL when out of memory. */
+static char *lines_total(const bill_lines *ls, size_t i, size_t j)
 {
-    int64_t number;
-    int rc = next_number(tx, &number);
-    if (rc)
-        return rc;
-    const bill_line *first = &ls->v[i];
-    int minor = minor_of(first->currency);
     dec total;
     dec_init(&total);
     for (size_t k = i; k < j; k++)
         dec_add(&total, &total, &ls->v[k].amount);
-    uuid_v4(id);
-    char *t = dec_to_fixed(&total, minor);
+    char *t = dec_to_fixed(&total, minor_of(ls->v[i].currency));
     dec_clear(&total);
-    rc = t ? store_exec(tx,
-                        "INSERT INTO invoices (id, number, account_id, month, currency,"
-                        " state, total, refers_to, issued_ms) VALUES (?, ?, ?, ?, ?,"
-                        " 'finalized', ?, ?, ?)",
-                        "sisssssi", id, number, first->account, month, first->currency, t,
-                        refers_to, now)
-           : OSB_E_NOMEM;
-    free(t);
+    return t;
+}
+
+/* Lines [i, j) of ls as the rows of invoice id. */
+static int add_lines(store_rows *r, const char *id, const bill_lines *ls, size_t i, size_t j)
+{
+    int minor = minor_of(ls->v[i].currency), rc = 0;
     for (size_t k = i; k < j && !rc; k++) {
         const bill_line *l = &ls->v[k];
         char *v[8] = {dec_to_string(&l->billable),
@@ -536,20 +537,37 @@ static int insert_invoice(store_tx *tx, const char *month, const bill_lines *ls,
         bool ok = true;
         for (int m = 0; m < 8; m++)
             ok = ok && v[m];
-        rc = ok ? store_exec(tx,
-                             "INSERT INTO invoice_lines (invoice_id, line, instance_id,"
-                             " offering_id, provider_account_id, plan_id, metric, unit,"
-                             " metering_model, pricing_model, billable_quantity,"
-                             " charge_unit_quantity, rated_quantity, exact_amount, amount,"
-                             " provider_share, platform_share, revenue_share) VALUES (?, ?,"
-                             " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             "sissssssssssssssss", id, (int64_t)(k - i + 1), l->instance,
-                             l->offering, l->provider, l->plan, l->metric, l->unit,
-                             l->metering_model, l->pricing_model[0] ? l->pricing_model : NULL, v[0],
-                             v[1], v[2], v[3], v[4], v[5], v[6], v[7])
+        rc = ok ? store_rows_add(r, "sissssssssssssssss", id, (int64_t)(k - i + 1), l->instance,
+                                 l->offering, l->provider, l->plan, l->metric, l->unit,
+                                 l->metering_model, l->pricing_model[0] ? l->pricing_model : NULL,
+                                 v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7])
                 : OSB_E_NOMEM;
         for (int m = 0; m < 8; m++)
             free(v[m]);
+    }
+    return rc;
+}
+
+/* One invoice of lines [i, j) of ls (one account, one currency), numbered next. */
+static int insert_invoice(store_tx *tx, const char *month, const bill_lines *ls, size_t i, size_t j,
+                          const char *refers_to, int64_t now, char id[37])
+{
+    int64_t number;
+    int rc = next_number(tx, &number);
+    if (rc)
+        return rc;
+    const bill_line *first = &ls->v[i];
+    uuid_v4(id);
+    char *t = lines_total(ls, i, j);
+    rc = t ? store_exec(tx, INVOICE_INSERT, "sissssssi", id, number, first->account, month,
+                        first->currency, "finalized", t, refers_to, now)
+           : OSB_E_NOMEM;
+    free(t);
+    store_rows *r;
+    if (!rc && !(rc = store_rows_begin(tx, LINES_INSERT, &r))) {
+        rc = add_lines(r, id, ls, i, j);
+        int end = store_rows_end(r);
+        rc = rc ? rc : end;
     }
     return rc;
 }
@@ -644,6 +662,13 @@ static int statements_rebuild(store_tx *tx, const char *month, int64_t now, int 
     return rc;
 }
 
+/* Whether line j of ls is on line i's invoice: one account, one currency. */
+static bool same_invoice(const bill_lines *ls, size_t i, size_t j)
+{
+    return strcmp(ls->v[j].account, ls->v[i].account) == 0 &&
+           strcmp(ls->v[j].currency, ls->v[i].currency) == 0;
+}
+
 /* What a close finalizes, from the rated lines: an invoice per account (an account bills in
  * one currency), in account order, then the statements. Inside the write transaction that
  * sets finalized_ms. */
@@ -651,17 +676,47 @@ static int finalize(store_tx *tx, const char *month, const bill_lines *ls, int64
                     int *ninvoices, int *nstatements)
 {
     *ninvoices = *nstatements = 0;
-    int rc = 0;
-    for (size_t i = 0; i < ls->n && !rc;) {
+    /* the invoices, numbered on from the last, then all their lines: two bulk writes (a
+     * COPY each on PostgreSQL) rather than a statement per row */
+    size_t n = 0;
+    for (size_t i = 0; i < ls->n; n++) {
         size_t j = i;
-        while (j < ls->n && strcmp(ls->v[j].account, ls->v[i].account) == 0 &&
-               strcmp(ls->v[j].currency, ls->v[i].currency) == 0)
+        while (j < ls->n && same_invoice(ls, i, j))
             j++;
-        char id[37];
-        rc = insert_invoice(tx, month, ls, i, j, NULL, now, id);
-        (*ninvoices)++;
         i = j;
     }
+    char(*ids)[37] = n ? calloc(n, sizeof *ids) : NULL;
+    if (n && !ids)
+        return OSB_E_NOMEM;
+    int64_t number;
+    int rc = next_number(tx, &number);
+    store_rows *r;
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        if ((rc = store_rows_begin(tx, pass ? LINES_INSERT : INVOICE_INSERT, &r)))
+            break;
+        size_t k = 0;
+        for (size_t i = 0; i < ls->n && !rc; k++) {
+            size_t j = i;
+            while (j < ls->n && same_invoice(ls, i, j))
+                j++;
+            if (pass) {
+                rc = add_lines(r, ids[k], ls, i, j);
+            } else {
+                uuid_v4(ids[k]);
+                char *t = lines_total(ls, i, j);
+                rc = t ? store_rows_add(r, "sissssssi", ids[k], number + (int64_t)k,
+                                        ls->v[i].account, month, ls->v[i].currency, "finalized",
+                                        t, NULL, now)
+                       : OSB_E_NOMEM;
+                free(t);
+            }
+            i = j;
+        }
+        int end = store_rows_end(r);
+        rc = rc ? rc : end;
+    }
+    free(ids);
+    *ninvoices = (int)n;
     return rc ? rc : statements_rebuild(tx, month, now, nstatements);
 }
 

@@ -616,3 +616,151 @@ int pg_migrate(store *s, const store_migration *m, size_t n)
     }
     return rc;
 }
+
+/* ---------------------------------------------------------------- many rows: COPY */
+
+struct store_rows {
+    bool pg;
+    pg_conn *c;
+    char *buf;
+    size_t len, cap;
+    int rc;
+};
+
+/* "INSERT INTO t (a, b) VALUES (...)" as "COPY t (a, b) FROM STDIN". */
+static int copy_sql(const char *insert_sql, char *out, size_t outlen)
+{
+    const char *p = insert_sql, *head = "INSERT INTO ";
+    if (strncmp(p, head, strlen(head)) != 0)
+        return OSB_E_INVAL;
+    p += strlen(head);
+    const char *close = strchr(p, ')'), *values = close ? strstr(close, " VALUES") : NULL;
+    if (!strchr(p, '(') || !close || strchr(p, '(') > close || !values)
+        return OSB_E_INVAL;
+    /* a row's values all come from the caller: COPY has no constants */
+    values += strlen(" VALUES");
+    if (strspn(values, " (?,)") != strlen(values))
+        return OSB_E_INVAL;
+    int n = snprintf(out, outlen, "COPY %.*s FROM STDIN", (int)(close + 1 - p), p);
+    return n > 0 && (size_t)n < outlen ? 0 : OSB_E_INVAL;
+}
+
+int pg_rows_begin(store_tx *t, const char *insert_sql, store_rows **out)
+{
+    pg_conn *c = ((pg_tx *)t)->c;
+    char sql[2048];
+    if (copy_sql(insert_sql, sql, sizeof sql)) {
+        log_error("store: not an INSERT of rows: %s", insert_sql);
+        return OSB_E_INVAL;
+    }
+    store_rows *r = calloc(1, sizeof *r);
+    if (!r)
+        return OSB_E_NOMEM;
+    r->pg = true;
+    r->c = c;
+    PGresult *res = PQexec(c->db, sql);
+    int rc = PQresultStatus(res) == PGRES_COPY_IN ? 0 : map_error(res, sql);
+    PQclear(res);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+static bool put(store_rows *r, const char *s, size_t n)
+{
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 1 << 16;
+        while (cap < r->len + n)
+            cap *= 2;
+        char *b = realloc(r->buf, cap);
+        if (!b)
+            return false;
+        r->buf = b;
+        r->cap = cap;
+    }
+    memcpy(r->buf + r->len, s, n);
+    r->len += n;
+    return true;
+}
+
+/* COPY's text format: a backslash, tab, newline or carriage return escaped; \N is NULL. */
+static bool put_text(store_rows *r, const char *s)
+{
+    if (!s)
+        return put(r, "\\N", 2);
+    for (const char *p = s; *p; p++) {
+        const char *esc = *p == '\\' ? "\\\\" : *p == '\t' ? "\\t" : *p == '\n' ? "\\n"
+                        : *p == '\r' ? "\\r" : NULL;
+        if (!(esc ? put(r, esc, 2) : put(r, p, 1)))
+            return false;
+    }
+    return true;
+}
+
+static int rows_vadd(store_rows *r, const char *types, va_list ap);
+
+static int flush_rows(store_rows *r)
+{
+    if (r->len && PQputCopyData(r->c->db, r->buf, (int)r->len) != 1) {
+        log_error("store: COPY: %s", PQerrorMessage(r->c->db));
+        return OSB_E_STORE;
+    }
+    r->len = 0;
+    return 0;
+}
+
+int pg_rows_vadd(store_rows *r, const char *types, va_list ap)
+{
+    if (r->rc)
+        return r->rc;
+    r->rc = rows_vadd(r, types, ap);
+    return r->rc;
+}
+
+static int rows_vadd(store_rows *r, const char *types, va_list ap)
+{
+    bool ok = true;
+    char num[24];
+    for (size_t i = 0; ok && types[i]; i++) {
+        if (i)
+            ok = put(r, "\t", 1);
+        switch (types[i]) {
+        case 's': ok = ok && put_text(r, va_arg(ap, const char *)); break;
+        case 'i':
+            snprintf(num, sizeof num, "%lld", (long long)va_arg(ap, int64_t));
+            ok = ok && put(r, num, strlen(num));
+            break;
+        case 'd':
+            snprintf(num, sizeof num, "%d", va_arg(ap, int));
+            ok = ok && put(r, num, strlen(num));
+            break;
+        case 'n': ok = ok && put(r, "\\N", 2); break;
+        default: return OSB_E_INVAL;
+        }
+    }
+    if (!ok || !put(r, "\n", 1))
+        return OSB_E_NOMEM;
+    return r->len >= (1 << 16) ? flush_rows(r) : 0;
+}
+
+int pg_rows_end(store_rows *r)
+{
+    int rc = r->rc ? r->rc : flush_rows(r);
+    /* ended either way: a failed one aborts the COPY (and the transaction with it) */
+    if (PQputCopyEnd(r->c->db, rc ? "a row could not be sent" : NULL) != 1 && !rc) {
+        log_error("store: COPY: %s", PQerrorMessage(r->c->db));
+        rc = OSB_E_STORE;
+    }
+    PGresult *res;
+    while ((res = PQgetResult(r->c->db))) {
+        if (!rc && PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = map_error(res, "COPY");
+        PQclear(res);
+    }
+    free(r->buf);
+    free(r);
+    return rc;
+}

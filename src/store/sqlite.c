@@ -353,23 +353,13 @@ static int map_step_error(conn *c, int r)
     return OSB_E_STORE;
 }
 
-int store_exec(store_tx *tx, const char *sql, const char *types, ...)
+static int lite_vexec(store_tx *tx, const char *sql, const char *types, va_list ap)
 {
-    if (store_is_pg(tx)) {
-        va_list ap;
-        va_start(ap, types);
-        int rc = pg_vexec(tx, sql, types, ap);
-        va_end(ap);
-        return rc;
-    }
     conn *c = tx->c;
     store_stmt *e = cached(c, sql);
     if (!e)
         return OSB_E_STORE;
-    va_list ap;
-    va_start(ap, types);
     int rc = bind_args(c, e->s, types, ap, false);
-    va_end(ap);
     if (!rc) {
         /* sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE even across a
          * SELECT; the difference of the running total is this statement's own. */
@@ -382,6 +372,60 @@ int store_exec(store_tx *tx, const char *sql, const char *types, ...)
     }
     sqlite3_reset(e->s);
     sqlite3_clear_bindings(e->s);
+    return rc;
+}
+
+int store_exec(store_tx *tx, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc = store_is_pg(tx) ? pg_vexec(tx, sql, types, ap) : lite_vexec(tx, sql, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Many rows: on SQLite the INSERT itself, prepared once, for each. */
+struct store_rows {
+    bool pg;
+    store_tx *tx;
+    const char *sql;
+    int rc;
+};
+
+int store_rows_begin(store_tx *tx, const char *insert_sql, store_rows **out)
+{
+    if (store_is_pg(tx))
+        return pg_rows_begin(tx, insert_sql, out);
+    store_rows *r = calloc(1, sizeof *r);
+    if (!r)
+        return OSB_E_NOMEM;
+    *r = (store_rows){.tx = tx, .sql = insert_sql};
+    *out = r;
+    return 0;
+}
+
+int store_rows_add(store_rows *r, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    int rc;
+    if (store_is_pg(r)) { /* a struct of postgres.c's */
+        rc = pg_rows_vadd(r, types, ap);
+    } else {
+        rc = r->rc ? r->rc : lite_vexec(r->tx, r->sql, types, ap);
+        if (rc && !r->rc)
+            r->rc = rc;
+    }
+    va_end(ap);
+    return rc;
+}
+
+int store_rows_end(store_rows *r)
+{
+    if (store_is_pg(r))
+        return pg_rows_end(r);
+    int rc = r->rc;
+    free(r);
     return rc;
 }
 

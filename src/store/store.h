@@ -107,6 +107,17 @@ int store_lease_take(store_tx *tx, const char *name, int64_t now_ms, int64_t unt
 /* Gives it up, if this node holds it. */
 int store_lease_drop(store_tx *tx, const char *name) WARN_UNUSED;
 
+/* Many rows into one table in a write transaction, faster than an INSERT each on
+ * PostgreSQL (one COPY). insert_sql is "INSERT INTO table (columns) VALUES (?, ...)", a
+ * constant as every statement's text is; each row gives its values with the binding letters
+ * of store_exec ('s' text or NULL, 'i' int64_t, 'd' int, 'n' NULL). Nothing else may run on
+ * the transaction between begin and end. A row's error (a duplicate: OSB_E_CONFLICT) may
+ * only be known at the end, which frees r and answers the first error of all. */
+typedef struct store_rows store_rows;
+int store_rows_begin(store_tx *tx, const char *insert_sql, store_rows **out) WARN_UNUSED;
+int store_rows_add(store_rows *r, const char *types, ...);
+int store_rows_end(store_rows *r) WARN_UNUSED;
+
 /* The message of the backend's last error on this transaction, for logs. */
 const char *store_errmsg(store_tx *tx);
 /* The SQLite connection a transaction runs on, for SQL of another module's own (libosb's

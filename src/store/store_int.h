@@ -35,5 +35,8 @@ int64_t pg_col_int(store_stmt *q, int col);
 const void *pg_col_blob(store_stmt *q, int col, size_t *len);
 void pg_done(store_stmt *q);
 const char *pg_errmsg(store_tx *tx);
+int pg_rows_begin(store_tx *tx, const char *insert_sql, store_rows **out);
+int pg_rows_vadd(store_rows *r, const char *types, va_list ap);
+int pg_rows_end(store_rows *r);
 
 #endif

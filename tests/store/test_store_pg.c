@@ -237,6 +237,132 @@ static void test_writers_are_serialized(void **state)
     store_rollback(tx);
 }
 
+static const store_migration with_leases[] = {
+    {1, "things", ""}, /* applied above */
+    {2, "numbers", ""},
+    {3, "leases", "CREATE TABLE store_leases (name TEXT PRIMARY KEY, node TEXT NOT NULL,"
+                  " until_ms BIGINT NOT NULL)"},
+};
+
+static int64_t count_of(const char *sql)
+{
+    store_tx *tx;
+    store_stmt *q;
+    assert_int_equal(store_begin(st, false, &tx), 0);
+    assert_int_equal(store_query(tx, sql, &q, ""), 0);
+    assert_int_equal(store_step(q), STORE_ROW);
+    int64_t n = store_col_int(q, 0);
+    store_done(q);
+    store_rollback(tx);
+    return n;
+}
+
+/* Many rows by COPY: every value as it was (the text format's escapes, NULL), and a
+ * duplicate refuses the whole at the end. */
+static void test_rows_by_copy(void **state)
+{
+    (void)state;
+    store_tx *tx;
+    store_rows *r;
+    static const char *const odd[] = {"tab\there", "new\nline", "back\\slash\\", "\\N",
+                                      "cr\r", "plain", "", "ünïcode"};
+    assert_int_equal(store_begin(st, true, &tx), 0);
+    assert_int_equal(store_exec(tx, "DELETE FROM things", ""), 0);
+    assert_int_equal(store_rows_begin(tx, "INSERT INTO things (id, name, n) VALUES (?, ?, ?)",
+                                      &r),
+                     0);
+    for (int i = 0; i < 20000; i++) {
+        char name[64];
+        const char *nm = name;
+        if (i < 8)
+            nm = odd[i];
+        else if (i == 8)
+            nm = NULL;
+        else
+            snprintf(name, sizeof name, "row %d", i);
+        assert_int_equal(store_rows_add(r, "isi", (int64_t)i, nm, (int64_t)i * 3), 0);
+    }
+    assert_int_equal(store_rows_end(r), 0);
+    assert_int_equal(store_commit(tx), 0);
+    assert_int_equal(count_of("SELECT count(*) FROM things"), 20000);
+    assert_int_equal(count_of("SELECT sum(n) FROM things"), 3LL * 20000 * 19999 / 2);
+    assert_int_equal(count_of("SELECT count(*) FROM things WHERE name IS NULL"), 1);
+    assert_int_equal(store_begin(st, false, &tx), 0);
+    store_stmt *q;
+    assert_int_equal(store_query(tx, "SELECT name FROM things WHERE id < 8 ORDER BY id", &q, ""),
+                     0);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(store_step(q), STORE_ROW);
+        assert_string_equal(store_col_text(q, 0), odd[i]);
+    }
+    store_done(q);
+    store_rollback(tx);
+
+    /* a duplicate id: the COPY fails at its end, and its transaction writes nothing */
+    assert_int_equal(store_begin(st, true, &tx), 0);
+    assert_int_equal(store_exec(tx, "DELETE FROM things WHERE id >= 100", ""), 0);
+    assert_int_equal(store_rows_begin(tx, "INSERT INTO things (id, name, n) VALUES (?, ?, ?)",
+                                      &r),
+                     0);
+    assert_int_equal(store_rows_add(r, "isi", (int64_t)100, "a", (int64_t)1), 0);
+    assert_int_equal(store_rows_add(r, "isi", (int64_t)5, "b", (int64_t)1), 0);
+    assert_int_equal(store_rows_end(r), OSB_E_CONFLICT);
+    store_rollback(tx);
+    assert_int_equal(count_of("SELECT count(*) FROM things"), 20000);
+    /* not an INSERT of rows */
+    assert_int_equal(store_begin(st, true, &tx), 0);
+    assert_int_equal(store_rows_begin(tx, "DELETE FROM things", &r), OSB_E_INVAL);
+    assert_int_equal(store_rows_begin(tx, "INSERT INTO things (id, name) VALUES (?, 'x')", &r),
+                     OSB_E_INVAL); /* a constant COPY cannot give */
+    store_rollback(tx);
+}
+
+static int take(int64_t now, int64_t until, char *holder)
+{
+    store_tx *tx;
+    assert_int_equal(store_begin(st, true, &tx), 0);
+    int rc = store_lease_take(tx, "work", now, until, holder, holder ? 96 : 0);
+    assert_int_equal(store_commit(tx), 0);
+    return rc;
+}
+
+static void set_holder(const char *node)
+{
+    store_tx *tx;
+    assert_int_equal(store_begin(st, true, &tx), 0);
+    assert_int_equal(store_exec(tx, "UPDATE store_leases SET node = ?", "s", node), 0);
+    assert_int_equal(store_commit(tx), 0);
+}
+
+/* A lease: taken when free, renewed by its holder, refused while another node's is live
+ * (naming it), taken over once that one expires; dropped only by its holder. */
+static void test_leases(void **state)
+{
+    (void)state;
+    assert_true(store_shared(st));
+    assert_int_equal(store_migrate(st, with_leases, 3), 0);
+    char holder[96];
+    assert_int_equal(take(1000, 2000, NULL), 1);
+    assert_int_equal(take(1500, 2500, NULL), 1); /* renewed */
+    set_holder("another-node:1:0");
+    assert_int_equal(take(2400, 3400, holder), 0);
+    assert_string_equal(holder, "another-node:1:0");
+    assert_int_equal(take(2501, 3500, NULL), 1); /* it expired at 2500 */
+    assert_int_equal(count_of("SELECT count(*) FROM store_leases"), 1);
+    store_tx *tx;
+    set_holder("another-node:1:0");
+    assert_int_equal(store_begin(st, true, &tx), 0);
+    assert_int_equal(store_lease_drop(tx, "work"), 0);
+    assert_int_equal(store_commit(tx), 0);
+    assert_int_equal(count_of("SELECT count(*) FROM store_leases"), 1); /* not ours */
+    set_holder(store_node());
+    assert_int_equal(store_begin(st, true, &tx), 0);
+    assert_int_equal(store_lease_drop(tx, "work"), 0);
+    assert_int_equal(store_commit(tx), 0);
+    assert_int_equal(count_of("SELECT count(*) FROM store_leases"), 0);
+    assert_non_null(strchr(store_node(), ':'));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +372,8 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_read_inside_write_is_the_same_transaction),
         cmocka_unit_test(test_writers_are_serialized),
+        cmocka_unit_test(test_rows_by_copy),
+        cmocka_unit_test(test_leases),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
