@@ -230,7 +230,12 @@ int pg_begin(store *s, bool write, store_tx **out)
                    : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
              WRITER_LOCK);
     int rc = reconnect(c);
-    if (!rc && (rc = simple(c, begin)) != 0)
+    if (!rc && (rc = simple(c, begin)) != 0 && PQstatus(c->db) == CONNECTION_BAD) {
+        /* lost since its last use (the server restarted, say): once more, connected again */
+        if (!(rc = reconnect(c)))
+            rc = simple(c, begin);
+    }
+    if (rc)
         simple(c, "ROLLBACK");
     if (rc) {
         pthread_mutex_unlock(&c->mu);

@@ -363,6 +363,41 @@ static void test_leases(void **state)
     assert_non_null(strchr(store_node(), ':'));
 }
 
+/* Connections the server dropped (a restart, an administrator) are opened again: the next
+ * transaction on each works. */
+static void test_lost_connections_are_opened_again(void **state)
+{
+    (void)state;
+    store_tx *tx;
+    store_stmt *q;
+    assert_int_equal(store_begin(st, true, &tx), 0);
+    assert_int_equal(store_query(tx,
+                                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                 " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                                 &q, ""),
+                     0);
+    assert_int_equal(store_step(q), STORE_ROW);
+    assert_true(store_col_int(q, 0) >= 1); /* the readers */
+    store_done(q);
+    assert_int_equal(store_commit(tx), 0);
+    for (int i = 0; i < 8; i++) /* every reader, twice */
+        assert_int_equal(count_of("SELECT count(*) FROM things"), 20000);
+    /* and the writer */
+    assert_int_equal(store_begin(st, false, &tx), 0);
+    store_rollback(tx);
+    assert_int_equal(store_begin(st, true, &tx), 0);
+    int rc = store_query(tx, "SELECT pg_terminate_backend(pg_backend_pid())", &q, "");
+    if (!rc) {
+        rc = store_step(q);
+        store_done(q);
+    }
+    assert_true(rc < 0); /* it ended under the statement */
+    store_rollback(tx);
+    assert_int_equal(store_begin(st, true, &tx), 0);
+    assert_int_equal(store_exec(tx, "UPDATE things SET n = n WHERE id = 1", ""), 0);
+    assert_int_equal(store_commit(tx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_writers_are_serialized),
         cmocka_unit_test(test_rows_by_copy),
         cmocka_unit_test(test_leases),
+        cmocka_unit_test(test_lost_connections_are_opened_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
