@@ -4,6 +4,7 @@ asynchronous broker operations, of usage submissions, and of a month's close. Th
 the work over: every operation completes once, no usage record is lost or stored twice, and
 every invoice number is used once. On SQLite: a second node on the same file is refused."""
 
+import base64
 import json
 import os
 import shutil
@@ -82,9 +83,18 @@ class TwoNodesTest(unittest.TestCase):
                          {STANDARD: ("standard", [API_CALLS_METRIC]),
                           PREMIUM: ("premium", [API_CALLS_METRIC])},
                          allow=[acc["initech"]["id"]])
-        # Tokens of either node work on both: one issuer, one set of keys.
+        # Tokens of either node work on both: one issuer, one set of keys, also once the
+        # keys are rotated on one of them (the other reads them when a token names the new).
         self.assertEqual(c2.call("GET", "/v1/accounts/" + acc["initech"]["id"],
                                  token=cons).status, 200)
+        r = c1.call("POST", "/identity/keys/rotate", token=op)
+        self.assertEqual(r.status, 200, r)
+        fresh = c1.apikey_token(self.p1.init["api_key"])
+        kid = json.loads(base64.urlsafe_b64decode(fresh.split(".")[0] + "=="))["kid"]
+        self.assertEqual(kid, r.json["active_kid"])
+        self.assertEqual(c2.call("GET", "/v1/accounts", token=fresh).status, 200)
+        keys = c2.request("GET", "/identity/keys").json["keys"]
+        self.assertIn(kid, [k["kid"] for k in keys])
 
         # Premium instances provision asynchronously (2 s at the broker); half are asked of
         # each node, then the first node dies with their operations under way.
