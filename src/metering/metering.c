@@ -550,6 +550,99 @@ static int closed_months(store_tx *tx, const char *earliest, char (**out)[8], si
     return st < 0 ? st : 0;
 }
 
+/* A PostgreSQL array literal of n texts or integers (texts quoted, '"' and '\' escaped),
+ * appended to *out; false when out of memory. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} text_buf;
+
+static bool tb_put(text_buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q)
+            return false;
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return true;
+}
+
+static bool tb_elem(text_buf *b, const char *text, int64_t num, bool first)
+{
+    bool ok = tb_put(b, first ? "{" : ",", 1);
+    if (!text) {
+        char d[24];
+        int n = snprintf(d, sizeof d, "%lld", (long long)num);
+        return ok && tb_put(b, d, (size_t)n);
+    }
+    ok = ok && tb_put(b, "\"", 1);
+    for (const char *c = text; ok && *c; c++)
+        ok = (*c == '"' || *c == '\\') ? tb_put(b, "\\", 1) && tb_put(b, c, 1) : tb_put(b, c, 1);
+    return ok && tb_put(b, "\"", 1);
+}
+
+/* PostgreSQL: the unit's new records in one INSERT of arrays, a round trip for all of them
+ * rather than one each; what it inserted comes back by signature, first occurrence first
+ * (a record whose signature is already stored, or earlier in the unit, is a duplicate). */
+static int insert_records_pg(store_tx *tx, submission *s, int64_t batch)
+{
+    text_buf a[5] = {{0}};
+    bool ok = true, any = false;
+    for (size_t i = 0; i < s->n && ok; i++) {
+        const record *r = &s->recs[i];
+        if (r->status)
+            continue;
+        ok = tb_elem(&a[0], NULL, r->meter, !any) && tb_elem(&a[1], r->consumer, 0, !any) &&
+             tb_elem(&a[2], NULL, r->start, !any) && tb_elem(&a[3], NULL, r->end, !any) &&
+             tb_elem(&a[4], r->measures, 0, !any);
+        any = true;
+    }
+    for (int k = 0; k < 5 && ok && any; k++)
+        ok = tb_put(&a[k], "}", 1);
+    int rc = ok ? 0 : OSB_E_NOMEM;
+    store_stmt *q = NULL;
+    if (!rc && any)
+        rc = store_query(tx,
+                         "INSERT INTO usage_records (meter, consumer_id, start_ms, end_ms,"
+                         " measured_usage, batch) SELECT m, c, s, e, u, ? FROM"
+                         " unnest(?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::text[])"
+                         " AS t(m, c, s, e, u) ON CONFLICT (meter, end_ms, start_ms, consumer_id)"
+                         " DO NOTHING RETURNING meter, start_ms, end_ms, consumer_id",
+                         &q, "isssss", batch, a[0].p, a[1].p, a[2].p, a[3].p, a[4].p);
+    int st = 0;
+    while (!rc && any && (st = store_step(q)) == STORE_ROW) {
+        int64_t meter = store_col_int(q, 0), start = store_col_int(q, 1), end = store_col_int(q, 2);
+        const char *consumer = store_col_text(q, 3);
+        for (size_t i = 0; i < s->n; i++) {
+            record *r = &s->recs[i];
+            if (!r->status && r->meter == meter && r->start == start && r->end == end &&
+                consumer && strcmp(r->consumer, consumer) == 0) {
+                r->status = 201;
+                break;
+            }
+        }
+    }
+    if (!rc && st < 0)
+        rc = st;
+    if (q)
+        store_done(q);
+    for (int k = 0; k < 5; k++)
+        free(a[k].p);
+    for (size_t i = 0; !rc && i < s->n; i++)
+        if (!s->recs[i].status)
+            refuse(&s->recs[i], 409, "duplicate",
+                   "A record with the same signature was accepted already.");
+    return rc;
+}
+
 /* In the group commit: the months, the meter, the signature, the row. */
 static int store_records(store_tx *tx, void *ud)
 {
@@ -565,7 +658,7 @@ static int store_records(store_tx *tx, void *ud)
     size_t nclosed;
     int rc = closed_months(tx, earliest, &closed, &nclosed);
     int64_t batch = 0;
-    bool evidence = false;
+    bool evidence = false, pg = store_tx_postgres(tx);
     for (size_t i = 0; i < s->n && !rc; i++) {
         record *r = &s->recs[i];
         if (r->status)
@@ -594,8 +687,9 @@ static int store_records(store_tx *tx, void *ud)
                 break;
             }
         }
-        if ((rc = meter_of(tx, s, i)) ||
-            (rc =
+        if ((rc = meter_of(tx, s, i)) || pg)
+            continue; /* on PostgreSQL the rows go in one statement, below */
+        if ((rc =
                  store_exec(tx,
                             "INSERT INTO usage_records (meter, consumer_id, start_ms, end_ms,"
                             " measured_usage, batch) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT"
@@ -611,6 +705,12 @@ static int store_records(store_tx *tx, void *ud)
             evidence = true;
         }
     }
+    if (!rc && pg && batch && !(rc = insert_records_pg(tx, s, batch)))
+        for (size_t i = 0; i < s->n && !rc; i++)
+            if (s->recs[i].status == 201) {
+                rc = record_evidence(tx, &s->recs[i]);
+                break;
+            }
     free(closed);
     return rc;
 }

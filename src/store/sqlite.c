@@ -276,6 +276,11 @@ const char *store_errmsg(store_tx *tx)
     return sqlite3_errmsg(tx->c->db);
 }
 
+bool store_tx_postgres(store_tx *tx)
+{
+    return store_is_pg(tx);
+}
+
 sqlite3 *store_tx_sqlite(store_tx *tx)
 {
     if (store_is_pg(tx))

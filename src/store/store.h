@@ -120,6 +120,9 @@ int store_rows_end(store_rows *r) WARN_UNUSED;
 
 /* The message of the backend's last error on this transaction, for logs. */
 const char *store_errmsg(store_tx *tx);
+/* Whether a transaction runs on PostgreSQL, for the few statements a module writes for each
+ * backend (one round trip for many rows where SQLite's per-row calls cost nothing). */
+bool store_tx_postgres(store_tx *tx);
 /* The SQLite connection a transaction runs on, for SQL of another module's own (libosb's
  * provider writes): it must leave the transaction itself alone. */
 struct sqlite3 *store_tx_sqlite(store_tx *tx);

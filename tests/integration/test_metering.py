@@ -237,6 +237,19 @@ class MeteringTest(AccountsTest):
         self.assertEqual(len(rows), 2)
         self.assertEqual(json.loads(rows[0][2])[0]["quantity"], "10")
 
+    def test_consumer_ids_are_stored_as_sent(self):
+        # Characters that quoting (SQL, PostgreSQL's array literals) must carry through.
+        inst = self.instance()
+        t = now_ms() - 10
+        odd = ['q"uote', "back\\slash", "{brace}", "comma,semi;", "NULL", "", "sp ace",
+               "ünï"]
+        recs = [self.record(inst, start=t - 100 - i, end=t - i, consumer_id=c)
+                for i, c in enumerate(odd) if c]
+        self.assertEqual(self.outcomes(self.submit(recs)), [(201, None)] * len(recs))
+        self.assertEqual(self.outcomes(self.submit(recs[:2])), [(409, "duplicate")] * 2)
+        got = sorted(row[3] for row in self.stored(inst["guid"]))
+        self.assertEqual(got, sorted(c for c in odd if c))
+
     def test_concurrent_submitters_get_one_201(self):
         inst = self.instance()
         t = now_ms()
