@@ -956,7 +956,8 @@ static int sample_curl(catalog *c, store_tx *tx, const plan_row *p, json_t **out
         n -= 9;
     buf b;
     buf_init(&b, 16 * 1024);
-    rc = buf_puts(&b, "curl -X POST \"");
+    /* one clock reading for both ends: the hour just past, exactly */
+    rc = buf_puts(&b, "NOW=$(( $(date +%s) * 1000 )); curl -X POST \"");
     for (size_t i = 0; i < n && !rc; i++) { /* inside double quotes: escape what expands */
         char ch = issuer[i];
         if (ch == '"' || ch == '$' || ch == '`' || ch == '\\')
@@ -968,8 +969,8 @@ static int sample_curl(catalog *c, store_tx *tx, const plan_row *p, json_t **out
         rc = buf_printf(&b, "/v4/metering/resources/%s/usage\" -H \"Authorization: Bearer $TOKEN\""
                         " -H \"Content-Type: application/json\" -d '[{\"resource_instance_id\":"
                         "\"'\"$INSTANCE_ID\"'\",\"plan_id\":\"%s\",\"region\":\"%s\","
-                        "\"start\":'\"$(( $(date +%%s) * 1000 - 3600000 ))\"',"
-                        "\"end\":'\"$(( $(date +%%s) * 1000 ))\"',\"measured_usage\":[",
+                        "\"start\":'\"$(( NOW - 3600000 ))\"',"
+                        "\"end\":'\"$NOW\"',\"measured_usage\":[",
                         p->offering_id, p->id,
                         shell_word(region) ? region : "'\"$REGION\"'");
     size_t i, n_shown = 0;
