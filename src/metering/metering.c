@@ -550,43 +550,21 @@ static int closed_months(store_tx *tx, const char *earliest, char (**out)[8], si
     return st < 0 ? st : 0;
 }
 
-/* A PostgreSQL array literal of n texts or integers (texts quoted, '"' and '\' escaped),
- * appended to *out; false when out of memory. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} text_buf;
-
-static bool tb_put(text_buf *b, const char *s, size_t n)
+/* One element of a PostgreSQL array literal appended to b: a text quoted with '"' and '\'
+ * escaped, else the integer num; first opens the array. */
+static int array_elem(buf *b, const char *text, int64_t num, bool first)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q)
-            return false;
-        b->p = q;
-        b->cap = cap;
+    int rc = buf_append(b, first ? "{" : ",", 1);
+    if (!text)
+        return rc ? rc : buf_printf(b, "%lld", (long long)num);
+    rc = rc ? rc : buf_append(b, "\"", 1);
+    for (const char *c = text; !rc && *c; c++) {
+        if (*c == '"' || *c == '\\')
+            rc = buf_append(b, "\\", 1);
+        if (!rc)
+            rc = buf_append(b, c, 1);
     }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return true;
-}
-
-static bool tb_elem(text_buf *b, const char *text, int64_t num, bool first)
-{
-    bool ok = tb_put(b, first ? "{" : ",", 1);
-    if (!text) {
-        char d[24];
-        int n = snprintf(d, sizeof d, "%lld", (long long)num);
-        return ok && tb_put(b, d, (size_t)n);
-    }
-    ok = ok && tb_put(b, "\"", 1);
-    for (const char *c = text; ok && *c; c++)
-        ok = (*c == '"' || *c == '\\') ? tb_put(b, "\\", 1) && tb_put(b, c, 1) : tb_put(b, c, 1);
-    return ok && tb_put(b, "\"", 1);
+    return rc ? rc : buf_append(b, "\"", 1);
 }
 
 /* PostgreSQL: the unit's new records in one INSERT of arrays, a round trip for all of them
@@ -594,20 +572,24 @@ static bool tb_elem(text_buf *b, const char *text, int64_t num, bool first)
  * (a record whose signature is already stored, or earlier in the unit, is a duplicate). */
 static int insert_records_pg(store_tx *tx, submission *s, int64_t batch)
 {
-    text_buf a[5] = {{0}};
-    bool ok = true, any = false;
-    for (size_t i = 0; i < s->n && ok; i++) {
+    buf a[5];
+    for (int k = 0; k < 5; k++)
+        buf_init(&a[k], (size_t)64 << 20); /* far above a request's 1 MiB, doubled by quoting */
+    bool any = false;
+    int rc = 0;
+    for (size_t i = 0; i < s->n && !rc; i++) {
         const record *r = &s->recs[i];
         if (r->status)
             continue;
-        ok = tb_elem(&a[0], NULL, r->meter, !any) && tb_elem(&a[1], r->consumer, 0, !any) &&
-             tb_elem(&a[2], NULL, r->start, !any) && tb_elem(&a[3], NULL, r->end, !any) &&
-             tb_elem(&a[4], r->measures, 0, !any);
+        if (!(rc = array_elem(&a[0], NULL, r->meter, !any)) &&
+            !(rc = array_elem(&a[1], r->consumer, 0, !any)) &&
+            !(rc = array_elem(&a[2], NULL, r->start, !any)) &&
+            !(rc = array_elem(&a[3], NULL, r->end, !any)))
+            rc = array_elem(&a[4], r->measures, 0, !any);
         any = true;
     }
-    for (int k = 0; k < 5 && ok && any; k++)
-        ok = tb_put(&a[k], "}", 1);
-    int rc = ok ? 0 : OSB_E_NOMEM;
+    for (int k = 0; k < 5 && !rc && any; k++)
+        rc = buf_append(&a[k], "}", 1);
     store_stmt *q = NULL;
     if (!rc && any)
         rc = store_query(tx,
@@ -616,7 +598,8 @@ static int insert_records_pg(store_tx *tx, submission *s, int64_t batch)
                          " unnest(?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::text[])"
                          " AS t(m, c, s, e, u) ON CONFLICT (meter, end_ms, start_ms, consumer_id)"
                          " DO NOTHING RETURNING meter, start_ms, end_ms, consumer_id",
-                         &q, "isssss", batch, a[0].p, a[1].p, a[2].p, a[3].p, a[4].p);
+                         &q, "isssss", batch, buf_cstr(&a[0]), buf_cstr(&a[1]),
+                         buf_cstr(&a[2]), buf_cstr(&a[3]), buf_cstr(&a[4]));
     int st = 0;
     while (!rc && any && (st = store_step(q)) == STORE_ROW) {
         int64_t meter = store_col_int(q, 0), start = store_col_int(q, 1), end = store_col_int(q, 2);
@@ -635,7 +618,7 @@ static int insert_records_pg(store_tx *tx, submission *s, int64_t batch)
     if (q)
         store_done(q);
     for (int k = 0; k < 5; k++)
-        free(a[k].p);
+        buf_free(&a[k]);
     for (size_t i = 0; !rc && i < s->n; i++)
         if (!s->recs[i].status)
             refuse(&s->recs[i], 409, "duplicate",

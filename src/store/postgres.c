@@ -20,6 +20,7 @@
 #define PG_MAX_PARAMS 64
 #define WRITER_LOCK   7207317 /* the advisory lock every write transaction takes */
 #define LOCK_TIMEOUT_MS 5000  /* as SQLite's busy timeout */
+#define COPY_CHUNK    (1 << 16) /* the bytes of rows a COPY sends at a time */
 
 typedef struct pg_conn pg_conn;
 
@@ -627,8 +628,7 @@ int pg_migrate(store *s, const store_migration *m, size_t n)
 struct store_rows {
     bool pg;
     pg_conn *c;
-    char *buf;
-    size_t len, cap;
+    buf out; /* rows not sent yet */
     int rc;
 };
 
@@ -663,6 +663,7 @@ int pg_rows_begin(store_tx *t, const char *insert_sql, store_rows **out)
         return OSB_E_NOMEM;
     r->pg = true;
     r->c = c;
+    buf_init(&r->out, (size_t)16 << 20); /* sent from COPY_CHUNK on: a row may be long */
     PGresult *res = PQexec(c->db, sql);
     int rc = PQresultStatus(res) == PGRES_COPY_IN ? 0 : map_error(res, sql);
     PQclear(res);
@@ -676,19 +677,7 @@ int pg_rows_begin(store_tx *t, const char *insert_sql, store_rows **out)
 
 static bool put(store_rows *r, const char *s, size_t n)
 {
-    if (r->len + n > r->cap) {
-        size_t cap = r->cap ? r->cap : 1 << 16;
-        while (cap < r->len + n)
-            cap *= 2;
-        char *b = realloc(r->buf, cap);
-        if (!b)
-            return false;
-        r->buf = b;
-        r->cap = cap;
-    }
-    memcpy(r->buf + r->len, s, n);
-    r->len += n;
-    return true;
+    return buf_append(&r->out, s, n) == 0;
 }
 
 /* COPY's text format: a backslash, tab, newline or carriage return escaped; \N is NULL. */
@@ -709,11 +698,11 @@ static int rows_vadd(store_rows *r, const char *types, va_list ap);
 
 static int flush_rows(store_rows *r)
 {
-    if (r->len && PQputCopyData(r->c->db, r->buf, (int)r->len) != 1) {
+    if (r->out.len && PQputCopyData(r->c->db, r->out.data, (int)r->out.len) != 1) {
         log_error("store: COPY: %s", PQerrorMessage(r->c->db));
         return OSB_E_STORE;
     }
-    r->len = 0;
+    buf_reset(&r->out);
     return 0;
 }
 
@@ -748,7 +737,7 @@ static int rows_vadd(store_rows *r, const char *types, va_list ap)
     }
     if (!ok || !put(r, "\n", 1))
         return OSB_E_NOMEM;
-    return r->len >= (1 << 16) ? flush_rows(r) : 0;
+    return r->out.len >= COPY_CHUNK ? flush_rows(r) : 0;
 }
 
 int pg_rows_end(store_rows *r)
@@ -765,7 +754,7 @@ int pg_rows_end(store_rows *r)
             rc = map_error(res, "COPY");
         PQclear(res);
     }
-    free(r->buf);
+    buf_free(&r->out);
     free(r);
     return rc;
 }
