@@ -363,7 +363,8 @@ static int finish_op(store_tx *tx, const char *id, const char *state, const char
                         "UPDATE rc_operations SET state = ?, error = ?, updated_ms = ? WHERE"
                         " id = ?",
                         "ssis", state, error, time_now_ms(), id);
-    return rc ? rc : store_lease_drop(tx, name);
+    /* leases are taken on a shared store only (start_due) */
+    return rc || !store_tx_postgres(tx) ? rc : store_lease_drop(tx, name);
 }
 
 static int reschedule(store_tx *tx, const char *id, const char *state, int64_t at_ms,
